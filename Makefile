@@ -1,0 +1,37 @@
+# Two commands for a fresh machine (Python 3.11+, Node.js):
+#   make run    the whole system on its embedded defaults
+#   make test   the whole test suite (lint, types, tests)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck venv clean lock
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python -q -c requirements/constraints.txt -e '.[schemas,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/fmn run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -n auto --dist loadgroup -q
+
+# Refresh the constraints file after changing dependencies in pyproject.toml.
+lock:
+	$(BIN)/uv pip compile -q --extra schemas --extra dev pyproject.toml -o requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

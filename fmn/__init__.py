@@ -1,0 +1,3 @@
+"""fmn: notifications for a community message bus."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""Rules as JSON, in FMN 3's API shape (reference §3), so FMN 3 rules and clients work unchanged.
+
+Defined once: the API, ``fmn rules import/export``, ``fmn match`` and the consumer all read rules
+through these models.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ArtifactType = Literal["rpms", "containers", "modules", "flatpaks"]
+# Message attribute -> dist-git namespace (reference §2.2).
+ARTIFACT_ATTRIBUTES: dict[str, ArtifactType] = {
+    "packages": "rpms",
+    "containers": "containers",
+    "modules": "modules",
+    "flatpaks": "flatpaks",
+}
+
+MAX_NAME_LENGTH = 255
+MAX_LIST_LENGTH = 1000
+
+EMAIL_RE = re.compile(r"[\w_.+-]+@[\w.-]+")
+MATRIX_RE = re.compile(r"@[\w_.=/-]+:[\w.-]+(:\d+)?")
+IRC_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,49}")
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArtifactRef(Model):
+    name: Name
+    type: ArtifactType
+
+
+class ArtifactsOwned(Model):
+    name: Literal["artifacts-owned"]
+    params: list[Name] = Field(max_length=MAX_LIST_LENGTH)
+
+
+class ArtifactsGroupOwned(Model):
+    name: Literal["artifacts-group-owned"]
+    params: list[Name] = Field(max_length=MAX_LIST_LENGTH)
+
+
+class ArtifactsFollowed(Model):
+    name: Literal["artifacts-followed"]
+    params: list[ArtifactRef] = Field(max_length=MAX_LIST_LENGTH)
+
+
+class RelatedEvents(Model):
+    name: Literal["related-events"]
+    params: None = None
+
+
+class UsersFollowed(Model):
+    name: Literal["users-followed"]
+    params: list[Name] = Field(max_length=MAX_LIST_LENGTH)
+
+
+TrackingRule = Annotated[
+    ArtifactsOwned | ArtifactsGroupOwned | ArtifactsFollowed | RelatedEvents | UsersFollowed,
+    Field(discriminator="name"),
+]
+TRACKING_RULE_NAMES = (
+    "artifacts-owned",
+    "artifacts-group-owned",
+    "artifacts-followed",
+    "related-events",
+    "users-followed",
+)
+
+Severity = Literal["debug", "info", "warning", "error"]
+
+
+class Filters(Model):
+    applications: list[Name] = Field(default_factory=list, max_length=MAX_LIST_LENGTH)
+    excluded_applications: list[Name] = Field(default_factory=list, max_length=MAX_LIST_LENGTH)
+    severities: list[Severity] = Field(default_factory=list)
+    topic: Name | None = None
+    my_actions: bool = False
+
+    @field_validator("severities", mode="before")
+    @classmethod
+    def _lower_severities(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [v.lower() if isinstance(v, str) else v for v in value]
+        return value
+
+
+FILTER_NAMES = tuple(Filters.model_fields)
+
+
+class Destination(Model):
+    protocol: Literal["email", "irc", "matrix"]
+    address: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+
+    @field_validator("address")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        if re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError("the address contains control characters")
+        return value
+
+    @model_validator(mode="after")
+    def _address_fits_protocol(self) -> Destination:
+        pattern = {"email": EMAIL_RE, "matrix": MATRIX_RE, "irc": IRC_NICK_RE}[self.protocol]
+        if not pattern.fullmatch(self.address):
+            raise ValueError(f"address {self.address!r} is not a valid {self.protocol} address")
+        return self
+
+
+class GenerationRule(Model):
+    id: int | None = None
+    destinations: list[Destination] = Field(min_length=1, max_length=20)
+    filters: Filters = Field(default_factory=Filters)
+
+
+class UserRef(Model):
+    id: int | None = None
+    name: Name
+    is_admin: bool = False
+
+
+class RuleBase(Model):
+    name: Name | None = None
+    disabled: bool = False
+    tracking_rule: TrackingRule
+    generation_rules: list[GenerationRule] = Field(min_length=1, max_length=20)
+
+
+class RuleCreate(RuleBase):
+    """A new rule, as POSTed to the API."""
+
+
+class RuleUpdate(RuleBase):
+    """A full replacement of a rule, as PUT to the API (FMN 3 sends the whole rule back)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: int | None = None
+
+
+class Rule(RuleBase):
+    """A rule as the API returns it, and as `fmn rules export` writes it."""
+
+    id: int
+    user: UserRef
+    generated_last_week: int = 0

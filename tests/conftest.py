@@ -1,0 +1,97 @@
+"""Shared fixtures. Every test that touches the database runs inside a transaction on a real
+PostgreSQL database that is rolled back at the end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from fmn.core import settings as settings_module
+from fmn.core.settings import Settings
+from fmn.db import migrations
+from tests import services
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A migrated PostgreSQL database for this worker."""
+    name = services.pg_database_name()
+    url = services.recreate_database(name)
+    migrations.upgrade(url)
+    yield url
+    services.drop_database(name)
+
+
+@pytest.fixture
+async def db_connection(pg_url: str) -> AsyncIterator[AsyncConnection]:
+    engine = create_async_engine(pg_url, poolclass=NullPool)
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        yield conn
+        await transaction.rollback()
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session whose commits become savepoints of the test's transaction."""
+    session = AsyncSession(
+        bind=db_connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    yield session
+    await session.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return services.redis_url()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost for this test run, deleted afterwards."""
+    name, url = services.create_vhost()
+    yield url
+    services.delete_vhost(name)
+
+
+@pytest.fixture
+def settings(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings pointing at the real test services."""
+    cfg = Settings(
+        database={"url": pg_url},
+        cache={"url": redis_url},
+    )
+    settings_module.get_settings.cache_clear()
+    yield cfg
+    settings_module.get_settings.cache_clear()
+
+
+def load_corpus(filename: str) -> list[dict[str, Any]]:
+    with (CORPUS_DIR / filename).open() as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def corpus() -> dict[str, list[dict[str, Any]]]:
+    """Real Fedora bus messages, by file name."""
+    return {path.name: load_corpus(path.name) for path in sorted(CORPUS_DIR.glob("*.jsonl"))}

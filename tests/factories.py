@@ -1,0 +1,44 @@
+"""Factories for rule-store objects (warehouse style: small, explicit, overridable)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fmn.db import models
+
+_seq = itertools.count(1)
+
+
+async def make_user(session: AsyncSession, name: str | None = None) -> models.User:
+    user = models.User(name=name or f"user{next(_seq)}")
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def make_rule(
+    session: AsyncSession,
+    user: models.User | None = None,
+    *,
+    name: str | None = "a rule",
+    tracking: str = "related-events",
+    params: Any = None,
+    destinations: list[tuple[str, str]] | None = None,
+    filters: dict[str, Any] | None = None,
+    disabled: bool = False,
+) -> models.Rule:
+    user = user or await make_user(session)
+    rule = models.Rule(name=name, disabled=disabled, user=user)
+    rule.tracking_rule = models.TrackingRule(name=tracking, params=params)
+    generation = models.GenerationRule()
+    for protocol, address in destinations or [("email", f"{user.name}@example.org")]:
+        generation.destinations.append(models.Destination(protocol=protocol, address=address))
+    for filter_name, filter_params in (filters or {}).items():
+        generation.filters.append(models.Filter(name=filter_name, params=filter_params))
+    rule.generation_rules.append(generation)
+    session.add(rule)
+    await session.flush()
+    return rule
