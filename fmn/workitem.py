@@ -1,0 +1,84 @@
+"""The work item: what the consumer publishes on the private exchange and a sender delivers.
+
+Defined once, here, for both sides. A work item carries everything a sender needs (no look-ups in
+senders) and an idempotency key (bus message id + destination) so a redelivery sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Protocol = Literal["email", "irc", "matrix"]
+PROTOCOLS: tuple[Protocol, ...] = ("email", "irc", "matrix")
+FORMAT_VERSION = 1
+
+
+def routing_key(protocol: str) -> str:
+    """The private exchange's routing key for a protocol's queue."""
+    return f"send.{protocol}"
+
+
+def idempotency_key(message_id: str, protocol: str, address: str) -> str:
+    return f"{message_id}/{protocol}/{address}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleRef(_Model):
+    id: int
+    name: str | None = None
+
+
+class MessageInfo(_Model):
+    """The bus message a notification is about."""
+
+    id: str
+    topic: str
+    sent_at: dt.datetime
+    app_name: str | None = None
+    agent_name: str | None = None
+    summary: str
+    url: str | None = None
+    severity: int = 20
+    usernames: list[str] = Field(default_factory=list)
+    packages: list[str] = Field(default_factory=list)
+
+
+class EmailContent(_Model):
+    subject: str
+    text: str
+    html: str
+    # Metadata for filtering in mail clients, written by the sender as X-Fedora-Notify-<Name>
+    # headers, for example {"Topic": ..., "Application": ..., "Packages": ..., "Users": ...}.
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class ChatContent(_Model):
+    """One IRC line, or a Matrix message (text plus sanitized HTML)."""
+
+    text: str
+    html: str | None = None
+
+
+class WorkItem(_Model):
+    version: Literal[1] = FORMAT_VERSION
+    key: str
+    protocol: Protocol
+    address: str
+    user: str  # the rules' owner
+    rules: list[RuleRef]
+    message: MessageInfo
+    email: EmailContent | None = None
+    chat: ChatContent | None = None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WorkItem:
+        return cls.model_validate_json(data)
