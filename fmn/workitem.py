@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Protocol = Literal["email", "irc", "matrix"]
 PROTOCOLS: tuple[Protocol, ...] = ("email", "irc", "matrix")
-FORMAT_VERSION = 1
+FORMAT_VERSION: Literal[1] = 1
 
 
 def routing_key(protocol: str) -> str:

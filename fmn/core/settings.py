@@ -1,7 +1,8 @@
 """Typed settings: one pydantic-settings class, read from a TOML file and the environment.
 
 The file is ``$FMN_CONFIG`` (default ``/etc/fmn/fmn.toml``); environment variables such as
-``FMN_DATABASE__URL`` override it. Unknown keys and wrong types are refused with one line naming them.
+``FMN_DATABASE__URL`` override it. Unknown keys and wrong types are refused with one line
+naming them.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class SendQueueSettings(Section):
 
     amqp_url: str = "memory://"
     exchange: str = "fmn.send"
-    # Delays, in seconds, before each retry of a failed send; after the last, the item is dead-lettered.
+    # Seconds before each retry of a failed send; after the last, the item is dead-lettered.
     retry_delays: list[int] = Field(default_factory=lambda: [10, 60, 300, 1800])
 
 
@@ -86,7 +87,7 @@ class OIDCSettings(Section):
         ]
     )
     # How a bearer token is checked: RFC 7662 introspection, the userinfo endpoint, or both.
-    token_check: Literal["introspection", "userinfo", "both"] = "userinfo"
+    token_check: Literal["introspection", "userinfo", "both"] = "userinfo"  # noqa: S105
     admin_groups: list[str] = Field(default_factory=lambda: ["sysadmin-main"])
 
 
@@ -140,7 +141,7 @@ class APISettings(Section):
     page_size: int = 50
     max_page_size: int = 500
     # Secret for signed one-click unsubscribe links; set it in production.
-    secret_key: str = "change-me"
+    secret_key: str = "change-me"  # noqa: S105
 
 
 class Settings(BaseSettings):

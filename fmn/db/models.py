@@ -19,7 +19,6 @@ from sqlalchemy import (
     String,
     Time,
     UnicodeText,
-    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -168,7 +167,12 @@ class UserSettings(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     digest_mode: Mapped[DigestMode] = mapped_column(
-        Enum(DigestMode, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            DigestMode,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=DigestMode.NONE,
     )
     # Quiet hours in the user's timezone: notifications are held, then delivered as a digest.

@@ -27,7 +27,10 @@ EMAIL_RE = re.compile(r"[\w_.+-]+@[\w.-]+")
 MATRIX_RE = re.compile(r"@[\w_.=/-]+:[\w.-]+(:\d+)?")
 IRC_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,49}")
 
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# A name: no control characters, so nothing can smuggle a line break into a header or an IRC line.
+Name = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 class Model(BaseModel):

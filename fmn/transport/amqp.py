@@ -1,0 +1,162 @@
+"""RabbitMQ through aio-pika: a robust connection, publisher confirms pipelined across a batch,
+mandatory publishing so an unroutable work item is an error rather than a silent loss."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
+
+from fmn.transport.base import (
+    Broker,
+    Delivery,
+    ExchangeType,
+    Outgoing,
+    PublishFailed,
+    QueueSpec,
+)
+
+_EXCHANGE_TYPES = {
+    "topic": aio_pika.ExchangeType.TOPIC,
+    "direct": aio_pika.ExchangeType.DIRECT,
+    "fanout": aio_pika.ExchangeType.FANOUT,
+}
+
+
+class _AmqpDelivery(Delivery):
+    def __init__(self, message: AbstractIncomingMessage) -> None:
+        self._message = message
+        self.body = message.body
+        self.routing_key = message.routing_key or ""
+        self.exchange = message.exchange or ""
+        self.message_id = message.message_id
+        self.headers = dict(message.headers or {})
+        self.redelivered = bool(message.redelivered)
+
+    async def ack(self) -> None:
+        await self._message.ack()
+
+    async def nack(self, requeue: bool = True) -> None:
+        await self._message.nack(requeue=requeue)
+
+
+class AmqpBroker(Broker):
+    def __init__(self, url: str, connection_name: str = "fmn") -> None:
+        self.url = url
+        self.connection_name = connection_name
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": self.connection_name}
+        )
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = None
+        self._channel = None
+        self._exchanges.clear()
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("broker not connected")
+        return self._channel
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if name == "":
+            return self.channel.default_exchange
+        if name not in self._exchanges:
+            self._exchanges[name] = await self.channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def declare_exchange(self, name: str, type: ExchangeType, durable: bool = True) -> None:
+        if name.startswith("amq."):
+            return
+        self._exchanges[name] = await self.channel.declare_exchange(
+            name, _EXCHANGE_TYPES[type], durable=durable
+        )
+
+    async def declare_queue(self, spec: QueueSpec) -> str:
+        queue = await self.channel.declare_queue(
+            spec.name or None,
+            durable=spec.durable,
+            exclusive=spec.exclusive,
+            auto_delete=spec.auto_delete,
+            arguments=dict(spec.arguments) or None,
+        )
+        for exchange, key in spec.bindings:
+            await queue.bind(exchange, routing_key=key)
+        return queue.name
+
+    async def publish_many(self, exchange: str, messages: Sequence[Outgoing]) -> None:
+        target = await self._exchange(exchange)
+
+        async def one(out: Outgoing) -> Any:
+            return await target.publish(
+                aio_pika.Message(
+                    out.body,
+                    message_id=out.message_id,
+                    headers=dict(out.headers),
+                    content_type=out.content_type,
+                    delivery_mode=(
+                        aio_pika.DeliveryMode.PERSISTENT
+                        if out.persistent
+                        else aio_pika.DeliveryMode.NOT_PERSISTENT
+                    ),
+                ),
+                routing_key=out.routing_key,
+                mandatory=True,
+            )
+
+        # All publishes go out before any confirm is awaited: one round trip for the batch.
+        results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            first = failures[0]
+            if isinstance(first, DeliveryError | PublishError | AMQPError | ConnectionError):
+                raise PublishFailed(f"{len(failures)} of {len(messages)} not confirmed: {first!r}")
+            raise first
+
+    async def consume(self, queue: str, prefetch: int = 10) -> AsyncIterator[Delivery]:  # type: ignore[override]
+        channel = await self._connection_or_fail().channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        q = await channel.get_queue(queue, ensure=False)
+        try:
+            async with q.iterator() as iterator:
+                async for message in iterator:
+                    yield _AmqpDelivery(message)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    def _connection_or_fail(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("broker not connected")
+        return self._connection
+
+    async def queue_size(self, queue: str) -> int:
+        # aio-pika's robust channel caches declared queues with their first counts: ask the server.
+        underlay = await self.channel.get_underlay_channel()
+        result = await underlay.queue_declare(queue, passive=True)
+        return int(result.message_count or 0)
+
+    async def get(self, queue: str) -> Delivery | None:
+        q = await self.channel.get_queue(queue, ensure=False)
+        message = await q.get(no_ack=False, fail=False)
+        return _AmqpDelivery(message) if message is not None else None
