@@ -1,0 +1,18 @@
+"""Users, groups and project ownership: FASJSON and dist-git clients, their cache and its
+invalidation, and a local directory (in memory, or served over HTTP by `fmn directory serve`)."""
+
+from fmn.directory.base import Directory, DirectoryUnavailable
+from fmn.directory.cache import CachedDirectory
+from fmn.directory.changes import DirectoryChange, directory_change
+from fmn.directory.factory import close_directory, invalidate_on_message, make_directory
+
+__all__ = [
+    "CachedDirectory",
+    "Directory",
+    "DirectoryChange",
+    "DirectoryUnavailable",
+    "close_directory",
+    "directory_change",
+    "invalidate_on_message",
+    "make_directory",
+]
