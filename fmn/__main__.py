@@ -1,0 +1,3 @@
+from fmn.cli import cli
+
+cli()
