@@ -1,0 +1,86 @@
+// One function per endpoint of docs/api.md. Paths and shapes live here and in types.ts only.
+import { request, requestPage, type Page } from './client'
+import type {
+  AppConfig,
+  Artifact,
+  DeadLetter,
+  Destination,
+  Me,
+  NewRule,
+  NotificationRecord,
+  NotificationStatus,
+  PreviewRequest,
+  PreviewResult,
+  Protocol,
+  Rule,
+  RulePatch,
+  RuleStats,
+  SystemStatus,
+  UserSettings,
+} from './types'
+
+export * from './client'
+export type * from './types'
+
+const u = (username: string) => `/users/${encodeURIComponent(username)}`
+
+export interface PageParams {
+  page: number
+  pageSize: number
+}
+
+export const api = {
+  getConfig: (signal?: AbortSignal) => request<AppConfig>('GET', '/config', { signal }),
+  getMe: () => request<Me>('GET', '/users/me'),
+  searchUsers: (search: string, signal?: AbortSignal) => request<string[]>('GET', '/users', { query: { search }, signal }),
+  getGroups: (username: string) => request<string[]>('GET', `${u(username)}/groups`),
+  getDestinations: (username: string) => request<Destination[]>('GET', `${u(username)}/destinations`),
+
+  listRules: (username: string) => request<Rule[]>('GET', `${u(username)}/rules`),
+  getRule: (username: string, id: number) => request<Rule>('GET', `${u(username)}/rules/${id}`),
+  createRule: (username: string, rule: NewRule) => request<Rule>('POST', `${u(username)}/rules`, { body: rule }),
+  updateRule: (username: string, id: number, rule: NewRule) =>
+    request<Rule>('PUT', `${u(username)}/rules/${id}`, { body: { ...rule, id } }),
+  patchRule: (username: string, id: number, patch: RulePatch) =>
+    request<Rule>('PATCH', `${u(username)}/rules/${id}`, { body: patch }),
+  deleteRule: (username: string, id: number) => request<void>('DELETE', `${u(username)}/rules/${id}`),
+  previewRule: (username: string, body: PreviewRequest, paging: PageParams, signal?: AbortSignal) =>
+    request<PreviewResult>('POST', `${u(username)}/rules/preview`, {
+      body,
+      query: { page: paging.page, page_size: paging.pageSize },
+      signal,
+    }),
+  ruleStats: (username: string, id: number, days: number) =>
+    request<RuleStats>('GET', `${u(username)}/rules/${id}/stats`, { query: { days } }),
+
+  listNotifications: (
+    username: string,
+    filters: { status?: NotificationStatus | ''; ruleId?: number | null },
+    paging: PageParams,
+  ): Promise<Page<NotificationRecord>> =>
+    requestPage<NotificationRecord>(`${u(username)}/notifications`, {
+      query: { status: filters.status, rule_id: filters.ruleId },
+      ...paging,
+    }),
+
+  getSettings: (username: string) => request<UserSettings>('GET', `${u(username)}/settings`),
+  putSettings: (username: string, settings: UserSettings) =>
+    request<UserSettings>('PUT', `${u(username)}/settings`, { body: settings }),
+
+  listApplications: () => request<string[]>('GET', '/applications'),
+  searchArtifacts: (query: { names?: string[]; users?: string[]; groups?: string[] }, signal?: AbortSignal) =>
+    request<Artifact[]>('GET', '/artifacts', { query, signal }),
+
+  admin: {
+    listRules: (filters: { disabled?: boolean; username?: string }) =>
+      request<Rule[]>('GET', '/admin/rules', { query: filters }),
+    searchUsers: (search: string, signal?: AbortSignal) =>
+      request<{ id: number; name: string }[] | string[]>('GET', '/admin/users', { query: { search }, signal }),
+    patchRule: (id: number, disabled: boolean) => request<Rule>('PATCH', `/admin/rules/${id}`, { body: { disabled } }),
+    listDeadLetters: (protocol: Protocol | '', paging: PageParams) =>
+      requestPage<DeadLetter>('/admin/deadletters', { query: { protocol }, ...paging }),
+    replayDeadLetter: (id: number) => request<unknown>('POST', `/admin/deadletters/${id}/replay`),
+    discardDeadLetter: (id: number) => request<void>('DELETE', `/admin/deadletters/${id}`),
+    status: () => request<SystemStatus>('GET', '/admin/status'),
+  },
+}

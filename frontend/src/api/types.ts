@@ -1,0 +1,184 @@
+// The JSON shapes of the REST API, written by hand from docs/api.md and fmn/rules/schema.py.
+//
+// This is the only file the rest of the app takes API types from. Once the backend serves its
+// OpenAPI document, `npm run gen:api` writes src/api/schema.d.ts and these aliases can point at
+// `components['schemas'][...]` instead, without touching any caller.
+
+export type ArtifactType = 'rpms' | 'containers' | 'modules' | 'flatpaks'
+export type Protocol = 'email' | 'irc' | 'matrix'
+export type Severity = 'debug' | 'info' | 'warning' | 'error'
+
+export interface UserRef {
+  id?: number | null
+  name: string
+  is_admin: boolean
+}
+
+export interface Me {
+  id: number
+  name: string
+  is_admin: boolean
+}
+
+export interface ArtifactRef {
+  name: string
+  type: ArtifactType
+}
+
+export type TrackingRule =
+  | { name: 'artifacts-owned'; params: string[] }
+  | { name: 'artifacts-group-owned'; params: string[] }
+  | { name: 'artifacts-followed'; params: ArtifactRef[] }
+  | { name: 'related-events'; params: null }
+  | { name: 'users-followed'; params: string[] }
+
+export type TrackingRuleName = TrackingRule['name']
+
+export interface Destination {
+  protocol: Protocol
+  address: string
+}
+
+export interface Filters {
+  applications: string[]
+  excluded_applications: string[]
+  severities: Severity[]
+  topic: string | null
+  my_actions: boolean
+}
+
+export interface GenerationRule {
+  id?: number | null
+  destinations: Destination[]
+  filters: Filters
+}
+
+/** A rule as POSTed (and, with its id, PUT) to /users/{u}/rules. */
+export interface NewRule {
+  id?: number
+  name: string | null
+  disabled: boolean
+  tracking_rule: TrackingRule
+  generation_rules: GenerationRule[]
+}
+
+/** A rule as the API returns it. */
+export interface Rule extends NewRule {
+  id: number
+  user: UserRef
+  generated_last_week: number
+}
+
+export interface RulePatch {
+  disabled?: boolean
+  muted_until?: string | null
+}
+
+export interface Artifact {
+  type: ArtifactType
+  name: string
+}
+
+export interface AppConfig {
+  oidc_provider_url: string
+  oidc_client_id: string
+  oidc_scopes: string
+  public_url: string
+}
+
+export interface DayCount {
+  /** ISO date, YYYY-MM-DD */
+  date: string
+  count: number
+}
+
+export interface PreviewMessage {
+  id: string
+  topic: string
+  sent_at: string
+  app_name: string | null
+  summary: string
+  url: string | null
+}
+
+export interface PreviewNotification {
+  message: PreviewMessage
+  destinations: Destination[]
+}
+
+export interface PreviewRequest {
+  rule: NewRule
+  days: number
+}
+
+export interface PreviewResult {
+  total: number
+  complete: boolean
+  scanned: number
+  per_day: DayCount[]
+  notifications: PreviewNotification[]
+}
+
+export type NotificationStatus = 'sent' | 'failed' | 'dead' | 'held' | 'digested'
+
+export interface NotificationRecord {
+  id: number
+  created_at: string
+  protocol: Protocol
+  address: string
+  rule_ids: number[]
+  message_id: string
+  topic: string
+  summary: string
+  status: NotificationStatus
+  attempt: number
+  detail: string | null
+}
+
+export interface RuleStats {
+  rule_id: number
+  series: DayCount[]
+}
+
+export type DigestMode = 'none' | 'hourly' | 'daily'
+
+export interface QuietHours {
+  /** "HH:MM" */
+  start: string
+  end: string
+}
+
+export interface UserSettings {
+  digest_mode: DigestMode
+  quiet_hours: QuietHours | null
+  timezone: string
+  muted_until: string | null
+}
+
+export interface DeadLetter {
+  id: number
+  protocol: Protocol
+  address: string
+  user: string
+  reason: string
+  failed_at: string
+  attempts: number
+  summary: string
+}
+
+export interface ComponentStatus {
+  name: string
+  ok: boolean
+  detail: string | null
+}
+
+export interface SystemStatus {
+  components: ComponentStatus[]
+}
+
+/** One item of FastAPI's 422 `detail` list. */
+export interface ValidationIssue {
+  loc: (string | number)[]
+  msg: string
+  type?: string
+}

@@ -1,0 +1,94 @@
+// Shared queries and mutations, keyed so that a change invalidates exactly what it affects.
+import { computed, type MaybeRefOrGetter, toValue } from 'vue'
+import { useMutation, useQuery, useQueryClient } from '@tanstack/vue-query'
+import { api, type NewRule, type RulePatch } from '@/api'
+import { useAuthStore } from '@/stores/auth'
+
+export const keys = {
+  me: ['me'] as const,
+  rules: (user: string) => ['rules', user] as const,
+  rule: (user: string, id: number) => ['rules', user, id] as const,
+  destinations: (user: string) => ['destinations', user] as const,
+  groups: (user: string) => ['groups', user] as const,
+  applications: ['applications'] as const,
+  settings: (user: string) => ['settings', user] as const,
+}
+
+export function useMe() {
+  const auth = useAuthStore()
+  return useQuery({
+    queryKey: keys.me,
+    queryFn: api.getMe,
+    enabled: computed(() => auth.loggedIn),
+    staleTime: 5 * 60_000,
+  })
+}
+
+/** The logged-in user's name, once /users/me has answered. */
+export function useUsername() {
+  const me = useMe()
+  return computed(() => me.data.value?.name ?? '')
+}
+
+export function useRules(user: MaybeRefOrGetter<string>) {
+  return useQuery({
+    queryKey: computed(() => keys.rules(toValue(user))),
+    queryFn: () => api.listRules(toValue(user)),
+    enabled: computed(() => !!toValue(user)),
+  })
+}
+
+export function useRule(user: MaybeRefOrGetter<string>, id: MaybeRefOrGetter<number | null>) {
+  return useQuery({
+    queryKey: computed(() => keys.rule(toValue(user), toValue(id) ?? 0)),
+    queryFn: () => api.getRule(toValue(user), toValue(id)!),
+    enabled: computed(() => !!toValue(user) && toValue(id) !== null),
+  })
+}
+
+export function useDestinations(user: MaybeRefOrGetter<string>) {
+  return useQuery({
+    queryKey: computed(() => keys.destinations(toValue(user))),
+    queryFn: () => api.getDestinations(toValue(user)),
+    enabled: computed(() => !!toValue(user)),
+    staleTime: 10 * 60_000,
+  })
+}
+
+export function useGroups(user: MaybeRefOrGetter<string>) {
+  return useQuery({
+    queryKey: computed(() => keys.groups(toValue(user))),
+    queryFn: () => api.getGroups(toValue(user)),
+    enabled: computed(() => !!toValue(user)),
+    staleTime: 10 * 60_000,
+  })
+}
+
+export function useApplications() {
+  return useQuery({ queryKey: keys.applications, queryFn: api.listApplications, staleTime: 60 * 60_000 })
+}
+
+export function useRuleMutations(user: MaybeRefOrGetter<string>) {
+  const client = useQueryClient()
+  const refresh = () => client.invalidateQueries({ queryKey: ['rules', toValue(user)] })
+  return {
+    create: useMutation({
+      mutationFn: (rule: NewRule) => api.createRule(toValue(user), rule),
+      onSuccess: refresh,
+      meta: { silent422: true },
+    }),
+    update: useMutation({
+      mutationFn: ({ id, rule }: { id: number; rule: NewRule }) => api.updateRule(toValue(user), id, rule),
+      onSuccess: refresh,
+      meta: { silent422: true },
+    }),
+    patch: useMutation({
+      mutationFn: ({ id, patch }: { id: number; patch: RulePatch }) => api.patchRule(toValue(user), id, patch),
+      onSuccess: refresh,
+    }),
+    remove: useMutation({
+      mutationFn: (id: number) => api.deleteRule(toValue(user), id),
+      onSuccess: refresh,
+    }),
+  }
+}
