@@ -1,0 +1,428 @@
+"""The rule index: from what a message carries to the few rules that can fire for it.
+
+Keys (FMN 3's tracking rules, reference §2.2):
+- a dist-git path ("rpms/foo", "containers/bar", ...) -> artifacts-followed rules naming it;
+- a path -> the users and groups owning it, among those some artifacts-owned or
+  artifacts-group-owned rule names; each such user or group -> those rules. Ownership is read
+  from the directory ahead of time (user -> projects, group -> projects, project -> owners), so
+  matching makes no directory call and a rule matches exactly when FMN 3's per-message
+  "project owners ∩ params" would;
+- a username -> that user's related-events rules (the user is in message.usernames);
+- an agent name -> users-followed rules naming that agent.
+
+`match` is synchronous and only reads. Every change is async (it may ask the directory) and
+serialized by a lock; it asks the directory for everything first and only then mutates, so a
+match never sees half an update and a DirectoryUnavailable leaves the index as it was. That error
+always propagates: the caller waits and retries, a failed look-up never means "not owned".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from fmn import workitem
+from fmn.directory.base import Directory
+from fmn.rules.compiled import CompiledRule, Destination, compile_rule
+from fmn.rules.message import ParsedMessage
+from fmn.rules.schema import ARTIFACT_ATTRIBUTES, Rule
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_NAMESPACES = frozenset(ARTIFACT_ATTRIBUTES.values())
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+_NONE: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One destination to notify about a message, with every rule that asked for it."""
+
+    protocol: workitem.Protocol
+    address: str
+    user: str  # the owner of the (first) rule
+    rules: tuple[CompiledRule, ...]
+
+    @property
+    def rule_ids(self) -> list[int]:
+        return [rule.id for rule in self.rules]
+
+
+class DirectoryChangeLike(Protocol):
+    """What fmn.directory.changes.DirectoryChange carries: who may own or belong elsewhere now."""
+
+    @property
+    def users(self) -> frozenset[str]: ...
+    @property
+    def groups(self) -> frozenset[str]: ...
+    @property
+    def projects(self) -> frozenset[str]: ...
+
+
+@dataclass
+class _State:
+    rules: dict[int, CompiledRule] = field(default_factory=dict)
+    by_owner: dict[str, set[int]] = field(default_factory=dict)
+    followed: dict[str, set[int]] = field(default_factory=dict)
+    related: dict[str, set[int]] = field(default_factory=dict)
+    agents: dict[str, set[int]] = field(default_factory=dict)
+    # artifacts-owned / artifacts-group-owned: who is named, what they own, who owns what.
+    user_rules: dict[str, set[int]] = field(default_factory=dict)
+    group_rules: dict[str, set[int]] = field(default_factory=dict)
+    user_projects: dict[str, frozenset[str]] = field(default_factory=dict)
+    group_projects: dict[str, frozenset[str]] = field(default_factory=dict)
+    path_users: dict[str, set[str]] = field(default_factory=dict)
+    path_groups: dict[str, set[str]] = field(default_factory=dict)
+    # Rule owners the directory no longer knows: their rules produce nothing (FMN 3 #826).
+    gone: set[str] = field(default_factory=set)
+    present: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Plan:
+    """What the directory said, gathered before anything changes."""
+
+    user_projects: dict[str, list[str]] = field(default_factory=dict)
+    group_projects: dict[str, list[str]] = field(default_factory=dict)
+    owners: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+
+class RuleIndex:
+    def __init__(self, directory: Directory, *, concurrency: int = 16) -> None:
+        self._directory = directory
+        self._concurrency = concurrency
+        self._state = _State()
+        self._lock = asyncio.Lock()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._state.rules)
+
+    def rule(self, rule_id: int) -> CompiledRule | None:
+        return self._state.rules.get(rule_id)
+
+    @property
+    def gone_users(self) -> frozenset[str]:
+        """Rule owners the directory does not know (any more); the consumer may disable them."""
+        return frozenset(self._state.gone)
+
+    def stats(self) -> dict[str, int]:
+        st = self._state
+        return {
+            "rules": len(st.rules),
+            "owners": len(st.by_owner),
+            "gone_owners": len(st.gone),
+            "followed_paths": len(st.followed),
+            "owned_paths": len(st.path_users) + len(st.path_groups),
+            "expanded_users": len(st.user_projects),
+            "expanded_groups": len(st.group_projects),
+        }
+
+    def candidates(self, message: ParsedMessage) -> set[int]:
+        """Ids of the rules whose tracking rule matches the message (filters not applied)."""
+        st = self._state
+        found: set[int] = set()
+        for path in message.artifact_paths:
+            rules = st.followed.get(path)
+            if rules:
+                found |= rules
+            for user in st.path_users.get(path, ()):
+                found |= st.user_rules.get(user, _NONE)
+            for group in st.path_groups.get(path, ()):
+                found |= st.group_rules.get(group, _NONE)
+        for username in message.usernames:
+            rules = st.related.get(username)
+            if rules:
+                found |= rules
+        if message.agent_name:
+            rules = st.agents.get(message.agent_name)
+            if rules:
+                found |= rules
+        return found
+
+    def match(self, message: ParsedMessage) -> list[Match]:
+        """The destinations to notify, one per (protocol, address), sorted."""
+        if message.deprecated:
+            # The producer sends the same event with the newer schema too (FMN 3).
+            return []
+        found = self.candidates(message)
+        if not found:
+            return []
+        st = self._state
+        by_destination: dict[Destination, tuple[str, list[CompiledRule]]] = {}
+        for rule_id in sorted(found):
+            rule = st.rules[rule_id]
+            if rule.owner in st.gone:
+                continue
+            for generation_rule in rule.generation_rules:
+                if not generation_rule.filters.passes(message, rule.owner):
+                    continue
+                for destination in generation_rule.destinations:
+                    entry = by_destination.get(destination)
+                    if entry is None:
+                        by_destination[destination] = (rule.owner, [rule])
+                    elif entry[1][-1] is not rule:
+                        entry[1].append(rule)
+        if not by_destination:
+            return []
+        error = message.validation_error
+        if error is not None:
+            log.warning("message %s fails its schema (%s): no notification", message.id, error)
+            return []
+        return [
+            Match(protocol, address, owner, tuple(rules))
+            for (protocol, address), (owner, rules) in sorted(by_destination.items())
+        ]
+
+    # -- changing ------------------------------------------------------------------------------
+
+    async def build(self, rules: Iterable[Rule]) -> None:
+        """Replace the whole index with these rules (disabled ones are left out)."""
+        compiled = [compile_rule(rule) for rule in rules if not rule.disabled]
+        async with self._lock:
+            state = _State()
+            plan = await self._plan(state, compiled)
+            _apply_plan(state, plan)
+            for rule in compiled:
+                _add_rule(state, rule)
+            self._state = state
+        log.info("rule index built: %s", self.stats())
+
+    async def set_user_rules(self, username: str, rules: Iterable[Rule]) -> None:
+        """Replace all of one user's rules (on fmn.rule.* messages, after reading them back)."""
+        compiled = [compile_rule(rule) for rule in rules if not rule.disabled]
+        strangers = {rule.owner for rule in compiled} - {username}
+        if strangers:
+            raise ValueError(f"rules of {sorted(strangers)} given as {username!r}'s")
+        async with self._lock:
+            st = self._state
+            plan = await self._plan(st, compiled)
+            removed = [_remove_rule(st, rule_id) for rule_id in list(st.by_owner.get(username, ()))]
+            _apply_plan(st, plan)
+            for rule in compiled:
+                _add_rule(st, rule)
+            _forget_unnamed(st, removed)
+
+    async def upsert_rule(self, rule: Rule) -> None:
+        """Add or replace one rule; a disabled rule is removed."""
+        compiled = [] if rule.disabled else [compile_rule(rule)]
+        async with self._lock:
+            st = self._state
+            plan = await self._plan(st, compiled)
+            removed = [_remove_rule(st, rule.id)] if rule.id in st.rules else []
+            _apply_plan(st, plan)
+            for new in compiled:
+                _add_rule(st, new)
+            _forget_unnamed(st, removed)
+
+    async def remove_rule(self, rule_id: int) -> bool:
+        async with self._lock:
+            st = self._state
+            if rule_id not in st.rules:
+                return False
+            _forget_unnamed(st, [_remove_rule(st, rule_id)])
+            return True
+
+    async def refresh_user(self, username: str) -> None:
+        """Re-read a user: whether they still exist (if they own rules) and what they own."""
+        async with self._lock:
+            st = self._state
+            exists = None
+            if username in st.by_owner:
+                exists = await self._directory.get_user(username) is not None
+            projects = None
+            if username in st.user_rules:
+                projects = await self._directory.get_user_projects(username)
+            if exists is not None:
+                _set_presence(st, username, exists)
+            if projects is not None:
+                _set_projects(st.user_projects, st.path_users, username, projects)
+
+    async def refresh_group(self, group: str) -> None:
+        """Re-read what a group owns."""
+        async with self._lock:
+            st = self._state
+            if group in st.group_rules:
+                projects = await self._directory.get_group_projects(group)
+                _set_projects(st.group_projects, st.path_groups, group, projects)
+
+    async def refresh_project(self, path: str) -> None:
+        """Re-read who owns one project ("rpms/foo")."""
+        if path.split("/", 1)[0] not in ARTIFACT_NAMESPACES:
+            return
+        async with self._lock:
+            st = self._state
+            users = await self._directory.get_project_users(path)
+            groups = await self._directory.get_project_groups(path)
+            _set_owners(st.user_projects, st.path_users, st.user_rules, path, users)
+            _set_owners(st.group_projects, st.path_groups, st.group_rules, path, groups)
+
+    async def apply_directory_change(self, change: DirectoryChangeLike) -> None:
+        """Re-expand after an ownership or membership message (pagure.project.user/group.*,
+        fas.user/group.*), once the directory's own caches have forgotten it."""
+        for user in sorted(change.users):
+            await self.refresh_user(user)
+        for group in sorted(change.groups):
+            await self.refresh_group(group)
+        for path in sorted(change.projects):
+            await self.refresh_project(path)
+
+    async def _plan(self, st: _State, rules: list[CompiledRule]) -> _Plan:
+        users: set[str] = set()
+        groups: set[str] = set()
+        owners: set[str] = set()
+        for rule in rules:
+            if rule.tracking == "artifacts-owned":
+                users.update(u for u in rule.params if u not in st.user_projects)
+            elif rule.tracking == "artifacts-group-owned":
+                groups.update(g for g in rule.params if g not in st.group_projects)
+            if rule.owner not in st.present and rule.owner not in st.gone:
+                owners.add(rule.owner)
+        directory = self._directory
+        return _Plan(
+            user_projects=await self._fetch(users, directory.get_user_projects),
+            group_projects=await self._fetch(groups, directory.get_group_projects),
+            owners=await self._fetch(owners, directory.get_user),
+        )
+
+    async def _fetch(
+        self, keys: Iterable[_K], fetch: Callable[[_K], Awaitable[_V]]
+    ) -> dict[_K, _V]:
+        """Ask the directory for every key, a few at a time; the first failure propagates."""
+        semaphore = asyncio.Semaphore(self._concurrency)
+        results: dict[_K, _V] = {}
+
+        async def one(key: _K) -> None:
+            async with semaphore:
+                results[key] = await fetch(key)
+
+        tasks = [asyncio.ensure_future(one(key)) for key in keys]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # Raise the directory's own error (not an ExceptionGroup), without leftovers.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return results
+
+
+# -- state changes: synchronous, after every directory answer is in ------------------------------
+
+
+def _apply_plan(st: _State, plan: _Plan) -> None:
+    for user, projects in plan.user_projects.items():
+        _set_projects(st.user_projects, st.path_users, user, projects)
+    for group, projects in plan.group_projects.items():
+        _set_projects(st.group_projects, st.path_groups, group, projects)
+    for owner, found in plan.owners.items():
+        _set_presence(st, owner, found is not None)
+
+
+def _add_rule(st: _State, rule: CompiledRule) -> None:
+    st.rules[rule.id] = rule
+    st.by_owner.setdefault(rule.owner, set()).add(rule.id)
+    table, keys = _rule_keys(st, rule)
+    for key in keys:
+        table.setdefault(key, set()).add(rule.id)
+
+
+def _remove_rule(st: _State, rule_id: int) -> CompiledRule:
+    rule = st.rules.pop(rule_id)
+    _discard(st.by_owner, rule.owner, rule_id)
+    table, keys = _rule_keys(st, rule)
+    for key in keys:
+        _discard(table, key, rule_id)
+    return rule
+
+
+def _rule_keys(st: _State, rule: CompiledRule) -> tuple[dict[str, set[int]], tuple[str, ...]]:
+    """The table a rule is filed in, and under which keys."""
+    if rule.tracking == "related-events":
+        return st.related, (rule.owner,)
+    tables = {
+        "artifacts-followed": st.followed,
+        "artifacts-owned": st.user_rules,
+        "artifacts-group-owned": st.group_rules,
+        "users-followed": st.agents,
+    }
+    return tables[rule.tracking], rule.params
+
+
+def _forget_unnamed(st: _State, removed: list[CompiledRule]) -> None:
+    """After removing rules: drop what only they needed (ownership of the users and groups
+    they named, whether their owner exists)."""
+    for rule in removed:
+        if rule.tracking == "artifacts-owned":
+            for user in rule.params:
+                if user not in st.user_rules and user in st.user_projects:
+                    _set_projects(st.user_projects, st.path_users, user, ())
+                    del st.user_projects[user]
+        elif rule.tracking == "artifacts-group-owned":
+            for group in rule.params:
+                if group not in st.group_rules and group in st.group_projects:
+                    _set_projects(st.group_projects, st.path_groups, group, ())
+                    del st.group_projects[group]
+        if rule.owner not in st.by_owner:
+            st.present.discard(rule.owner)
+            st.gone.discard(rule.owner)
+
+
+def _set_presence(st: _State, owner: str, exists: bool) -> None:
+    if exists:
+        st.present.add(owner)
+        st.gone.discard(owner)
+    else:
+        st.gone.add(owner)
+        st.present.discard(owner)
+        log.info("rule owner %s is not in the directory: their rules produce nothing", owner)
+
+
+def _set_projects(
+    projects_of: dict[str, frozenset[str]],
+    owners_of: dict[str, set[str]],
+    owner: str,
+    projects: Iterable[str],
+) -> None:
+    """Record what a user (or group) owns now, keeping path -> owners in step."""
+    new = frozenset(p for p in projects if p.split("/", 1)[0] in ARTIFACT_NAMESPACES)
+    old = projects_of.get(owner, frozenset())
+    for path in old - new:
+        _discard(owners_of, path, owner)
+    for path in new - old:
+        owners_of.setdefault(path, set()).add(owner)
+    projects_of[owner] = new
+
+
+def _set_owners(
+    projects_of: dict[str, frozenset[str]],
+    owners_of: dict[str, set[str]],
+    named: dict[str, set[int]],
+    path: str,
+    owners: Iterable[str],
+) -> None:
+    """Record who owns a project now, among the users (or groups) some rule names."""
+    new = {o for o in owners if o in named}
+    old = owners_of.get(path, set())
+    for owner in old - new:
+        projects_of[owner] = projects_of.get(owner, frozenset()) - {path}
+    for owner in new - old:
+        projects_of[owner] = projects_of.get(owner, frozenset()) | {path}
+    if new:
+        owners_of[path] = new
+    else:
+        owners_of.pop(path, None)
+
+
+def _discard(table: dict[str, set[_V]], key: str, value: _V) -> None:
+    values = table.get(key)
+    if values is not None:
+        values.discard(value)
+        if not values:
+            del table[key]

@@ -1,0 +1,155 @@
+"""`fmn match`, end to end: FMN 3 rules, recorded messages, a directory file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fmn.cli import cli
+from fmn.core import settings as settings_module
+from tests.conftest import DATA_DIR
+from tests.rules.conftest import BODHI, DIRECTORY_FILE, PAGURE
+
+RULES_FILE = DATA_DIR / "rules" / "rules.json"
+
+
+@pytest.fixture
+def messages_file(tmp_path: Path, corpus_message) -> Path:
+    lines = [
+        json.dumps(corpus_message(BODHI, "bodhi.update.edit")),  # tzdata, by ralph
+        json.dumps(
+            corpus_message(BODHI, "bodhi.update.status.testing.koji-build-group.build.complete")
+        ),
+        json.dumps(corpus_message(PAGURE, "pagure.pull-request.new")),
+        "",
+        "{not json",
+        json.dumps({"id": "no-body", "topic": "t"}),
+        json.dumps(corpus_message(PAGURE, "pagure.project.tag.removed")),
+    ]
+    path = tmp_path / "messages.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, ["match", *args], env=env)
+
+
+def test_prints_one_line_per_message_with_deduplicated_notifications(messages_file):
+    result = run(
+        "--rules",
+        str(RULES_FILE),
+        "--messages",
+        str(messages_file),
+        "--directory",
+        str(DIRECTORY_FILE),
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line.get("notifications") for line in lines] == [
+        [
+            {"protocol": "email", "address": "alice@example.org", "rules": [1, 2]},
+            {"protocol": "matrix", "address": "@alice:fedora.im", "rules": [2]},
+        ],
+        [{"protocol": "irc", "address": "bob", "rules": [3]}],
+        [{"protocol": "email", "address": "jjames@example.org", "rules": [5]}],
+        [],
+        [],
+        [],
+    ]
+    assert lines[0]["message_id"] == f"{BODHI}:10"
+    assert lines[3]["error"].startswith("line 5: not JSON")
+    assert lines[4] == {
+        "message_id": "no-body",
+        "notifications": [],
+        "error": "message no-body: the body is NoneType, not an object",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "not JSON"),
+        ('{"id": 1}', "a JSON list of rules"),
+        (
+            '[{"id": 1, "user": {"name": "a"}, "tracking_rule": {"name": "everything"},'
+            ' "generation_rules": [{"destinations": [{"protocol": "email",'
+            ' "address": "a@b.c"}]}]}]',
+            "rule 1 (id 1): tracking_rule: unknown tracking rule 'everything'",
+        ),
+        (
+            '[{"id": 7, "user": {"name": "a"}, "tracking_rule": {"name": "related-events"},'
+            ' "generation_rules": [{"destinations": [{"protocol": "fax", "address": "1"}]}]}]',
+            "rule 1 (id 7): generation_rules.0.destinations.0.protocol",
+        ),
+    ],
+)
+def test_a_bad_rule_file_is_one_clear_line_and_a_failure(tmp_path, messages_file, content, problem):
+    rules = tmp_path / "RULES.json"
+    rules.write_text(content)
+
+    result = run(
+        "--rules", str(rules), "--messages", str(messages_file), "--directory", str(DIRECTORY_FILE)
+    )
+
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert str(rules) in line and problem in line
+
+
+def test_a_bad_directory_file_is_a_clear_error(tmp_path, messages_file):
+    directory = tmp_path / "DIRECTORY.json"
+    directory.write_text('{"users": [], "planets": {}}')
+
+    result = run(
+        "--rules", str(RULES_FILE), "--messages", str(messages_file), "--directory", str(directory)
+    )
+
+    assert result.exit_code != 0
+    assert str(directory) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_directory_option_uses_the_configured_directory(messages_file, monkeypatch):
+    monkeypatch.setenv("FMN_DIRECTORY__LOCAL_FILE", str(DIRECTORY_FILE))
+    monkeypatch.delenv("FMN_CONFIG", raising=False)
+    settings_module.get_settings.cache_clear()
+    try:
+        result = run("--rules", str(RULES_FILE), "--messages", str(messages_file))
+    finally:
+        settings_module.get_settings.cache_clear()
+
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout.splitlines()[0])
+    assert [n["address"] for n in first["notifications"]] == [
+        "alice@example.org",
+        "@alice:fedora.im",
+    ]
+
+
+def test_the_fmn_command_runs_it(messages_file):
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "fmn"),
+            "match",
+            "--rules",
+            str(RULES_FILE),
+            "--directory",
+            str(DIRECTORY_FILE),
+            "--messages",
+            "-",
+        ],
+        input=messages_file.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert len(completed.stdout.splitlines()) == 6
