@@ -93,7 +93,8 @@ class CachedDirectory:
 
     async def get_user(self, username: str) -> dict[str, Any] | None:
         user: dict[str, Any] | None = await self._cached("get_user", username)
-        return user
+        # A copy: the in-memory backend hands out the cached object itself.
+        return dict(user) if user is not None else None
 
     async def get_user_groups(self, username: str) -> list[str]:
         return list(await self._cached("get_user_groups", username))
