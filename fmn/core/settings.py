@@ -59,7 +59,11 @@ class SendQueueSettings(Section):
     amqp_url: str = "memory://"
     exchange: str = "fmn.send"
     # Seconds before each retry of a failed send; after the last, the item is dead-lettered.
-    retry_delays: list[int] = Field(default_factory=lambda: [10, 60, 300, 1800])
+    # Floats so tests can use sub-second delays.
+    retry_delays: list[float] = Field(default_factory=lambda: [10.0, 60.0, 300.0, 1800.0])
+    # Unacked work items a sender holds at once; must exceed senders.digest_threshold so one
+    # flooded destination cannot starve the others before its surplus is folded into a digest.
+    sender_prefetch: int = 200
 
 
 class DirectorySettings(Section):
@@ -89,6 +93,17 @@ class OIDCSettings(Section):
     # How a bearer token is checked: RFC 7662 introspection, the userinfo endpoint, or both.
     token_check: Literal["introspection", "userinfo", "both"] = "userinfo"  # noqa: S105
     admin_groups: list[str] = Field(default_factory=lambda: ["sysadmin-main"])
+    # The claim naming the user in userinfo answers (Ipsilon: "nickname"; Keycloak and most
+    # others: "preferred_username"), and in introspection answers (RFC 7662: "username").
+    userinfo_username_claim: str = "nickname"
+    introspection_username_claim: str = "username"
+    # The claim listing the user's groups (userinfo, or introspection when the provider adds it).
+    groups_claim: str = "groups"
+    # Seconds a checked identity is trusted when the provider does not say when the token
+    # expires (userinfo alone, opaque tokens); otherwise it is trusted until the expiry.
+    identity_ttl: int = 300
+    # Timeout in seconds of each call to the provider.
+    timeout: float = 10.0
 
 
 class EmailSenderSettings(Section):
@@ -100,6 +115,11 @@ class EmailSenderSettings(Section):
     password: str | None = None
     timeout: float = 30.0
     list_id: str = "fmn.fedoraproject.org"
+    # SMTP connections kept open and used in parallel by one sender process.
+    connections: int = 4
+    # TLS trust: a CA bundle file (None: the system's), or no certificate check at all.
+    ca_file: str | None = None
+    validate_certs: bool = True
 
 
 class IRCSenderSettings(Section):
@@ -112,12 +132,26 @@ class IRCSenderSettings(Section):
     # Flood control: one line every `line_interval` seconds after a burst of `burst` lines.
     line_interval: float = 2.0
     burst: int = 5
+    # Seconds to wait for the server to answer a PING after a notification, which confirms the
+    # PRIVMSG was accepted (or tells that the nick does not exist).
+    confirm_timeout: float = 10.0
+    # Reconnect backoff: doubles from min to max seconds.
+    reconnect_min: float = 1.0
+    reconnect_max: float = 120.0
 
 
 class MatrixSenderSettings(Section):
     homeserver: str = "https://fedora.ems.host"
     user_id: str = "@notifs-bot:fedora.im"
     access_token: str = ""
+    # Own rate limit, messages per second after a burst; Synapse's default for a non-exempt
+    # user is 0.2/s with a burst of 10. Raise it when the bot is exempt. 429s are honoured too.
+    messages_per_second: float = 0.2
+    burst: int = 10
+    timeout: float = 30.0
+    # How long a recipient's room membership (joined/invited) is trusted before it is checked
+    # again, to re-invite people who left without a request per message.
+    membership_ttl: float = 600.0
 
 
 class SenderSettings(Section):
@@ -126,6 +160,36 @@ class SenderSettings(Section):
     matrix: MatrixSenderSettings = Field(default_factory=MatrixSenderSettings)
     # Past this many waiting items for one destination, the rest collapses into one digest.
     digest_threshold: int = 20
+    # A collapsed burst is sent this many seconds after it started, so the burst's tail joins it.
+    backlog_digest_delay: float = 60.0
+    # Daily digests go out at this hour of the user's local time.
+    daily_digest_hour: int = 8
+    # How often held notifications are checked for being due, in seconds.
+    digest_poll_interval: float = 5.0
+    # Idempotency keys of sent notifications are remembered this long (Redis TTL, seconds).
+    sent_key_ttl: int = 7 * 24 * 3600
+    # User settings (digest mode, quiet hours, mute) are re-read after this many seconds.
+    user_settings_ttl: float = 60.0
+    # Delivery-log rows are written in batches at most this many seconds apart.
+    log_flush_interval: float = 1.0
+    # Redis for the senders' durable state (sent keys, held notifications, Matrix rooms);
+    # None uses cache.url, and "mem://" keeps it in memory (embedded default only).
+    state_url: str | None = None
+
+
+class ConsumerSettings(Section):
+    # Messages handled together: one publish round trip and one database transaction per batch.
+    batch_size: int = 200
+    # Seconds to wait for more messages before handling a batch that is not full.
+    batch_wait: float = 0.005
+    # A message body larger than this is refused (dead-lettered to "<queue>.rejected").
+    max_body_bytes: int = 8 * 1024 * 1024
+    # Seconds between full rebuilds of the rule index, a safety net for a missed change message.
+    rebuild_interval: int = 3600
+    # Seconds between writes of the per-rule generated counts.
+    counts_interval: float = 5.0
+    # Seconds to wait before trying again when a directory look-up or the database fails.
+    retry_delay: float = 5.0
 
 
 class ArchiveSettings(Section):
@@ -142,6 +206,27 @@ class APISettings(Section):
     max_page_size: int = 500
     # Secret for signed one-click unsubscribe links; set it in production.
     secret_key: str = "change-me"  # noqa: S105
+    # Worker processes `fmn api` starts (each has its own caches and connections).
+    workers: int = 1
+    # Largest request body accepted, in bytes (413 beyond).
+    max_body_size: int = 1_048_576
+    # Requests per user and minute on the endpoints that ask the directory or read the archive
+    # (user search, user info/groups/destinations, artifacts, rule previews); 429 beyond.
+    rate_limit_per_minute: int = 120
+    # Most rules one user may own.
+    max_rules_per_user: int = 500
+    # A rule preview reads the archive for at most this many seconds, then answers with what it
+    # has read (marked incomplete).
+    preview_time_budget: float = 1.5
+    # Previews running at once in one process (each keeps a CPU busy for up to the budget).
+    preview_concurrency: int = 2
+    # The built web app served at "/" (SPA); None finds frontend/dist in a source checkout.
+    frontend_dir: str | None = None
+    # Seconds between attempts to announce a committed rule change on the bus; after the last
+    # the announcement is dropped with an error (consumers also rebuild their index periodically).
+    announce_retry_delays: list[float] = Field(
+        default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0]
+    )
 
 
 class Settings(BaseSettings):
@@ -159,6 +244,7 @@ class Settings(BaseSettings):
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
     oidc: OIDCSettings = Field(default_factory=OIDCSettings)
     senders: SenderSettings = Field(default_factory=SenderSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     api: APISettings = Field(default_factory=APISettings)
 

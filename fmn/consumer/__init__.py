@@ -1,0 +1,1 @@
+"""The bus consumer: matches bus messages against the rule index and publishes work items."""

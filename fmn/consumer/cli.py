@@ -1,0 +1,28 @@
+"""`fmn consumer`: run the bus consumer until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from fmn.cli import settings_or_fail
+
+
+@click.command()
+def consumer() -> None:
+    """Consume the bus, match rules and publish work items for the senders."""
+    from fmn.consumer.service import Consumer
+
+    settings = settings_or_fail()
+
+    async def main() -> None:
+        service = Consumer(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(service.stop()))
+        await service.start()
+        await service.run()
+
+    asyncio.run(main())

@@ -1,0 +1,347 @@
+"""The consumer process.
+
+Bus messages are taken from the shared queue in small batches. For each batch: parse, match on
+the in-memory rule index, render, publish every work item with pipelined publisher confirms,
+archive the messages, and only then acknowledge them. Anything that fails on the way (the send
+broker, the database) leaves the batch unacknowledged and is tried again: a message waits, it is
+never dropped. A message that cannot be read at all is dead-lettered with a log line.
+
+Each replica also has an exclusive queue for control messages (rule, ownership and membership
+changes) so that every replica updates its own index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fmn.consumer import metrics
+from fmn.consumer.archive import archive_messages, prune_archive
+from fmn.consumer.control import CONTROL_BINDINGS, rule_change
+from fmn.consumer.counts import GeneratedCounts
+from fmn.core.settings import Settings
+from fmn.db import models
+from fmn.db.session import make_engine, make_sessionmaker, session_scope
+from fmn.directory import Directory, DirectoryUnavailable, invalidate_on_message, make_directory
+from fmn.rules import store
+from fmn.rules.index import RuleIndex
+from fmn.rules.message import BadMessage, ParsedMessage, parse_message
+from fmn.rules.render import build_work_items
+from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
+from fmn.transport.topology import declare_send_topology
+from fmn.workitem import WorkItem, routing_key
+
+log = logging.getLogger(__name__)
+
+# Failures that make a batch wait and try again, rather than lose anything.
+TRANSIENT = (PublishFailed, SQLAlchemyError, DirectoryUnavailable, ConnectionError, OSError)
+
+
+def decode(delivery: Delivery, max_body_bytes: int) -> dict[str, Any]:
+    """A delivery in fedora-messaging's serialized form; BadMessage if it cannot be one."""
+    ident = delivery.message_id or "(no id)"
+    if len(delivery.body) > max_body_bytes:
+        raise BadMessage(
+            f"message {ident}: body of {len(delivery.body)} bytes is over the limit "
+            f"of {max_body_bytes}"
+        )
+    try:
+        body = json.loads(delivery.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadMessage(f"message {ident}: the body is not JSON ({exc})") from None
+    return {
+        "topic": delivery.routing_key,
+        "headers": delivery.headers,
+        "id": delivery.message_id,
+        "body": body,
+    }
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        directory: Directory | None = None,
+        bus: Broker | None = None,
+        send: Broker | None = None,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        name: str = "fmn consumer",
+    ) -> None:
+        self.settings = settings
+        self.directory = directory or make_directory(settings)
+        self.bus = bus or make_broker(settings.bus.amqp_url, name)
+        self.send = send or make_broker(settings.send_queue.amqp_url, f"{name} (send)")
+        self._engine = None
+        if sessionmaker is None:
+            self._engine = make_engine(settings.database)
+            sessionmaker = make_sessionmaker(self._engine)
+        self.sessionmaker = sessionmaker
+        self.index = RuleIndex(self.directory)
+        self.counts = GeneratedCounts()
+        self.control_queue = ""
+        # Cleared while a directory change could not be applied: matching on a stale index would
+        # turn a failed look-up into "not owned", so bus messages wait instead.
+        self._ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._disabled_owners: set[str] = set()
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.bus.connect()
+        if self.send is not self.bus:
+            await self.send.connect()
+        queue = self.settings.bus.queue
+        rejected = f"{queue}.rejected"
+        await self.bus.declare_queue(QueueSpec(rejected))
+        await self.bus.declare_queue(
+            QueueSpec(
+                queue,
+                arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": rejected},
+                bindings=[(self.settings.bus.exchange, k) for k in self.settings.bus.routing_keys],
+            )
+        )
+        self.control_queue = await self.bus.declare_queue(
+            QueueSpec(
+                "",
+                durable=False,
+                exclusive=True,
+                auto_delete=True,
+                bindings=[(self.settings.bus.exchange, key) for key in CONTROL_BINDINGS],
+            )
+        )
+        await declare_send_topology(
+            self.send, self.settings.send_queue.exchange, self.settings.send_queue.retry_delays
+        )
+        await self._retrying("build the rule index", self.rebuild)
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Consume until stop() is called."""
+        inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._receive(self.settings.bus.queue, inbox)),
+            asyncio.create_task(self._handle_batches(inbox)),
+            asyncio.create_task(self._handle_control()),
+            asyncio.create_task(self._every(self.settings.consumer.counts_interval, self.flush)),
+            asyncio.create_task(self._every(self.settings.consumer.rebuild_interval, self.rebuild)),
+            asyncio.create_task(self._every(self.settings.archive.prune_interval, self.prune)),
+        ]
+        stop = asyncio.create_task(self._stopping.wait())
+        done, _ = await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stop and task.exception() is not None:
+                log.error("consumer task failed", exc_info=task.exception())
+        await self._shutdown()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(*TRANSIENT):
+            await self.flush()
+        await self.bus.close()
+        if self.send is not self.bus:
+            await self.send.close()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def _retrying(self, what: str, action: Callable[[], Awaitable[Any]]) -> None:
+        while not self._stopping.is_set():
+            try:
+                await action()
+            except TRANSIENT as exc:
+                log.warning("could not %s, trying again: %s", what, exc)
+                metrics.WAITING.set(1)
+                await self._sleep(self.settings.consumer.retry_delay)
+            else:
+                metrics.WAITING.set(0)
+                return
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _every(self, seconds: float, action: Callable[[], Awaitable[Any]]) -> None:
+        while not self._stopping.is_set():
+            await self._sleep(seconds)
+            try:
+                await action()
+            except TRANSIENT as exc:
+                log.warning("periodic %s failed: %s", action.__name__, exc)
+
+    # -- the rule index ------------------------------------------------------------------------
+
+    async def rebuild(self) -> None:
+        started = time.perf_counter()
+        async with session_scope(self.sessionmaker) as session:
+            rules = await store.load_rules(session, enabled_only=True, with_counts=False)
+        await self.index.build(rules)
+        metrics.INDEX_BUILD_SECONDS.set(time.perf_counter() - started)
+        metrics.INDEX_RULES.set(len(self.index))
+        await self._disable_gone_owners()
+
+    async def _disable_gone_owners(self) -> None:
+        """Rules of users gone from the directory are disabled, as FMN 3 does (#826)."""
+        gone = set(self.index.gone_users) - self._disabled_owners
+        if not gone:
+            return
+        async with session_scope(self.sessionmaker) as session:
+            owners = select(models.User.id).where(models.User.name.in_(gone))
+            await session.execute(
+                update(models.Rule)
+                .where(models.Rule.user_id.in_(owners), models.Rule.disabled.is_(False))
+                .values(disabled=True)
+            )
+        log.info("disabled the rules of users gone from the directory: %s", sorted(gone))
+        self._disabled_owners |= gone
+
+    async def _handle_control(self) -> None:
+        async for delivery in self.bus.consume(self.control_queue, prefetch=1):
+            try:
+                await self.apply_control(delivery)
+            except TRANSIENT as exc:
+                # Directory or database down: bus messages wait until the change is applied.
+                self._ready.clear()
+                metrics.WAITING.set(1)
+                log.warning("control message %s waits: %s", delivery.routing_key, exc)
+                await self._sleep(self.settings.consumer.retry_delay)
+                await delivery.nack(requeue=True)
+                continue
+            except BadMessage as exc:
+                log.warning("unreadable control message ignored: %s", exc)
+            self._ready.set()
+            metrics.WAITING.set(0)
+            await delivery.ack()
+
+    async def apply_control(self, delivery: Delivery) -> None:
+        data = decode(delivery, self.settings.consumer.max_body_bytes)
+        topic, body = data["topic"], data["body"]
+        change = rule_change(topic, body)
+        if change is not None:
+            async with session_scope(self.sessionmaker) as session:
+                rules = await store.load_rules(
+                    session, username=change.username, enabled_only=True, with_counts=False
+                )
+            await self.index.set_user_rules(change.username, rules)
+            self._disabled_owners.discard(change.username)
+        else:
+            directory_change = await invalidate_on_message(
+                self.directory,
+                topic,
+                body if isinstance(body, dict) else {},
+                distgit_url=self.settings.directory.distgit_url,
+            )
+            if not directory_change:
+                return
+            await self.index.apply_directory_change(directory_change)
+        metrics.INDEX_RULES.set(len(self.index))
+        await self._disable_gone_owners()
+        log.info("index updated after %s", topic)
+
+    # -- bus messages --------------------------------------------------------------------------
+
+    async def _receive(self, queue: str, inbox: asyncio.Queue[Delivery]) -> None:
+        async for delivery in self.bus.consume(queue, prefetch=self.settings.bus.prefetch_count):
+            inbox.put_nowait(delivery)
+
+    async def _handle_batches(self, inbox: asyncio.Queue[Delivery]) -> None:
+        loop = asyncio.get_running_loop()
+        size = self.settings.consumer.batch_size
+        while True:
+            batch = [await inbox.get()]
+            deadline = loop.time() + self.settings.consumer.batch_wait
+            while len(batch) < size:
+                if not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(inbox.get(), remaining))
+                except TimeoutError:
+                    break
+            await self._ready.wait()
+            await self.handle_batch(batch)
+
+    async def handle_batch(self, batch: list[Delivery]) -> None:
+        started = time.perf_counter()
+        good: list[tuple[Delivery, ParsedMessage, dict[str, Any]]] = []
+        items: list[WorkItem] = []
+        for delivery in batch:
+            try:
+                data = decode(delivery, self.settings.consumer.max_body_bytes)
+                parsed = parse_message(data)
+                items.extend(self._notifications(parsed))
+            except Exception as exc:  # one bad message must not stop the others
+                log.warning("message %s refused: %s", delivery.message_id, exc)
+                metrics.MESSAGES.labels("rejected").inc()
+                await delivery.nack(requeue=False)
+                continue
+            good.append((delivery, parsed, data))
+        await self._retrying("publish and archive", lambda: self._commit(items, good))
+        if self._stopping.is_set():
+            return  # unacknowledged: the broker delivers them again
+        for delivery, _, _ in good:
+            await delivery.ack()
+        metrics.MESSAGES.labels("handled").inc(len(good))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _notifications(self, parsed: ParsedMessage) -> list[WorkItem]:
+        if parsed.deprecated:
+            # The producer sends the same event under its new schema too.
+            return []
+        matches = self.index.match(parsed)
+        if not matches:
+            return []
+        for match in matches:
+            self.counts.add(match.rule_ids)
+        return build_work_items(parsed, matches, public_url=self.settings.public_url)
+
+    async def _commit(
+        self, items: list[WorkItem], good: list[tuple[Delivery, ParsedMessage, dict[str, Any]]]
+    ) -> None:
+        if items:
+            started = time.perf_counter()
+            await self.send.publish_many(
+                self.settings.send_queue.exchange,
+                [
+                    Outgoing(routing_key(item.protocol), item.to_bytes(), message_id=item.key)
+                    for item in items
+                ],
+            )
+            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            for item in items:
+                metrics.NOTIFICATIONS.labels(item.protocol).inc()
+        async with session_scope(self.sessionmaker) as session:
+            await archive_messages(session, [(parsed, data) for _, parsed, data in good])
+
+    # -- periodic writes -----------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        if len(self.counts):
+            async with session_scope(self.sessionmaker) as session:
+                await self.counts.flush(session)
+
+    async def prune(self) -> None:
+        async with session_scope(self.sessionmaker) as session:
+            pruned = await prune_archive(session, self.settings.archive.retention_days)
+        if pruned:
+            log.info("archive: pruned %d messages", pruned)

@@ -1,0 +1,253 @@
+"""The consumer on real RabbitMQ and PostgreSQL: bus message in, confirmed work items out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fmn.core.settings import Settings
+from fmn.db import models
+from fmn.transport import Broker
+from fmn.transport.topology import send_queue
+from tests.conftest import load_corpus
+from tests.consumer.conftest import (
+    DIRECTORY,
+    SwitchableDirectory,
+    add_rules,
+    publish,
+    rule,
+    work_items,
+)
+
+KOJI = load_corpus("schema-tests-koji-fedoramessaging-messages.jsonl")
+BODHI = load_corpus("schema-tests-bodhi-messages.jsonl")
+TZDATA_EDIT = next(m for m in BODHI if m["topic"].endswith("update.edit"))  # agent ralph
+CHROMIUM_BUILD = next(m for m in KOJI if m["topic"] == "buildsys.build.state.change")
+
+
+async def wait_until(predicate: Any, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+async def queue_empty(broker: Broker, queue: str) -> bool:
+    return await broker.queue_size(queue) == 0
+
+
+async def archived(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count(models.ArchivedMessage.id))) or 0)
+
+
+async def test_owned_package_message_becomes_a_confirmed_work_item(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(
+        sessionmaker,
+        rule(1, "alice", {"name": "artifacts-owned", "params": ["alice"]}),
+        rule(2, "bob", {"name": "users-followed", "params": ["ralph"]}),
+    )
+    await start_consumer()
+    message_id = await publish(client_broker, TZDATA_EDIT)
+
+    items = await work_items(client_broker, consumer_settings, "email", 2)
+    by_address = {item.address: item for item in items}
+    assert set(by_address) == {"alice@example.org", "bob@example.org"}
+    alice = by_address["alice@example.org"]
+    assert alice.key == f"{message_id}/email/alice@example.org"
+    assert [r.id for r in alice.rules] == [1]
+    assert alice.message.id == message_id
+    assert alice.message.topic == TZDATA_EDIT["topic"]
+    assert alice.email is not None and "tzdata" in alice.email.subject
+    assert "https://notifications.example.org/rules/1" in alice.email.text
+    # Archived with its match keys, counted per rule.
+    await wait_until(lambda: archived(sessionmaker))
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(models.ArchivedMessageKey.kind, models.ArchivedMessageKey.value)
+        )
+        keys = {tuple(row) for row in rows.all()}
+    assert {("package", "tzdata"), ("user", "ralph"), ("agent", "ralph")} <= keys
+
+    async def counted() -> bool:
+        async with sessionmaker() as session:
+            total = await session.scalar(
+                select(func.sum(models.Generated.count)).where(models.Generated.rule_id == 1)
+            )
+        return total == 1
+
+    await wait_until(counted)
+
+
+async def test_nothing_for_messages_no_rule_tracks(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(
+        sessionmaker, rule(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
+    )
+    await start_consumer()
+    await publish(client_broker, CHROMIUM_BUILD)  # owned by spot
+    await wait_until(lambda: archived(sessionmaker), timeout=10)
+    queue = send_queue(consumer_settings.send_queue.exchange, "email")
+    assert await client_broker.queue_size(queue) == 0
+
+
+async def test_both_replicas_see_a_rule_change(
+    start_consumer: Any,
+    client_broker: Broker,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    first = await start_consumer("replica 1")
+    second = await start_consumer("replica 2")
+    assert len(first.index) == len(second.index) == 0
+    await add_rules(sessionmaker, rule(7, "bob", {"name": "users-followed", "params": ["ralph"]}))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await publish(
+        client_broker,
+        {
+            "topic": "org.fedoraproject.prod.fmn.rule.create.v1",
+            "body": {"rule": {"id": 7, "name": "rule 7"}, "user": {"name": "bob"}},
+        },
+    )
+
+    async def both() -> bool:
+        return len(first.index) == 1 and len(second.index) == 1
+
+    await wait_until(both, timeout=1.0)
+    assert loop.time() - started < 1.0
+
+
+async def test_ownership_change_takes_effect(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(sessionmaker, rule(3, "bob", {"name": "artifacts-owned", "params": ["bob"]}))
+    await start_consumer()
+    # bob becomes a committer of tzdata; Pagure announces it.
+    changed = json.loads(json.dumps(DIRECTORY))
+    changed["projects"]["rpms/tzdata"]["access_users"]["commit"] = ["bob"]
+    directory.replace(changed)
+    await publish(
+        client_broker,
+        {
+            "topic": "org.fedoraproject.prod.pagure.project.user.added",
+            "body": {
+                "project": {
+                    "fullname": "rpms/tzdata",
+                    "full_url": "https://src.fedoraproject.org/rpms/tzdata",
+                },
+                "new_user": "bob",
+                "agent": "alice",
+            },
+        },
+    )
+    await asyncio.sleep(0.5)
+    await publish(client_broker, TZDATA_EDIT)
+    items = await work_items(client_broker, consumer_settings, "email", 1)
+    assert items[0].address == "bob@example.org"
+    assert [r.id for r in items[0].rules] == [3]
+
+
+async def test_failing_directory_makes_messages_wait_not_vanish(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(sessionmaker, rule(3, "bob", {"name": "artifacts-owned", "params": ["bob"]}))
+    await start_consumer()
+    changed = json.loads(json.dumps(DIRECTORY))
+    changed["projects"]["rpms/tzdata"]["access_users"]["commit"] = ["bob"]
+    directory.replace(changed)
+    directory.failing = True
+    await publish(
+        client_broker,
+        {
+            "topic": "pagure.project.user.added",
+            "body": {"project": {"fullname": "rpms/tzdata"}, "new_user": "bob"},
+        },
+    )
+    await asyncio.sleep(0.5)
+    await publish(client_broker, TZDATA_EDIT)
+    await asyncio.sleep(1.0)
+    # Nothing sent as "not owned", nothing acknowledged: the message waits.
+    queue = send_queue(consumer_settings.send_queue.exchange, "email")
+    assert await client_broker.queue_size(queue) == 0
+    assert await archived(sessionmaker) == 0
+    directory.failing = False
+    items = await work_items(client_broker, consumer_settings, "email", 1)
+    assert items[0].address == "bob@example.org"
+
+
+async def test_bad_input_is_refused_and_the_consumer_keeps_going(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(
+        sessionmaker,
+        rule(1, "alice", {"name": "artifacts-owned", "params": ["alice"]}),
+        rule(2, "alice", {"name": "related-events", "params": None}),
+    )
+    await start_consumer()
+    bad: list[tuple[dict[str, Any], bytes | None]] = [
+        ({"topic": "bodhi.update.edit", "body": None}, b"{not json"),
+        ({"topic": "bodhi.update.edit", "body": None}, b"\xff\xfe"),
+        ({"topic": "bodhi.update.edit", "body": ["a", "list"]}, None),
+        ({"topic": "x", "body": {"big": "a" * (9 * 1024 * 1024)}}, None),
+        (
+            {
+                "topic": TZDATA_EDIT["topic"],
+                "headers": {**TZDATA_EDIT["headers"], "fedora_messaging_severity": "loud"},
+                "body": TZDATA_EDIT["body"],
+            },
+            None,
+        ),
+        (
+            {
+                "topic": "bodhi.update.edit",
+                "headers": {"fedora_messaging_schema": "bodhi.update.edit.v2"},
+                "body": {"broken": True},
+            },
+            None,
+        ),
+        ({"topic": "weird.tøpic.\u2603.*.#", "body": {"x": 1}}, None),
+    ]
+    ids = [await publish(client_broker, message, body) for message, body in bad]
+    # An unknown severity header is ignored; the message itself is fine and matches.
+    loud_id = ids[4]
+    # A message whose schema is unknown still matches on its headers.
+    unknown = {
+        "topic": "org.example.prod.newapp.thing.happened",
+        "headers": {
+            "fedora_messaging_schema": "newapp.thing.v1",
+            "fedora_messaging_rpm_tzdata": True,
+            "fedora_messaging_user_alice": True,
+        },
+        "body": {"anything": "goes"},
+    }
+    unknown_id = await publish(client_broker, unknown)
+    good_id = await publish(client_broker, TZDATA_EDIT)
+    items = await work_items(client_broker, consumer_settings, "email", 3, timeout=20)
+    assert {item.message.id for item in items} == {unknown_id, good_id, loud_id}
+    assert {r.id for r in next(i for i in items if i.message.id == unknown_id).rules} == {1, 2}
+    await wait_until(lambda: queue_empty(client_broker, consumer_settings.bus.queue))
+    rejected = await client_broker.queue_size(f"{consumer_settings.bus.queue}.rejected")
+    assert rejected >= 4  # not JSON (2), not an object, too big: dead-lettered, not lost
