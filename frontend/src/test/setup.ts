@@ -1,2 +1,2 @@
 // jsdom lacks these; the router's scroll behaviour calls scrollTo.
-window.scrollTo = (() => undefined) as typeof window.scrollTo
+if (typeof window !== 'undefined') window.scrollTo = (() => undefined) as typeof window.scrollTo

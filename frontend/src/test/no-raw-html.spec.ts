@@ -1,0 +1,24 @@
+// @vitest-environment node
+// Nothing from a bus message or a user is rendered as HTML: no v-html, no innerHTML, anywhere.
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((name: string) => {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) return sources(path)
+    return /\.(vue|ts)$/.test(name) && !name.endsWith('.spec.ts') ? [path] : []
+  })
+}
+
+describe('no raw HTML', () => {
+  it('has no v-html, innerHTML, outerHTML or insertAdjacentHTML in the app', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url))
+    const files = sources(root)
+    expect(files.length).toBeGreaterThan(20)
+    const offenders = files.filter((file) => /v-html|innerHTML|outerHTML|insertAdjacentHTML/.test(readFileSync(file, 'utf8')))
+    expect(offenders).toEqual([])
+  })
+})
