@@ -56,13 +56,16 @@ def make_remote_directory(
     )
 
 
-def make_directory(settings: Settings, **remote_options: Any) -> Directory:
+def make_directory(
+    settings: Settings, *, fasjson_auth: httpx.Auth | None = None, backoff: float = 0.5
+) -> Directory:
     """The process's Directory (see the module's docstring for the choice)."""
     if uses_local_file(settings.directory):
         assert settings.directory.local_file is not None
         return LocalDirectory.from_file(settings.directory.local_file)
+    remote = make_remote_directory(settings.directory, fasjson_auth=fasjson_auth, backoff=backoff)
     return CachedDirectory(
-        make_remote_directory(settings.directory, **remote_options),
+        remote,
         make_cache(settings.cache.url),
         ttl=settings.cache.directory_ttl,
         distgit_url=settings.directory.distgit_url,
