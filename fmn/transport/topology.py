@@ -27,7 +27,10 @@ def dead_letter_queue(exchange: str, protocol: str) -> str:
 
 
 async def declare_send_topology(
-    broker: Broker, exchange: str, retry_delays: Sequence[int], protocols: Sequence[str] = PROTOCOLS
+    broker: Broker,
+    exchange: str,
+    retry_delays: Sequence[float],
+    protocols: Sequence[str] = PROTOCOLS,
 ) -> None:
     await broker.declare_exchange(exchange, "direct")
     for protocol in protocols:

@@ -1,0 +1,188 @@
+"""Dead letters: work items a sender gave up on, kept in one queue per protocol with the reason
+in their headers. Listed, replayed and discarded by `fmn deadletter` and the API's admin
+endpoints through the functions here.
+
+AMQP cannot browse a queue, so listing takes every message without acknowledging it and then
+returns them all, in their order, to the queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from fmn.core.settings import SendQueueSettings
+from fmn.transport import make_broker
+from fmn.transport.base import Broker, Delivery, Outgoing, QueueSpec
+from fmn.transport.topology import dead_letter_queue, send_queue
+from fmn.workitem import PROTOCOLS, WorkItem, routing_key
+
+ATTEMPT_HEADER = "x-fmn-attempt"
+REASON_HEADER = "x-fmn-reason"
+FAILED_AT_HEADER = "x-fmn-failed-at"
+ATTEMPTS_HEADER = "x-fmn-attempts"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    protocol: str
+    reason: str
+    attempts: int
+    failed_at: str
+    body: bytes
+    item: WorkItem | None  # None when the body is not a valid work item
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary, for the CLI and the API."""
+        return {
+            "id": self.id,
+            "protocol": self.protocol,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "failed_at": self.failed_at,
+            "key": self.item.key if self.item else None,
+            "user": self.item.user if self.item else None,
+            "address": self.item.address if self.item else None,
+            "summary": self.item.message.summary if self.item else None,
+            "body": None if self.item else self.body.decode("utf-8", "replace")[:2000],
+        }
+
+
+async def dead_letter(
+    broker: Broker, exchange: str, protocol: str, body: bytes, reason: str, attempts: int
+) -> None:
+    """Put a work item (or an unreadable body) in the protocol's dead-letter queue."""
+    await broker.publish(
+        "",
+        Outgoing(
+            dead_letter_queue(exchange, protocol),
+            body,
+            message_id=uuid.uuid4().hex,
+            headers={
+                REASON_HEADER: reason[:1000],
+                ATTEMPTS_HEADER: attempts,
+                FAILED_AT_HEADER: dt.datetime.now(dt.UTC).isoformat(),
+            },
+        ),
+    )
+
+
+def _parse(protocol: str, delivery: Delivery) -> DeadLetter:
+    try:
+        item: WorkItem | None = WorkItem.from_bytes(delivery.body)
+    except (ValidationError, ValueError):
+        item = None
+    headers = delivery.headers
+    return DeadLetter(
+        id=delivery.message_id or "",
+        protocol=protocol,
+        reason=str(headers.get(REASON_HEADER, "")),
+        attempts=int(headers.get(ATTEMPTS_HEADER, 0) or 0),
+        failed_at=str(headers.get(FAILED_AT_HEADER, "")),
+        body=delivery.body,
+        item=item,
+    )
+
+
+Decide = Callable[[DeadLetter, Delivery], Awaitable[bool]]
+
+
+async def _walk(broker: Broker, exchange: str, protocol: str, decide: Decide) -> int:
+    """Take every message of the queue, let `decide` settle some (returns True), and put the
+    others back. Returns how many were settled."""
+    queue = dead_letter_queue(exchange, protocol)
+    held: list[Delivery] = []
+    settled = 0
+    try:
+        for _ in range(await broker.queue_size(queue)):
+            delivery = await broker.get(queue)
+            if delivery is None:
+                break
+            if await decide(_parse(protocol, delivery), delivery):
+                settled += 1
+            else:
+                held.append(delivery)
+    finally:
+        # Newest first, so an in-process queue (which requeues at its head) keeps its order.
+        for delivery in reversed(held):
+            await delivery.nack(requeue=True)
+    return settled
+
+
+def _protocols(protocol: str | None) -> tuple[str, ...]:
+    return (protocol,) if protocol else PROTOCOLS
+
+
+async def list_dead_letters(
+    broker: Broker, exchange: str, protocol: str | None = None, limit: int = 100
+) -> list[DeadLetter]:
+    found: list[DeadLetter] = []
+    for p in _protocols(protocol):
+
+        async def keep(letter: DeadLetter, _delivery: Delivery) -> bool:
+            if len(found) < limit:
+                found.append(letter)
+            return False
+
+        await _walk(broker, exchange, p, keep)
+    return found
+
+
+async def replay_dead_letters(
+    broker: Broker, exchange: str, protocol: str | None = None, ids: Collection[str] | None = None
+) -> int:
+    """Send dead letters (all, or those with these ids) back to their protocol's queue, with
+    their attempts counted afresh. Returns how many were replayed."""
+    total = 0
+    for p in _protocols(protocol):
+
+        async def replay(letter: DeadLetter, delivery: Delivery, p: str = p) -> bool:
+            if ids is not None and letter.id not in ids:
+                return False
+            await broker.publish(
+                exchange, Outgoing(routing_key(p), letter.body, message_id=letter.id)
+            )
+            await delivery.ack()
+            return True
+
+        total += await _walk(broker, exchange, p, replay)
+    return total
+
+
+async def discard_dead_letters(
+    broker: Broker, exchange: str, protocol: str | None = None, ids: Collection[str] | None = None
+) -> int:
+    total = 0
+    for p in _protocols(protocol):
+
+        async def discard(letter: DeadLetter, delivery: Delivery) -> bool:
+            if ids is not None and letter.id not in ids:
+                return False
+            await delivery.ack()
+            return True
+
+        total += await _walk(broker, exchange, p, discard)
+    return total
+
+
+async def open_broker(settings: SendQueueSettings) -> Broker:
+    """A connected broker with the queues dead letters go to and come back to declared, for
+    callers outside a sender. Retry queues are left alone: their delays are the senders'."""
+    broker = make_broker(settings.amqp_url, connection_name="fmn dead letters")
+    await broker.connect()
+    await broker.declare_exchange(settings.exchange, "direct")
+    for protocol in PROTOCOLS:
+        await broker.declare_queue(
+            QueueSpec(
+                send_queue(settings.exchange, protocol),
+                bindings=[(settings.exchange, routing_key(protocol))],
+            )
+        )
+        await broker.declare_queue(QueueSpec(dead_letter_queue(settings.exchange, protocol)))
+    return broker

@@ -1,0 +1,55 @@
+"""A digest: many held notifications for one destination, sent as one message. The text helpers
+here are shared by the protocols; each protocol shapes the message itself."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from fmn.workitem import RuleRef, WorkItem
+
+REASONS = {
+    "backlog": "more notifications arrived than can be sent one by one",
+    "muted": "held while notifications were muted",
+    "quiet-hours": "held during your quiet hours",
+    "digest-hourly": "your hourly digest",
+    "digest-daily": "your daily digest",
+}
+
+
+@dataclass(frozen=True)
+class Digest:
+    protocol: str
+    address: str
+    user: str
+    items: list[WorkItem]  # oldest first
+    reasons: frozenset[str]
+
+    @property
+    def title(self) -> str:
+        n = len(self.items)
+        return f"{n} notification{'s' if n != 1 else ''}"
+
+    @property
+    def why(self) -> str:
+        return "; ".join(REASONS.get(r, r) for r in sorted(self.reasons))
+
+    @property
+    def rules(self) -> list[RuleRef]:
+        seen: dict[int, RuleRef] = {}
+        for item in self.items:
+            for rule in item.rules:
+                seen.setdefault(rule.id, rule)
+        return list(seen.values())
+
+    def by_application(self) -> str:
+        """For example "koji 40, bodhi 17"."""
+        counts = Counter(item.message.app_name or "other" for item in self.items)
+        return ", ".join(f"{app} {n}" for app, n in counts.most_common())
+
+
+def item_line(item: WorkItem) -> str:
+    """One line per notification: "[app] summary url"."""
+    app = f"[{item.message.app_name}] " if item.message.app_name else ""
+    url = f" {item.message.url}" if item.message.url else ""
+    return f"{app}{item.message.summary}{url}"

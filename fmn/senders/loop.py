@@ -1,0 +1,330 @@
+"""The sender loop shared by every protocol.
+
+For each work item from the protocol's queue:
+  unreadable, wrong protocol or bad address   -> dead-letter queue, with the reason
+  already sent (idempotency key in Redis)     -> ack, nothing sent
+  user muted, in quiet hours or on a digest   -> held in Redis for a digest, ack
+  destination's backlog past the threshold    -> held for a collapsed digest, ack
+  otherwise                                   -> queued per destination, sent round-robin
+A send that succeeded is marked sent and then acked. A transient failure goes to the retry queue
+for its attempt (a TTL queue that dead-letters back), carrying the attempt number; past the last
+retry, and on a permanent failure, the item goes to the dead-letter queue. Held items are
+flushed as one digest per destination when due. Every outcome is written to the delivery log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from fmn.db.models import DeliveryStatus
+from fmn.senders import policy
+from fmn.senders.deadletters import ATTEMPT_HEADER, REASON_HEADER, dead_letter
+from fmn.senders.deliverylog import DeliveryLog
+from fmn.senders.digest import Digest
+from fmn.senders.errors import PermanentError, TransientError
+from fmn.senders.handler import Handler
+from fmn.senders.state import HeldItem, SenderState
+from fmn.transport.base import Broker, Delivery, Outgoing
+from fmn.transport.topology import declare_send_topology, retry_queue, send_queue
+from fmn.workitem import WorkItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    exchange: str
+    retry_delays: Sequence[float]
+    prefetch: int = 200
+    digest_threshold: int = 20
+    backlog_digest_delay: float = 60.0
+    daily_digest_hour: int = 8
+    poll_interval: float = 5.0
+
+
+@dataclass
+class _Pending:
+    delivery: Delivery
+    item: WorkItem
+    attempt: int  # attempts made before this one
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class SenderLoop:
+    def __init__(
+        self,
+        handler: Handler,
+        broker: Broker,
+        state: SenderState,
+        delivery_log: DeliveryLog,
+        preferences: policy.PreferenceReader,
+        config: LoopConfig,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.handler = handler
+        self.protocol = handler.protocol
+        self.broker = broker
+        self.state = state
+        self.log = delivery_log
+        self.preferences = preferences
+        self.config = config
+        self.clock = clock
+        # Per destination, the items waiting to be sent; `_ready` rotates through destinations
+        # so that one flooded destination does not delay the others.
+        self._queues: dict[str, deque[_Pending]] = {}
+        self._ready: deque[str] = deque()
+        self._in_flight: defaultdict[str, int] = defaultdict(int)
+        self._wake = asyncio.Event()
+        # Destinations whose burst is being collapsed into a digest.
+        self._collapsing: set[str] = set()
+
+    @property
+    def queue(self) -> str:
+        return send_queue(self.config.exchange, self.protocol)
+
+    async def run(self) -> None:
+        await declare_send_topology(self.broker, self.config.exchange, self.config.retry_delays)
+        tasks = [
+            asyncio.create_task(self._worker(), name=f"{self.protocol}-send-{i}")
+            for i in range(max(1, self.handler.concurrency))
+        ]
+        tasks.append(asyncio.create_task(self._flusher(), name=f"{self.protocol}-digests"))
+        try:
+            async for delivery in self.broker.consume(self.queue, prefetch=self.config.prefetch):
+                await self.intake(delivery)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- intake -------------------------------------------------------------------------
+
+    async def intake(self, delivery: Delivery) -> None:
+        attempt = int(delivery.headers.get(ATTEMPT_HEADER, 0) or 0)
+        try:
+            item = WorkItem.from_bytes(delivery.body)
+        except (ValidationError, ValueError) as exc:
+            reason = f"unreadable work item: {_one_line(str(exc))}"
+            log.warning("%s", reason)
+            await self._dead_letter_body(delivery, reason, attempt)
+            return
+        if item.protocol != self.protocol:
+            await self._give_up(delivery, item, attempt, f"not a {self.protocol} work item")
+            return
+        try:
+            self.handler.check_address(item.address)
+        except PermanentError as exc:
+            await self._give_up(delivery, item, attempt, str(exc))
+            return
+        if await self.state.sent_among([item.key]):
+            log.debug("already sent: %s", item.key)
+            await delivery.ack()
+            return
+        prefs = await self.preferences.get(item.user)
+        hold = policy.hold_for(prefs, self.clock(), self.config.daily_digest_hour)
+        if hold is not None:
+            await self._hold(delivery, item, hold.reason, hold.until.timestamp())
+            return
+        address = item.address
+        backlog = len(self._queues.get(address, ())) + self._in_flight[address]
+        if address in self._collapsing or backlog >= self.config.digest_threshold:
+            self._collapsing.add(address)
+            due = self.clock().timestamp() + self.config.backlog_digest_delay
+            await self._hold(delivery, item, "backlog", due)
+            return
+        self._enqueue(_Pending(delivery, item, attempt))
+
+    def _enqueue(self, pending: _Pending) -> None:
+        address = pending.item.address
+        queue = self._queues.get(address)
+        if queue is None:
+            queue = self._queues[address] = deque()
+            self._ready.append(address)
+        queue.append(pending)
+        self._wake.set()
+
+    async def _hold(self, delivery: Delivery, item: WorkItem, reason: str, due: float) -> None:
+        await self.state.hold(self.protocol, HeldItem(item, reason, self.clock().timestamp()), due)
+        self.log.record(item, DeliveryStatus.HELD, detail=reason)
+        await delivery.ack()
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def _next(self) -> _Pending:
+        while not self._ready:
+            self._wake.clear()
+            await self._wake.wait()
+        address = self._ready.popleft()
+        queue = self._queues[address]
+        pending = queue.popleft()
+        if queue:
+            self._ready.append(address)
+        else:
+            del self._queues[address]
+        return pending
+
+    async def _worker(self) -> None:
+        while True:
+            pending = await self._next()
+            address = pending.item.address
+            self._in_flight[address] += 1
+            try:
+                await self._send(pending)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Broker trouble while settling: the item stays unacked and comes back.
+                log.exception("could not settle %s", pending.item.key)
+            finally:
+                self._in_flight[address] -= 1
+                if not self._in_flight[address]:
+                    del self._in_flight[address]
+
+    async def _send(self, pending: _Pending) -> None:
+        item, delivery, attempt = pending.item, pending.delivery, pending.attempt
+        try:
+            await self.handler.send(item)
+        except asyncio.CancelledError:
+            raise
+        except PermanentError as exc:
+            await self._give_up(delivery, item, attempt + 1, str(exc))
+        except Exception as exc:  # TransientError, or a bug: both worth another try
+            if not isinstance(exc, TransientError | OSError | TimeoutError):
+                log.exception("unexpected error sending %s", item.key)
+            await self._retry(delivery, item, attempt, _one_line(str(exc)) or repr(exc))
+        else:
+            await self.state.mark_sent([item.key])
+            self.log.record(item, DeliveryStatus.SENT, attempt=attempt + 1)
+            await delivery.ack()
+
+    async def _retry(self, delivery: Delivery, item: WorkItem, attempt: int, reason: str) -> None:
+        delays = self.config.retry_delays
+        if attempt >= len(delays):
+            await self._give_up(
+                delivery, item, attempt + 1, f"gave up after {attempt + 1} attempts: {reason}"
+            )
+            return
+        self.log.record(item, DeliveryStatus.FAILED, attempt=attempt + 1, detail=reason)
+        await self.broker.publish(
+            "",
+            Outgoing(
+                retry_queue(self.config.exchange, self.protocol, attempt),
+                delivery.body,
+                message_id=delivery.message_id,
+                headers={ATTEMPT_HEADER: attempt + 1, REASON_HEADER: reason[:1000]},
+            ),
+        )
+        await delivery.ack()
+
+    async def _give_up(
+        self, delivery: Delivery, item: WorkItem, attempts: int, reason: str
+    ) -> None:
+        log.warning("dead-lettering %s: %s", item.key, reason)
+        self.log.record(item, DeliveryStatus.DEAD, attempt=attempts, detail=reason)
+        await dead_letter(
+            self.broker, self.config.exchange, self.protocol, delivery.body, reason, attempts
+        )
+        await delivery.ack()
+
+    async def _dead_letter_body(self, delivery: Delivery, reason: str, attempts: int) -> None:
+        await dead_letter(
+            self.broker, self.config.exchange, self.protocol, delivery.body, reason, attempts
+        )
+        await delivery.ack()
+
+    # ---- digests ------------------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.poll_interval)
+            try:
+                await self.flush_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("flushing digests failed; will try again")
+
+    async def flush_due(self) -> None:
+        """Send the digests that are due."""
+        for address in await self.state.due(self.protocol, self.clock().timestamp()):
+            lock = f"{self.protocol}:{address}"
+            if not await self.state.lock(lock, ttl=600):
+                continue  # another sender instance is on it
+            try:
+                await self._flush(address)
+            finally:
+                await self.state.unlock(lock)
+
+    async def _flush(self, address: str) -> None:
+        held = await self.state.held(self.protocol, address)
+        if not held:
+            await self.state.release(self.protocol, address, [])
+            return
+        now = self.clock()
+        prefs = await self.preferences.get(held[0].item.user)
+        later = policy.still_waiting(prefs, now)
+        if later is not None:
+            await self.state.reschedule(self.protocol, address, later.timestamp())
+            return
+        keys = [h.item.key for h in held]
+        already = await self.state.sent_among(keys)
+        fresh = sorted(
+            (h for h in held if h.item.key not in already), key=lambda h: h.item.message.sent_at
+        )
+        if not fresh:
+            await self.state.release(self.protocol, address, keys)
+            return
+        items = [h.item for h in fresh]
+        digest = Digest(
+            protocol=self.protocol,
+            address=address,
+            user=items[0].user,
+            items=items,
+            reasons=frozenset(h.reason for h in fresh),
+        )
+        try:
+            if len(items) == 1:
+                await self.handler.send(items[0])
+            else:
+                await self.handler.send_digest(digest)
+        except asyncio.CancelledError:
+            raise
+        except PermanentError as exc:
+            for h in fresh:
+                await self._dead_letter_held(h.item, str(exc))
+            await self.state.release(self.protocol, address, keys)
+            self._collapsing.discard(address)
+            return
+        except Exception as exc:
+            reason = _one_line(str(exc)) or repr(exc)
+            log.warning("digest for %s failed, will retry: %s", address, reason)
+            for item in items:
+                self.log.record(item, DeliveryStatus.FAILED, detail=f"digest: {reason}")
+            delay = self.config.retry_delays[0] if self.config.retry_delays else 60.0
+            await self.state.reschedule(self.protocol, address, self.clock().timestamp() + delay)
+            return
+        status = DeliveryStatus.SENT if len(items) == 1 else DeliveryStatus.DIGESTED
+        for item in items:
+            self.log.record(item, status, detail=digest.why)
+        await self.state.release(self.protocol, address, keys)
+        self._collapsing.discard(address)
+
+    async def _dead_letter_held(self, item: WorkItem, reason: str) -> None:
+        self.log.record(item, DeliveryStatus.DEAD, detail=reason)
+        await dead_letter(
+            self.broker, self.config.exchange, self.protocol, item.to_bytes(), reason, 1
+        )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]

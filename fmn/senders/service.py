@@ -1,0 +1,98 @@
+"""Assembling and running one sender process from the settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from fmn.core.settings import Settings
+from fmn.db.session import make_engine, make_sessionmaker
+from fmn.senders.deliverylog import DeliveryLog
+from fmn.senders.handler import Handler
+from fmn.senders.loop import LoopConfig, SenderLoop
+from fmn.senders.policy import PreferenceReader
+from fmn.senders.state import SenderState, make_state
+from fmn.transport import make_broker
+
+log = logging.getLogger(__name__)
+
+
+def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handler:
+    if protocol == "email":
+        from fmn.senders.email import EmailHandler
+        from fmn.senders.email_message import MailSettings
+
+        email = settings.senders.email
+        return EmailHandler(
+            email,
+            MailSettings(
+                from_address=email.from_address,
+                list_id=email.list_id,
+                public_url=settings.public_url,
+                secret_key=settings.api.secret_key,
+            ),
+        )
+    # IRC_HANDLER
+    raise ValueError(f"unknown protocol {protocol!r}")
+
+
+def loop_config(settings: Settings) -> LoopConfig:
+    senders = settings.senders
+    return LoopConfig(
+        exchange=settings.send_queue.exchange,
+        retry_delays=settings.send_queue.retry_delays,
+        prefetch=settings.send_queue.sender_prefetch,
+        digest_threshold=senders.digest_threshold,
+        backlog_digest_delay=senders.backlog_digest_delay,
+        daily_digest_hour=senders.daily_digest_hour,
+        poll_interval=senders.digest_poll_interval,
+    )
+
+
+async def run_sender(protocol: str, settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run one protocol's sender until `stop` is set (or SIGTERM/SIGINT when run from the CLI)."""
+    stop = stop or asyncio.Event()
+    senders = settings.senders
+    state = make_state(senders.state_url or settings.cache.url, senders.sent_key_ttl)
+    engine = make_engine(settings.database)
+    sessionmaker = make_sessionmaker(engine)
+    delivery_log = DeliveryLog(sessionmaker, senders.log_flush_interval)
+    preferences = PreferenceReader(sessionmaker, senders.user_settings_ttl)
+    broker = make_broker(settings.send_queue.amqp_url, connection_name=f"fmn sender {protocol}")
+    handler = make_handler(protocol, settings, state)
+    await broker.connect()
+    try:
+        await handler.setup()
+        delivery_log.start()
+        loop = SenderLoop(handler, broker, state, delivery_log, preferences, loop_config(settings))
+        task = asyncio.create_task(loop.run(), name=f"sender-{protocol}")
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (task, stopper):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if task in done and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    finally:
+        # Unacked work items return to the queue when the connection closes.
+        await broker.close()
+        await handler.stop()
+        await delivery_log.close()
+        await state.close()
+        await engine.dispose()
+
+
+def run_sender_process(protocol: str, settings: Settings) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("fmn sender %s starting", protocol)
+        await run_sender(protocol, settings, stop)
+        log.info("fmn sender %s stopped", protocol)
+
+    asyncio.run(main())

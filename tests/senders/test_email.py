@@ -1,0 +1,177 @@
+"""The email sender against a real SMTP server."""
+
+from __future__ import annotations
+
+import email.utils
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from fmn.core.settings import Settings
+from fmn.core.signing import read_unsubscribe_token
+from fmn.db.models import DeliveryStatus
+from fmn.transport import Broker
+from fmn.transport.topology import retry_queue
+from fmn.workitem import RuleRef
+from tests.senders.conftest import running, sender_settings
+from tests.senders.helpers import SENT_AT, delivery_log, eventually, make_item, publish
+from tests.senders.smtp_server import SMTPServer, self_signed_cert
+
+
+async def test_delivery_with_every_header(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str, pg_url: str
+) -> None:
+    item = make_item(
+        "email",
+        "alice@example.org",
+        rules=[RuleRef(id=7, name="My packages"), RuleRef(id=9, name=None)],
+        metadata={"Topic": "org.fedoraproject.prod.buildsys.build.state.change", "Packages": "foo"},
+    )
+    async with running("email", email_settings):
+        await publish(broker, exchange, item)
+        await eventually(lambda: smtp.received)
+
+    [received] = smtp.received
+    assert received.rcpt_tos == ["alice@example.org"]
+    assert received.mail_from == "notifications@fedoraproject.org"
+    msg = received.message
+    assert msg["From"] == "Fedora Notifications <notifications@fedoraproject.org>"
+    assert msg["To"] == "alice@example.org"
+    assert msg["Subject"] == f"[koji] {item.message.summary}"
+    assert email.utils.parsedate_to_datetime(msg["Date"]) == SENT_AT
+    assert msg["Message-ID"].endswith("@fedoraproject.org>")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Precedence"] == "bulk"
+    assert msg["List-Id"] == "Fedora Notifications <fmn.fedoraproject.org>"
+    assert msg["X-Fedora-Notify-Topic"] == "org.fedoraproject.prod.buildsys.build.state.change"
+    assert msg["X-Fedora-Notify-Packages"] == "foo"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = msg["List-Unsubscribe"].strip("<>")
+    prefix = "https://notifications.example.org/api/v1/unsubscribe/"
+    assert link.startswith(prefix)
+    unsubscribe = read_unsubscribe_token("test-secret", link.removeprefix(prefix))
+    assert unsubscribe.user == "alice" and unsubscribe.rule_ids == (7, 9)
+
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert item.message.summary in text
+    assert '"My packages": https://notifications.example.org/rules/7' in text
+    assert "https://notifications.example.org/rules/9" in text
+    assert item.message.summary in html and "<script>" not in html
+    assert 'href="https://notifications.example.org/rules/7"' in html
+
+    rows = await eventually(lambda: delivery_log(pg_url, idempotency_key=item.key))
+    assert [(r.status, r.attempt, r.rule_ids) for r in rows] == [(DeliveryStatus.SENT, 1, [7, 9])]
+
+
+async def test_a_redelivered_item_is_sent_once(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    item = make_item("email", "alice@example.org")
+    other = make_item("email", "alice@example.org")
+    async with running("email", email_settings):
+        await publish(broker, exchange, item)
+        await eventually(lambda: len(smtp.received) == 1)
+        # The broker hands out the same item again (as after a crash before the ack).
+        await publish(broker, exchange, item, other)
+        await eventually(lambda: len(smtp.received) == 2)
+    subjects = [r.message["Subject"] for r in smtp.received]
+    assert subjects == [item.email.subject, other.email.subject]  # type: ignore[union-attr]
+
+
+async def test_header_injection_is_impossible(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    item = make_item(
+        "email",
+        "alice@example.org",
+        subject="hello\r\nBcc: mallory@evil.example\r\n\r\nbody",
+        summary="x\nBcc: mallory@evil.example",
+        metadata={
+            "Topic": "t\r\nBcc: mallory@evil.example",
+            "Evil\r\nBcc": "mallory@evil.example",
+            "Package": "foo\x00\x1b[31m",
+        },
+        rules=[RuleRef(id=3, name="r\nBcc: mallory@evil.example")],
+    )
+    async with running("email", email_settings):
+        await publish(broker, exchange, item)
+        await eventually(lambda: smtp.received)
+    [received] = smtp.received
+    assert received.rcpt_tos == ["alice@example.org"]
+    msg = received.message
+    assert msg["Bcc"] is None
+    assert msg["Subject"] == "hello Bcc: mallory@evil.example body"
+    assert msg["X-Fedora-Notify-Topic"] == "t Bcc: mallory@evil.example"
+    assert msg["X-Fedora-Notify-EvilBcc"] == "mallory@evil.example"
+    assert msg["X-Fedora-Notify-Package"] == "foo[31m"
+    header_names = {name.lower() for name in msg}
+    assert "bcc" not in header_names
+
+
+async def test_smtp_down_then_back(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    broker: Broker,
+    redis_client: aioredis.Redis,
+) -> None:
+    """The server is away for two retries: the mail arrives later, dated when it was sent."""
+    smtp = SMTPServer()
+    settings = sender_settings(
+        amqp_url, redis_url, pg_url, exchange, email={"smtp_port": smtp.port}
+    )
+    item = make_item("email", "alice@example.org")
+    async with running("email", settings):
+        await publish(broker, exchange, item)
+        rows = await eventually(
+            lambda: delivery_log(pg_url, idempotency_key=item.key, status=DeliveryStatus.FAILED)
+        )
+        assert "SMTP" in (rows[0].detail or "")
+        smtp.start()
+        try:
+            await eventually(lambda: smtp.received)
+        finally:
+            smtp.stop()
+    msg = smtp.received[0].message
+    assert email.utils.parsedate_to_datetime(msg["Date"]) == SENT_AT
+    rows = await eventually(
+        lambda: delivery_log(pg_url, idempotency_key=item.key, status=DeliveryStatus.SENT)
+    )
+    assert rows[0].attempt >= 2
+    assert await broker.queue_size(retry_queue(exchange, "email", 0)) == 0
+
+
+async def test_starttls_and_login(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    broker: Broker,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    smtp = SMTPServer(tls=(cert, key), login=("fmn", "s3cret"))
+    smtp.start()
+    settings = sender_settings(
+        amqp_url,
+        redis_url,
+        pg_url,
+        exchange,
+        email={
+            "smtp_port": smtp.port,
+            "tls": "starttls",
+            "ca_file": str(cert),
+            "username": "fmn",
+            "password": "s3cret",
+        },
+    )
+    try:
+        async with running("email", settings):
+            await publish(broker, exchange, make_item("email", "alice@example.org"))
+            await eventually(lambda: smtp.received)
+    finally:
+        smtp.stop()

@@ -1,0 +1,114 @@
+"""A sender process killed in the middle of its queue and started again: nothing is lost and
+nothing is sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from fmn.transport import Broker
+from fmn.transport.topology import send_queue
+from tests.senders.conftest import RETRY_DELAYS
+from tests.senders.helpers import eventually, make_item, publish
+from tests.senders.smtp_server import Sink, SMTPServer
+
+FMN = str(Path(sys.executable).parent / "fmn")
+
+
+def write_config(
+    path: Path, amqp_url: str, redis_url: str, pg_url: str, exchange: str, port: int
+) -> Path:
+    # JSON strings and lists are valid TOML values.
+    path.write_text(
+        f"""
+public_url = "https://notifications.example.org"
+[database]
+url = {json.dumps(pg_url)}
+[cache]
+url = {json.dumps(redis_url)}
+[send_queue]
+amqp_url = {json.dumps(amqp_url)}
+exchange = {json.dumps(exchange)}
+retry_delays = {json.dumps(RETRY_DELAYS)}
+sender_prefetch = 50
+[senders]
+log_flush_interval = 0.1
+[senders.email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+connections = 1
+"""
+    )
+    return path
+
+
+def start_sender(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FMN_CONFIG": str(config)}
+    with log.open("ab") as out:
+        return subprocess.Popen([FMN, "sender", "email"], env=env, stdout=out, stderr=out)
+
+
+async def test_killed_mid_queue_then_restarted(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    broker: Broker,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+) -> None:
+    total, kill_at = 120, 40
+    process: subprocess.Popen[bytes] | None = None
+    killed: list[int] = []
+
+    def kill_during_the_40th(count: int) -> str | None:
+        # The server has the 40th mail but has not said "250": the sender dies right there,
+        # so that mail must not count as delivered (a real MTA would discard it too).
+        if count == kill_at and not killed and process is not None:
+            killed.append(process.pid)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return "451 4.3.0 try again"
+        return None
+
+    smtp = SMTPServer(Sink(delay=0.002, before_store=kill_during_the_40th))
+    smtp.start()
+    config = write_config(tmp_path / "fmn.toml", amqp_url, redis_url, pg_url, exchange, smtp.port)
+    log = tmp_path / "sender.log"
+    items = [make_item("email", f"user{i}@example.org") for i in range(total)]
+    try:
+        await publish(broker, exchange, *items)
+        process = first = start_sender(config, log)
+        await eventually(lambda: first.poll() is not None, timeout=60)
+        assert first.returncode == -signal.SIGKILL
+        delivered_before = len(smtp.received)
+        assert delivered_before == kill_at - 1
+        assert await broker.queue_size(send_queue(exchange, "email")) > 0
+
+        process = start_sender(config, log)
+        try:
+            await eventually(lambda: len(smtp.received) >= total, timeout=30)
+        except AssertionError:
+            raise AssertionError(
+                f"{len(smtp.received)} received; " + log.read_text()[-3000:]
+            ) from None
+        # Give a duplicate the chance to show up.
+        await asyncio.sleep(0.5)
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        smtp.stop()
+
+    counts = Counter(r.rcpt_tos[0] for r in smtp.received)
+    assert len(counts) == total, log.read_text()[-3000:]
+    assert max(counts.values()) == 1
+    assert process is not None and process.returncode == 0  # SIGTERM is a clean stop
