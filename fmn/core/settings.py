@@ -229,6 +229,29 @@ class APISettings(Section):
     )
 
 
+class DevSettings(Section):
+    """`fmn run`, the embedded default: the whole system in one process, for development and
+    demos. Each part left at its default elsewhere in this file (database, directory, OIDC
+    provider, SMTP server, IRC network, Matrix account) is replaced by its embedded stand-in;
+    a part configured otherwise is used as configured."""
+
+    # Where the embedded run keeps its files (the SQLite database, when database.url is left
+    # at its default).
+    data_dir: str = "var"
+    # Real bus messages (JSON Lines files) the demo feed replays; a relative path starts from
+    # the current directory. When it is missing, the run goes on without a feed.
+    corpus_dir: str = "../shared/corpus"
+    # Seconds between two messages of the demo feed; 0 turns the feed off.
+    feed_interval: float = 1.0
+    # The most frequent usernames of the corpus are renamed into the sample users, this many
+    # for each, so the replayed messages concern people who can log in.
+    feed_names_per_user: int = 3
+    # Port of the local SMTP sink the email sender delivers to (0: any free port).
+    smtp_port: int = 0
+    # How many mails and IRC/Matrix lines the embedded run keeps for the web app (the latest).
+    outbox_size: int = 500
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FMN_",
@@ -247,6 +270,7 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     api: APISettings = Field(default_factory=APISettings)
+    dev: DevSettings = Field(default_factory=DevSettings)
 
     @classmethod
     def settings_customise_sources(
