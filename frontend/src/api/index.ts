@@ -16,6 +16,7 @@ import type {
   RulePatch,
   RuleStats,
   SystemStatus,
+  UserRef,
   UserSettings,
 } from './types'
 
@@ -75,12 +76,12 @@ export const api = {
     listRules: (filters: { disabled?: boolean; username?: string }) =>
       request<Rule[]>('GET', '/admin/rules', { query: filters }),
     searchUsers: (search: string, signal?: AbortSignal) =>
-      request<{ id: number; name: string }[] | string[]>('GET', '/admin/users', { query: { search }, signal }),
+      request<UserRef[]>('GET', '/admin/users', { query: { search }, signal }),
     patchRule: (id: number, disabled: boolean) => request<Rule>('PATCH', `/admin/rules/${id}`, { body: { disabled } }),
     listDeadLetters: (protocol: Protocol | '', paging: PageParams) =>
       requestPage<DeadLetter>('/admin/deadletters', { query: { protocol }, ...paging }),
-    replayDeadLetter: (id: number) => request<unknown>('POST', `/admin/deadletters/${id}/replay`),
-    discardDeadLetter: (id: number) => request<void>('DELETE', `/admin/deadletters/${id}`),
+    replayDeadLetter: (id: string) => request<void>('POST', `/admin/deadletters/${encodeURIComponent(id)}/replay`),
+    discardDeadLetter: (id: string) => request<void>('DELETE', `/admin/deadletters/${encodeURIComponent(id)}`),
     status: () => request<SystemStatus>('GET', '/admin/status'),
   },
 }

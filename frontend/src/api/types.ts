@@ -15,7 +15,7 @@ export interface UserRef {
 }
 
 export interface Me {
-  id: number
+  id: number | null
   name: string
   is_admin: boolean
 }
@@ -67,6 +67,8 @@ export interface Rule extends NewRule {
   id: number
   user: UserRef
   generated_last_week: number
+  /** fmn's addition: the rule sends nothing until then. */
+  muted_until?: string | null
 }
 
 export interface RulePatch {
@@ -124,12 +126,13 @@ export type NotificationStatus = 'sent' | 'failed' | 'dead' | 'held' | 'digested
 export interface NotificationRecord {
   id: number
   created_at: string
-  protocol: Protocol
+  /** email, irc or matrix; the API types it as any string. */
+  protocol: string
   address: string
   rule_ids: number[]
   message_id: string
   topic: string
-  summary: string
+  summary: string | null
   status: NotificationStatus
   attempt: number
   detail: string | null
@@ -156,14 +159,14 @@ export interface UserSettings {
 }
 
 export interface DeadLetter {
-  id: number
-  protocol: Protocol
-  address: string
-  user: string
+  id: string
+  protocol: string
+  address: string | null
+  user: string | null
   reason: string
   failed_at: string
   attempts: number
-  summary: string
+  summary: string | null
 }
 
 export interface ComponentStatus {

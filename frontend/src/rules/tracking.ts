@@ -54,6 +54,10 @@ export function artifactTypeLabel(type: ArtifactType, plural = true): string {
 
 export const PROTOCOL_LABELS: Record<Protocol, string> = { email: 'Email', irc: 'IRC', matrix: 'Matrix' }
 
+export function protocolLabel(protocol: string): string {
+  return (PROTOCOL_LABELS as Record<string, string>)[protocol] ?? protocol
+}
+
 export const SEVERITIES: readonly { value: Severity; label: string }[] = [
   { value: 'debug', label: 'Debug' },
   { value: 'info', label: 'Info' },

@@ -9,7 +9,7 @@ afterEach(() => wrapper?.unmount())
 const ADMIN = { id: 2, name: 'root', is_admin: true }
 
 const LETTER = {
-  id: 7,
+  id: '7',
   protocol: 'matrix',
   address: '@bob:example.org',
   user: 'bob',
