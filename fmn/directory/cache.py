@@ -67,20 +67,20 @@ class CachedDirectory:
 
     async def _cached(self, lookup: str, argument: str, key: str | None = None) -> Any:
         key = key or self.key(lookup, argument)
-        hit = await self.cache.get(key)
-        if isinstance(hit, dict) and "v" in hit:
-            return hit["v"]
         future = self._inflight.get(key)
         if future is None:
-            load: Callable[[str], Awaitable[Any]] = getattr(self.inner, lookup)
-            future = asyncio.ensure_future(self._load(key, load(argument)))
+            future = asyncio.ensure_future(self._get_or_load(lookup, argument, key))
             self._inflight[key] = future
             future.add_done_callback(lambda f: self._forget(key, f))
         return await asyncio.shield(future)
 
-    async def _load(self, key: str, answer: Awaitable[Any]) -> Any:
+    async def _get_or_load(self, lookup: str, argument: str, key: str) -> Any:
+        hit = await self.cache.get(key)
+        if isinstance(hit, dict) and "v" in hit:
+            return hit["v"]
         epoch = self._epoch
-        value = await answer
+        load: Callable[[str], Awaitable[Any]] = getattr(self.inner, lookup)
+        value = await load(argument)
         if epoch == self._epoch:
             await self.cache.set(key, {"v": value}, expire=self.ttl)
         return value

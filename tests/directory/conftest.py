@@ -76,16 +76,19 @@ def _fmn_command() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def directory_server_url() -> Iterator[str]:
+def directory_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
+    log = tmp_path_factory.mktemp("directory-server") / "server.log"
     command = [*_fmn_command(), "directory", "serve", "--file", str(SAMPLE)]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port), "--admin"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port), "--admin"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Generous: a loaded CI machine can take a while to import and start it.
+    deadline = time.monotonic() + 120
     while True:
         try:
             httpx.get(f"{url}/_admin/stats", timeout=1).raise_for_status()
@@ -93,7 +96,7 @@ def directory_server_url() -> Iterator[str]:
         except httpx.HTTPError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError("the local directory server did not start") from None
+                raise RuntimeError(f"directory server did not start:\n{log.read_text()}") from None
             time.sleep(0.1)
     yield url
     process.terminate()
