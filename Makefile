@@ -26,7 +26,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# The real OIDC provider of the API tests (node's oidc-provider, pinned by its lock file).
+OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
+
+$(OIDC_MODULES): tests/oidc/package.json tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund
+
+test: $(STAMP) $(OIDC_MODULES) lint typecheck
 	$(BIN)/pytest -n auto --dist loadgroup -q
 
 # Refresh the constraints file after changing dependencies in pyproject.toml.

@@ -1,0 +1,98 @@
+"""The application factory: `create_app(settings)`; `app_factory()` for uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from fmn.api.errors import CatchAll, install_error_handlers
+from fmn.api.frontend import frontend_dir, mount_frontend
+from fmn.api.limits import BodySizeLimit
+from fmn.api.metrics import MetricsMiddleware, metrics_endpoint
+from fmn.api.pagination import PAGE_HEADERS
+from fmn.api.routes import account, admin, misc, preview, rules, unsubscribe, users
+from fmn.api.services import Overrides, start_services, stop_services
+from fmn.core.settings import Settings, get_settings
+from fmn.directory.base import Directory
+from fmn.transport.base import Broker
+
+PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sessionmaker: object | None = None,
+    directory: Directory | None = None,
+    bus: Broker | None = None,
+    send_broker: Broker | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The API. Parts left as None are built from the settings at startup. `extra_routers`
+    (with their own prefixes) come before the web app's catch-all: `fmn run` adds its dev
+    routes and built-in OIDC provider this way."""
+    overrides = Overrides(
+        sessionmaker=sessionmaker,  # type: ignore[arg-type]
+        directory=directory,
+        bus=bus,
+        send_broker=send_broker,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await start_services(settings, overrides)
+        try:
+            yield
+        finally:
+            await stop_services(app.state.services)
+
+    app = FastAPI(
+        title="Fedora Messaging Notifications",
+        version="1",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (
+        users.router,
+        preview.router,  # before rules: /rules/preview is not a rule id
+        rules.router,
+        account.router,
+        admin.router,
+        misc.router,
+        unsubscribe.router,
+    ):
+        app.include_router(router, prefix=PREFIX)
+    for extra in extra_routers:
+        app.include_router(extra)
+
+    if settings.api.metrics_public:
+        app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+        app.add_route(f"{PREFIX}/metrics", metrics_endpoint, include_in_schema=False)
+
+    # Added innermost first: CORS wraps CatchAll so that 500s carry CORS headers too.
+    app.add_middleware(CatchAll)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.api.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=list(PAGE_HEADERS),
+    )
+    app.add_middleware(BodySizeLimit, max_size=settings.api.max_body_size)
+    app.add_middleware(MetricsMiddleware)
+
+    root = frontend_dir(settings.api)
+    if root is not None:
+        mount_frontend(app, root)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For `uvicorn --factory fmn.api.app:app_factory`: settings from the file/environment."""
+    return create_app(get_settings())

@@ -1,0 +1,116 @@
+"""FastAPI dependencies, as `Annotated` aliases the routes take as parameters.
+
+No `from __future__ import annotations` here: `_rate_limited` builds dependencies whose
+annotations name a closure variable, which FastAPI can only see if they are evaluated.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fmn.api.accounts import ensure_user
+from fmn.api.auth import Identity
+from fmn.api.services import Services
+from fmn.core.settings import Settings
+from fmn.directory.base import Directory
+from fmn.rules.schema import MAX_NAME_LENGTH
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from the OIDC provider")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_directory(services: ServicesDep) -> Directory:
+    return services.directory
+
+
+DirectoryDep = Annotated[Directory, Depends(get_directory)]
+
+
+async def get_identity(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    if credentials is None:
+        raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+
+    async def first_login(identity: Identity) -> None:
+        async with services.sessionmaker() as session:
+            await ensure_user(session, services.directory, services.announcer, identity.name)
+
+    return await services.verifier.identify(credentials.credentials, on_new=first_login)
+
+
+CurrentUser = Annotated[Identity, Depends(get_identity)]
+
+
+def get_admin(identity: CurrentUser) -> Identity:
+    if not identity.is_admin:
+        raise HTTPException(403, "Not an admin")
+    return identity
+
+
+AdminUser = Annotated[Identity, Depends(get_admin)]
+
+Username = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH)]
+
+
+def get_owner(username: Username, identity: CurrentUser) -> Identity:
+    """The logged-in user, who must be the one named in the path."""
+    if username != identity.name:
+        raise HTTPException(403, "Not allowed to see or change someone else's data")
+    return identity
+
+
+Owner = Annotated[Identity, Depends(get_owner)]
+
+
+def owner_or_admin(username: Username, identity: CurrentUser) -> Identity:
+    if username != identity.name and not identity.is_admin:
+        raise HTTPException(403, "Not allowed to see someone else's data")
+    return identity
+
+
+OwnerOrAdmin = Annotated[Identity, Depends(owner_or_admin)]
+
+
+def _rate_limited(who: Callable[..., Any]) -> Callable[..., Awaitable[Identity]]:
+    """A dependency: the user `who` gives, counted against their rate limit."""
+
+    async def dependency(
+        services: ServicesDep, identity: Annotated[Identity, Depends(who)]
+    ) -> Identity:
+        await services.limiter.hit(identity.name)
+        return identity
+
+    return dependency
+
+
+# Directory and archive readers, rate limited per user.
+RateLimitedUser = Annotated[Identity, Depends(_rate_limited(get_identity))]
+RateLimitedOwner = Annotated[Identity, Depends(_rate_limited(get_owner))]
+RateLimitedOwnerOrAdmin = Annotated[Identity, Depends(_rate_limited(owner_or_admin))]

@@ -1,0 +1,76 @@
+"""Prometheus metrics: request counts and latencies per route template, plus a few gauges read
+at scrape time. A pure ASGI middleware, so it adds microseconds, not a task per request."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from fmn.api.asgi import HTTPMiddleware, WatchedSend
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter(
+    "fmn_api_requests",
+    "HTTP requests answered",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "fmn_api_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+ANNOUNCEMENTS_PENDING = Gauge(
+    "fmn_api_announcements_pending",
+    "Rule changes committed but not yet announced on the bus",
+    registry=REGISTRY,
+)
+ANNOUNCEMENTS_FAILED = Gauge(
+    "fmn_api_announcements_failed",
+    "Rule-change announcements given up on since the process started",
+    registry=REGISTRY,
+)
+PREVIEW_SCANNED = Counter(
+    "fmn_api_preview_messages_scanned",
+    "Archived messages read by rule previews",
+    registry=REGISTRY,
+)
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class MetricsMiddleware(HTTPMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        watched = WatchedSend(send)
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            route = _route(scope)
+            method = scope.get("method", "")
+            LATENCY.labels(method, route).observe(time.perf_counter() - start)
+            REQUESTS.labels(method, route, str(watched.status)).inc()
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    services = request.app.state.services
+    ANNOUNCEMENTS_PENDING.set(services.announcer.pending)
+    ANNOUNCEMENTS_FAILED.set(services.announcer.failed)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,191 @@
+"""Rule previews: what a draft rule would have sent over the last days, read from the archive.
+
+Only the archived messages whose match keys could satisfy the draft's tracking rule are read
+(`archived_message_keys`, indexed by kind, value and time; written by fmn.consumer.archive),
+newest first, and each is run through the consumer's own rule engine (fmn.rules.index via
+fmn.rules.match). Reading stops when the time budget is spent: the answer then says it is
+incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fmn.consumer.archive import KEY_ATTRIBUTES
+from fmn.db import models
+from fmn.directory.base import Directory
+from fmn.rules import schema
+from fmn.rules.index import RuleIndex
+from fmn.rules.match import match_one
+from fmn.rules.message import ParsedMessage
+
+# The archive's key kinds for what tracking rules look at.
+USER_KIND = "user"
+AGENT_KIND = "agent"
+# Dist-git namespace ("rpms") -> the archive's kind for it ("package").
+NAMESPACE_KINDS: dict[str, str] = {
+    schema.ARTIFACT_ATTRIBUTES[attribute]: kind
+    for kind, attribute in KEY_ATTRIBUTES.items()
+    if attribute in schema.ARTIFACT_ATTRIBUTES
+}
+
+# Values per candidate query (bind parameters are limited), messages per data fetch.
+VALUES_PER_QUERY = 5000
+FETCH_BATCH = 200
+# Directory look-ups at once while expanding ownership.
+DIRECTORY_CONCURRENCY = 16
+
+
+def _paths_to_keys(paths: Iterable[str]) -> dict[str, set[str]]:
+    keys: dict[str, set[str]] = {}
+    for path in paths:
+        namespace, _, name = path.partition("/")
+        kind = NAMESPACE_KINDS.get(namespace)
+        if kind is not None and name:
+            keys.setdefault(kind, set()).add(name)
+    return keys
+
+
+async def rule_keys(
+    tracking: schema.TrackingRule, owner: str, directory: Directory
+) -> dict[str, set[str]]:
+    """The archive keys a message needs for the tracking rule to match (any one of them)."""
+    if isinstance(tracking, schema.RelatedEvents):
+        return {USER_KIND: {owner}}
+    if isinstance(tracking, schema.UsersFollowed):
+        return {AGENT_KIND: set(tracking.params)}
+    if isinstance(tracking, schema.ArtifactsFollowed):
+        return _paths_to_keys(f"{a.type}/{a.name}" for a in tracking.params)
+    lookup: Callable[[str], Awaitable[list[str]]] = (
+        directory.get_user_projects
+        if isinstance(tracking, schema.ArtifactsOwned)
+        else directory.get_group_projects
+    )
+    semaphore = asyncio.Semaphore(DIRECTORY_CONCURRENCY)
+
+    async def projects(name: str) -> list[str]:
+        async with semaphore:
+            return await lookup(name)
+
+    found = await asyncio.gather(*(projects(name) for name in set(tracking.params)))
+    return _paths_to_keys(path for paths in found for path in paths)
+
+
+@dataclass
+class Hit:
+    message: ParsedMessage
+    destinations: list[schema.Destination]
+
+
+@dataclass
+class Preview:
+    days: list[dt.date]
+    total: int = 0
+    scanned: int = 0
+    complete: bool = True
+    per_day: dict[dt.date, int] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)  # only the requested page's
+
+
+def draft_rule(draft: schema.RuleBase, owner: str) -> schema.Rule:
+    """The draft as a rule the index takes (enabled, with a placeholder id)."""
+    data = draft.model_dump(mode="json")
+    data.update(id=0, disabled=False, user={"name": owner})
+    return schema.Rule.model_validate(data)
+
+
+async def candidates(
+    session: AsyncSession, keys: dict[str, set[str]], since: dt.datetime
+) -> list[int]:
+    """Archived message ids whose keys match, newest first."""
+    found: dict[int, dt.datetime] = {}
+    key = models.ArchivedMessageKey
+    for kind, values in keys.items():
+        ordered = sorted(values)
+        for start in range(0, len(ordered), VALUES_PER_QUERY):
+            chunk = ordered[start : start + VALUES_PER_QUERY]
+            rows = await session.execute(
+                select(key.message_pk, key.sent_at).where(
+                    and_(key.kind == kind, key.value.in_(chunk), key.sent_at >= since)
+                )
+            )
+            for pk, sent_at in rows.all():
+                found[pk] = sent_at
+    return sorted(found, key=lambda pk: (found[pk], pk), reverse=True)
+
+
+async def run_preview(
+    session: AsyncSession,
+    directory: Directory,
+    draft: schema.RuleBase,
+    owner: str,
+    *,
+    days: int,
+    budget: float,
+    offset: int,
+    limit: int,
+) -> Preview:
+    started = time.monotonic()
+    today = dt.datetime.now(dt.UTC).date()
+    window = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
+    since = dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC)
+    preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
+
+    rule = draft_rule(draft, owner)
+    index = RuleIndex(directory)
+    await index.build([rule])
+    keys = await rule_keys(rule.tracking_rule, owner, directory)
+    if not any(keys.values()):
+        return preview
+    pks = await candidates(session, keys, since)
+    for batch in _batches(pks, FETCH_BATCH):
+        if time.monotonic() - started > budget:
+            preview.complete = False
+            break
+        rows = await session.execute(
+            select(
+                models.ArchivedMessage.id,
+                models.ArchivedMessage.sent_at,
+                models.ArchivedMessage.data,
+            ).where(models.ArchivedMessage.id.in_(batch))
+        )
+        by_pk = {pk: (sent_at, data) for pk, sent_at, data in rows.all()}
+        for pk in batch:  # keep newest-first order
+            if pk not in by_pk:
+                continue  # pruned meanwhile
+            sent_at, data = by_pk[pk]
+            preview.scanned += 1
+            result = match_one(index, data)
+            if not result.matches or result.message is None:
+                continue
+            day = _utc_date(sent_at)
+            if day in preview.per_day:
+                preview.per_day[day] += 1
+            if offset <= preview.total < offset + limit:
+                destinations = [
+                    schema.Destination(protocol=m.protocol, address=m.address)
+                    for m in result.matches
+                ]
+                preview.hits.append(Hit(result.message, destinations))
+            preview.total += 1
+        # Matching is CPU work: let other requests of this process run between batches.
+        await asyncio.sleep(0)
+    return preview
+
+
+def _batches(items: Sequence[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _utc_date(value: dt.datetime) -> dt.date:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).date()

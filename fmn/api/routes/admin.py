@@ -1,0 +1,141 @@
+"""/admin: every rule and user, enabling and disabling any rule, the dead-letter queues and the
+system's status. Members of `oidc.admin_groups` only (403 for others)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from sqlalchemy import select
+
+from fmn.api import checks, rule_service
+from fmn.api.deps import AdminUser, ServicesDep, SessionDep
+from fmn.api.pagination import PageDep, paginate
+from fmn.api.schemas import (
+    AdminRulePatch,
+    DeadLetterPublic,
+    Protocol,
+    RulePublic,
+    SystemStatus,
+    UserPublic,
+)
+from fmn.db import models
+from fmn.rules.schema import MAX_NAME_LENGTH
+from fmn.senders import deadletters
+from fmn.transport.base import Broker
+from fmn.transport.topology import dead_letter_queue
+from fmn.workitem import PROTOCOLS
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+Text = Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)]
+DeadLetterId = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+@router.get("/rules", response_model=list[RulePublic])
+async def list_rules(
+    _admin: AdminUser,
+    session: SessionDep,
+    page: PageDep,
+    response: Response,
+    disabled: bool | None = None,
+    username: Text = None,
+) -> list[RulePublic]:
+    query = rule_service.rules_query()
+    if disabled is not None:
+        query = query.where(models.Rule.disabled.is_(disabled))
+    if username:
+        query = query.join(models.Rule.user).where(models.User.name == username)
+    return await rule_service.rule_page(session, query, page, response)
+
+
+@router.get("/users", response_model=list[UserPublic])
+async def list_users(
+    _admin: AdminUser, session: SessionDep, page: PageDep, response: Response, search: Text = None
+) -> list[UserPublic]:
+    """Users who have logged in, by name; `search` matches any part of the name."""
+    query = select(models.User).order_by(models.User.name)
+    if search:
+        query = query.where(models.User.name.contains(search, autoescape=True))
+    users = await paginate(session, query, page, response)
+    return [UserPublic(id=u.id, name=u.name) for u in users]
+
+
+@router.patch("/rules/{rule_id}", response_model=RulePublic)
+async def patch_rule(
+    rule_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    patch: AdminRulePatch,
+    _admin: AdminUser,
+    session: SessionDep,
+    services: ServicesDep,
+) -> RulePublic:
+    """Enable or disable anyone's rule (announced only when it changed)."""
+    rule = await session.scalar(rule_service.rules_query().where(models.Rule.id == rule_id))
+    if rule is None:
+        raise HTTPException(404, f"No rule {rule_id}")
+    if rule.disabled != patch.disabled:
+        rule.disabled = patch.disabled
+        await session.commit()
+        services.announcer.announce("update", rule.id, rule.name, rule.user.name)
+    return (await rule_service.to_public(session, [rule]))[0]
+
+
+@router.get("/deadletters", response_model=list[DeadLetterPublic])
+async def list_dead_letters(
+    _admin: AdminUser,
+    services: ServicesDep,
+    page: PageDep,
+    response: Response,
+    protocol: Protocol | None = None,
+) -> list[DeadLetterPublic]:
+    """Notifications the senders gave up on, oldest first."""
+    broker = await services.get_send_broker()
+    exchange = services.settings.send_queue.exchange
+    protocols = [protocol] if protocol else list(PROTOCOLS)
+    total = 0
+    for p in protocols:
+        total += await broker.queue_size(dead_letter_queue(exchange, p))
+    found = await deadletters.list_dead_letters(
+        broker, exchange, protocol, limit=page.offset + page.size
+    )
+    page.headers(response, max(total, len(found)))
+    return [DeadLetterPublic.model_validate(d.as_dict()) for d in page.slice(found)]
+
+
+Settle = Callable[[Broker, str, str | None, Collection[str]], Awaitable[int]]
+
+
+async def _settle(
+    services: ServicesDep, settle: Settle, letter_id: str, protocol: str | None
+) -> None:
+    broker = await services.get_send_broker()
+    exchange = services.settings.send_queue.exchange
+    if not await settle(broker, exchange, protocol, {letter_id}):
+        raise HTTPException(404, f"No dead letter {letter_id}")
+
+
+@router.post("/deadletters/{letter_id}/replay", status_code=204)
+async def replay_dead_letter(
+    letter_id: DeadLetterId,
+    _admin: AdminUser,
+    services: ServicesDep,
+    protocol: Protocol | None = None,
+) -> None:
+    """Send it again, with its retries counted afresh."""
+    await _settle(services, deadletters.replay_dead_letters, letter_id, protocol)
+
+
+@router.delete("/deadletters/{letter_id}", status_code=204)
+async def discard_dead_letter(
+    letter_id: DeadLetterId,
+    _admin: AdminUser,
+    services: ServicesDep,
+    protocol: Protocol | None = None,
+) -> None:
+    await _settle(services, deadletters.discard_dead_letters, letter_id, protocol)
+
+
+@router.get("/status", response_model=SystemStatus)
+async def system_status(admin: AdminUser, services: ServicesDep) -> SystemStatus:
+    return SystemStatus(components=await checks.status(services, admin.name))

@@ -1,0 +1,148 @@
+"""/users/{username}/rules: a user's own rules (403 for anyone else). Every change is
+committed first and then announced on the bus."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import func, select
+
+from fmn.api import rule_service
+from fmn.api.deps import DirectoryDep, Owner, ServicesDep, SessionDep, Username
+from fmn.api.pagination import PageDep
+from fmn.api.schemas import DayCount, RulePatch, RulePublic, RuleStats
+from fmn.db import models
+from fmn.rules import schema
+from fmn.rules.store import apply_to_model, get_or_create_user
+
+router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
+
+RuleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.get("", response_model=list[RulePublic])
+async def list_rules(
+    username: Username, _owner: Owner, session: SessionDep, page: PageDep, response: Response
+) -> list[RulePublic]:
+    """The user's rules by id, each with its notification count of the last 7 days."""
+    query = rule_service.user_rules_query(username)
+    return await rule_service.rule_page(session, query, page, response)
+
+
+def rule_writer(
+    username: Username,
+    _owner: Owner,
+    session: SessionDep,
+    directory: DirectoryDep,
+    services: ServicesDep,
+) -> rule_service.RuleWriter:
+    return rule_service.RuleWriter(username, session, directory, services)
+
+
+Writer = Annotated[rule_service.RuleWriter, Depends(rule_writer)]
+
+
+@router.post("", response_model=RulePublic)
+async def create_rule(username: Username, rule: schema.RuleCreate, writer: Writer) -> RulePublic:
+    await writer.check(rule)
+    user = await get_or_create_user(writer.session, username)
+    limit = writer.services.settings.api.max_rules_per_user
+    await rule_service.check_rule_count(writer.session, user, limit)
+    row = models.Rule(user=user)
+    apply_to_model(row, rule)
+    writer.session.add(row)
+    return await writer.save(row, "create")
+
+
+@router.get("/{rule_id}", response_model=RulePublic)
+async def get_rule(
+    username: Username, rule_id: RuleId, _owner: Owner, session: SessionDep
+) -> RulePublic:
+    rule = await rule_service.get_rule(session, username, rule_id)
+    return (await rule_service.to_public(session, [rule]))[0]
+
+
+@router.put("/{rule_id}", response_model=RulePublic)
+async def replace_rule(
+    username: Username, rule_id: RuleId, rule: schema.RuleUpdate, writer: Writer
+) -> RulePublic:
+    """Replace the whole rule (FMN 3 sends it back entire; its `id` field is ignored)."""
+    row = await rule_service.get_rule(writer.session, username, rule_id)
+    await writer.check(rule)
+    apply_to_model(row, rule)
+    return await writer.save(row, "update")
+
+
+@router.patch("/{rule_id}", response_model=RulePublic)
+async def patch_rule(
+    username: Username,
+    rule_id: RuleId,
+    patch: RulePatch,
+    _owner: Owner,
+    session: SessionDep,
+    services: ServicesDep,
+) -> RulePublic:
+    """Enable, disable or mute the rule; fields left out stay as they are."""
+    row = await rule_service.get_rule(session, username, rule_id)
+    if patch.disabled is not None:
+        row.disabled = patch.disabled
+    if "muted_until" in patch.model_fields_set:
+        row.muted_until = patch.muted_until
+    if session.is_modified(row):
+        await session.commit()
+        services.announcer.announce("update", row.id, row.name, username)
+    return (await rule_service.to_public(session, [row]))[0]
+
+
+@router.delete("/{rule_id}", response_model=None)
+async def delete_rule(
+    username: Username, rule_id: RuleId, _owner: Owner, session: SessionDep, services: ServicesDep
+) -> None:
+    """Delete the rule (answers `null`, as FMN 3 does)."""
+    row = await rule_service.get_rule(session, username, rule_id)
+    name = row.name
+    await session.delete(row)
+    await session.commit()
+    services.announcer.announce("delete", rule_id, name, username)
+
+
+@router.get("/{rule_id}/stats", response_model=RuleStats)
+async def rule_stats(
+    username: Username,
+    rule_id: RuleId,
+    _owner: Owner,
+    session: SessionDep,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> RuleStats:
+    """Notifications the rule generated per day (UTC), oldest first, zeros included."""
+    await rule_service.get_rule(session, username, rule_id)
+    today = dt.datetime.now(dt.UTC).date()
+    first = today - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+    day = _day_expression(session)
+    rows = await session.execute(
+        select(day, func.sum(models.Generated.count))
+        .where(models.Generated.rule_id == rule_id, models.Generated.when >= since)
+        .group_by(day)
+    )
+    counts = {_as_date(d): int(n or 0) for d, n in rows.all()}
+    dates = [first + dt.timedelta(days=i) for i in range(days)]
+    series = [DayCount(date=d, count=counts.get(d, 0)) for d in dates]
+    return RuleStats(rule_id=rule_id, series=series)
+
+
+def _day_expression(session: SessionDep):  # type: ignore[no-untyped-def]
+    """The UTC day of a Generated row, in the database's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", models.Generated.when))
+    return func.date(models.Generated.when)
+
+
+def _as_date(value: object) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))

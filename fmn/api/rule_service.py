@@ -1,0 +1,134 @@
+"""Reading and writing rules for the routes: queries, destination checks, JSON conversion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Response
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fmn.api.destinations import user_destinations
+from fmn.api.pagination import Page, paginate
+from fmn.api.schemas import RulePublic
+from fmn.api.services import Services
+from fmn.core.settings import Settings
+from fmn.db import models
+from fmn.directory.base import Directory
+from fmn.rules import schema
+from fmn.rules.store import RULE_LOAD_OPTIONS, generated_since, rule_to_schema
+
+
+def rules_query() -> Select[Any]:
+    return select(models.Rule).options(*RULE_LOAD_OPTIONS).order_by(models.Rule.id)
+
+
+def user_rules_query(username: str) -> Select[Any]:
+    return rules_query().join(models.Rule.user).where(models.User.name == username)
+
+
+def week_ago() -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+
+
+async def to_public(
+    session: AsyncSession, rules: Sequence[models.Rule], admins: frozenset[str] = frozenset()
+) -> list[RulePublic]:
+    """Rules in FMN 3's JSON, with their notification counts of the last 7 days."""
+    counts = await generated_since(session, [r.id for r in rules], week_ago())
+    return [
+        RulePublic(
+            **rule_to_schema(r, counts.get(r.id, 0), is_admin=r.user.name in admins).__dict__,
+            muted_until=r.muted_until,
+        )
+        for r in rules
+    ]
+
+
+async def rule_page(
+    session: AsyncSession, query: Select[Any], page: Page, response: Response
+) -> list[RulePublic]:
+    return await to_public(session, await paginate(session, query, page, response))
+
+
+async def get_rule(session: AsyncSession, username: str, rule_id: int) -> models.Rule:
+    rule = await session.scalar(user_rules_query(username).where(models.Rule.id == rule_id))
+    if rule is None:
+        raise HTTPException(404, f"No rule {rule_id} for {username}")
+    return rule
+
+
+async def reload(session: AsyncSession, rule_id: int) -> models.Rule:
+    """A rule read afresh with everything the JSON needs (after a commit)."""
+    rule = await session.scalar(
+        rules_query().where(models.Rule.id == rule_id).execution_options(populate_existing=True)
+    )
+    assert rule is not None
+    return rule
+
+
+async def check_destinations(
+    directory: Directory, username: str, rule: schema.RuleBase, settings: Settings
+) -> None:
+    """Every destination must be one of the user's own addresses in the directory (FMN 3 only
+    checked this in its web app)."""
+    allowed = {
+        (d.protocol, d.address.lower() if d.protocol == "email" else d.address)
+        for d in user_destinations(
+            await directory.get_user(username), settings.directory.default_matrix_server
+        )
+    }
+    errors = []
+    for i, generation_rule in enumerate(rule.generation_rules):
+        for j, d in enumerate(generation_rule.destinations):
+            address = d.address.lower() if d.protocol == "email" else d.address
+            if (d.protocol, address) not in allowed:
+                errors.append(
+                    {
+                        "type": "value_error",
+                        "loc": ("body", "generation_rules", i, "destinations", j, "address"),
+                        "msg": f"{d.address} is not one of your {d.protocol} addresses",
+                        "input": d.address,
+                    }
+                )
+    if errors:
+        raise RequestValidationError(errors)
+
+
+async def check_rule_count(session: AsyncSession, user: models.User, limit: int) -> None:
+    count = await session.scalar(
+        select(func.count()).select_from(models.Rule).where(models.Rule.user_id == user.id)
+    )
+    if (count or 0) >= limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body",),
+                    "msg": f"A user may have at most {limit} rules",
+                    "input": None,
+                }
+            ]
+        )
+
+
+@dataclass
+class RuleWriter:
+    """What changing one user's rules needs: checks, then commit, then the announcement."""
+
+    username: str
+    session: AsyncSession
+    directory: Directory
+    services: Services
+
+    async def check(self, rule: schema.RuleBase) -> None:
+        await check_destinations(self.directory, self.username, rule, self.services.settings)
+
+    async def save(self, row: models.Rule, action: str) -> RulePublic:
+        await self.session.commit()
+        self.services.announcer.announce(action, row.id, row.name, self.username)
+        return (await to_public(self.session, [await reload(self.session, row.id)]))[0]

@@ -1,0 +1,193 @@
+"""The API's JSON shapes besides rules (fmn/rules/schema.py): one model per direction —
+`...Create`/`...Update` for what clients send, `...Public` for what the API answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from functools import cache
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from fmn.db.models import DeliveryStatus, DigestMode
+from fmn.rules import schema
+
+HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+class _In(BaseModel):
+    """What clients send: unknown keys are refused, so a typo is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Detail(BaseModel):
+    detail: str
+
+
+# ---- users ------------------------------------------------------------------------------------
+
+
+class UserPublic(BaseModel):
+    id: int | None = None
+    name: str
+    is_admin: bool = False
+
+
+class ArtifactPublic(BaseModel):
+    type: schema.ArtifactType
+    name: str
+
+
+class AppConfig(BaseModel):
+    oidc_provider_url: str
+    oidc_client_id: str
+    oidc_scopes: str = Field(description="Space-separated, as OAuth writes scopes")
+    public_url: str
+
+
+# ---- rules ------------------------------------------------------------------------------------
+
+
+class RulePublic(schema.Rule):
+    """A rule as FMN 3 returns it, plus until when it is muted."""
+
+    muted_until: dt.datetime | None = None
+
+
+class RulePatch(_In):
+    """Enable, disable or mute one rule; `muted_until: null` unmutes."""
+
+    disabled: bool | None = None
+    muted_until: AwareDatetime | None = None
+
+
+class AdminRulePatch(_In):
+    disabled: bool
+
+
+class DayCount(BaseModel):
+    date: dt.date
+    count: int
+
+
+class RuleStats(BaseModel):
+    rule_id: int
+    series: list[DayCount]
+
+
+class PreviewRequest(_In):
+    rule: schema.RuleCreate
+    days: int = Field(7, ge=1, le=14)
+
+
+class PreviewMessage(BaseModel):
+    id: str
+    topic: str
+    sent_at: dt.datetime
+    app_name: str | None
+    summary: str
+    url: str | None
+
+
+class PreviewNotification(BaseModel):
+    message: PreviewMessage
+    destinations: list[schema.Destination]
+
+
+class PreviewResult(BaseModel):
+    total: int = Field(description="Notifications the rule would have produced")
+    complete: bool = Field(description="False when the time budget ran out first")
+    scanned: int = Field(description="Archived messages read")
+    per_day: list[DayCount]
+    notifications: list[PreviewNotification]
+
+
+# ---- settings and history ---------------------------------------------------------------------
+
+
+class QuietHours(BaseModel):
+    start: str = Field(pattern=HHMM.pattern, examples=["22:00"])
+    end: str = Field(pattern=HHMM.pattern, examples=["07:00"])
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+class SettingsBase(BaseModel):
+    digest_mode: DigestMode = DigestMode.NONE
+    quiet_hours: QuietHours | None = None
+    timezone: str = Field("UTC", max_length=64)
+    muted_until: dt.datetime | None = None
+
+
+class SettingsUpdate(SettingsBase, _In):
+    muted_until: AwareDatetime | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if value not in _timezones():
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)")
+        return value
+
+
+class SettingsPublic(SettingsBase):
+    pass
+
+
+class NotificationPublic(BaseModel):
+    id: int
+    created_at: dt.datetime
+    protocol: str
+    address: str
+    rule_ids: list[int]
+    message_id: str
+    topic: str
+    summary: str | None
+    status: DeliveryStatus
+    attempt: int
+    detail: str | None
+
+
+# ---- admin and the rest -----------------------------------------------------------------------
+
+
+class DeadLetterPublic(BaseModel):
+    id: str
+    protocol: str
+    address: str | None
+    user: str | None
+    reason: str
+    failed_at: str
+    attempts: int
+    summary: str | None
+
+
+class ComponentStatus(BaseModel):
+    name: str
+    ok: bool
+    detail: str | None = None
+
+
+class SystemStatus(BaseModel):
+    components: list[ComponentStatus]
+
+
+class RuleRef(BaseModel):
+    id: int
+    name: str | None
+    disabled: bool
+
+
+class UnsubscribePublic(BaseModel):
+    user: str
+    rules: list[RuleRef] = Field(description="The rules the link disables (or disabled)")
+    done: bool = Field(description="True once the rules are disabled")
+
+
+Protocol = Literal["email", "irc", "matrix"]

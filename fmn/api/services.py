@@ -1,0 +1,125 @@
+"""What the API's requests share: settings, database sessions, directory, cache, token verifier,
+bus announcer, rate limiter. Built once per process at startup; anything given to `create_app`
+(tests: a session factory on the test's transaction, a local directory) is used as is."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from cashews import Cache
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from fmn.api.announce import Announcer
+from fmn.api.auth import TokenVerifier
+from fmn.api.limits import RateLimiter
+from fmn.core.settings import Settings
+from fmn.db.session import make_engine, make_sessionmaker
+from fmn.directory.base import Directory
+from fmn.transport import make_broker
+from fmn.transport.base import Broker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Overrides:
+    """Parts given from outside instead of built from the settings."""
+
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    directory: Directory | None = None
+    bus: Broker | None = None
+    send_broker: Broker | None = None
+
+
+@dataclass
+class Services:
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    directory: Directory
+    cache: Cache
+    verifier: TokenVerifier
+    bus: Broker
+    announcer: Announcer
+    limiter: RateLimiter
+    preview_slots: asyncio.Semaphore
+    engine: AsyncEngine | None = None
+    owns_directory: bool = False
+    owns_bus: bool = False
+    # The private send exchange's broker (dead letters, queue sizes), opened on first use.
+    send_broker: Broker | None = None
+    owns_send_broker: bool = False
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get_send_broker(self) -> Broker:
+        async with self._send_lock:
+            if self.send_broker is None:
+                from fmn.senders.deadletters import open_broker
+
+                url = self.settings.send_queue.amqp_url
+                self.send_broker = await open_broker(self.settings.send_queue)
+                self.owns_send_broker = not url.startswith("memory://")
+            return self.send_broker
+
+
+def make_cache(url: str) -> Cache:
+    cache = Cache(name="fmn-api")
+    cache.setup(url)
+    return cache
+
+
+async def start_services(settings: Settings, overrides: Overrides) -> Services:
+    engine = None
+    sessionmaker = overrides.sessionmaker
+    if sessionmaker is None:
+        engine = make_engine(settings.database)
+        sessionmaker = make_sessionmaker(engine)
+    directory = overrides.directory
+    owns_directory = directory is None
+    if directory is None:
+        from fmn.directory.factory import make_directory
+
+        directory = make_directory(settings)
+    cache = make_cache(settings.cache.url)
+    bus = overrides.bus or make_broker(settings.bus.amqp_url, connection_name="fmn api")
+    # In-process brokers are shared with the other parts of an embedded run: never close those.
+    owns_bus = overrides.bus is None and not settings.bus.amqp_url.startswith("memory://")
+    announcer = Announcer(
+        bus, settings.bus.exchange, settings.bus.topic_prefix, settings.api.announce_retry_delays
+    )
+    announcer.start()
+    return Services(
+        settings=settings,
+        sessionmaker=sessionmaker,
+        directory=directory,
+        cache=cache,
+        verifier=TokenVerifier(settings.oidc, cache),
+        bus=bus,
+        announcer=announcer,
+        limiter=RateLimiter(cache, settings.api.rate_limit_per_minute),
+        preview_slots=asyncio.Semaphore(settings.api.preview_concurrency),
+        engine=engine,
+        owns_directory=owns_directory,
+        owns_bus=owns_bus,
+        send_broker=overrides.send_broker,
+    )
+
+
+async def stop_services(services: Services) -> None:
+    await services.announcer.stop()
+    if services.owns_bus:
+        with contextlib.suppress(Exception):
+            await services.bus.close()
+    if services.owns_send_broker and services.send_broker is not None:
+        with contextlib.suppress(Exception):
+            await services.send_broker.close()
+    await services.verifier.aclose()
+    if services.owns_directory:
+        from fmn.directory.factory import close_directory
+
+        await close_directory(services.directory)
+    await services.cache.close()
+    if services.engine is not None:
+        await services.engine.dispose()
