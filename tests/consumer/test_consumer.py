@@ -112,8 +112,6 @@ async def test_both_replicas_see_a_rule_change(
     second = await start_consumer("replica 2")
     assert len(first.index) == len(second.index) == 0
     await add_rules(sessionmaker, rule(7, "bob", {"name": "users-followed", "params": ["ralph"]}))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     await publish(
         client_broker,
         {
@@ -125,8 +123,8 @@ async def test_both_replicas_see_a_rule_change(
     async def both() -> bool:
         return len(first.index) == 1 and len(second.index) == 1
 
-    await wait_until(both, timeout=1.0)
-    assert loop.time() - started < 1.0
+    # How fast is measured by bench/bench_consumer.py; here: both replicas, not just one.
+    await wait_until(both)
 
 
 async def test_ownership_change_takes_effect(
