@@ -29,3 +29,8 @@ export function knownTimezones(): string[] {
     return []
   }
 }
+
+/** The mute end when it is still ahead, else null. */
+export function activeUntil(iso: string | null | undefined, now = Date.now()): string | null {
+  return iso && new Date(iso).getTime() > now ? iso : null
+}

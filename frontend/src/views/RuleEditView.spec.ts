@@ -187,3 +187,30 @@ describe('existing rule', () => {
     expect(mounted.router.currentRoute.value.path).toBe('/')
   })
 })
+
+describe('muting a rule', () => {
+  it('mutes for the chosen time and unmutes, with PATCH muted_until', async () => {
+    const muted = makeRule({ id: 42, muted_until: '2999-01-01T00:00:00Z' })
+    let current = makeRule({ id: 42 })
+    const api = fakeApi({
+      ...baseRoutes(),
+      'GET /users/alice/rules/42': () => ({ body: current }),
+      'PATCH /users/alice/rules/42': () => ({ body: (current = current.muted_until ? makeRule({ id: 42 }) : muted) }),
+    })
+    ;({ wrapper } = await mountRoute('/rules/42'))
+    await wrapper.find('#rule-mute-for').setValue('168')
+    const before = Date.now()
+    await wrapper.findAll('button').find((b) => b.text() === 'Mute')!.trigger('click')
+    await settle()
+    const sent = JSON.parse(api.callsTo('PATCH', '/users/alice/rules/42')[0]!.body!)
+    const hours = (new Date(sent.muted_until).getTime() - before) / 3600_000
+    expect(hours).toBeGreaterThan(167.9)
+    expect(hours).toBeLessThan(168.1)
+    expect(wrapper.find('[data-test="rule-muted"]').text()).toContain('Muted until')
+
+    await wrapper.findAll('button').find((b) => b.text() === 'Unmute')!.trigger('click')
+    await settle()
+    expect(JSON.parse(api.callsTo('PATCH', '/users/alice/rules/42')[1]!.body!)).toEqual({ muted_until: null })
+    expect(wrapper.find('[data-test="rule-muted"]').exists()).toBe(false)
+  })
+})
