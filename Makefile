@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 venv: $(STAMP)
 
+# The web app is built once (when frontend/dist is missing and npm is there); without it the
+# API still runs and `fmn run` says how to build the app.
 run: $(STAMP)
+	@if [ ! -f frontend/dist/index.html ] && command -v npm >/dev/null; then \
+		(cd frontend && npm ci && npm run build) || echo "the web app did not build: the API runs without it"; \
+	fi
 	$(BIN)/fmn run
 
 lint: $(STAMP)

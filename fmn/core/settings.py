@@ -242,7 +242,7 @@ class DevSettings(Section):
     # the current directory. When it is missing, the run goes on without a feed.
     corpus_dir: str = "../shared/corpus"
     # Seconds between two messages of the demo feed; 0 turns the feed off.
-    feed_interval: float = 1.0
+    feed_interval: float = 2.0
     # The most frequent usernames of the corpus are renamed into the sample users, this many
     # for each, so the replayed messages concern people who can log in.
     feed_names_per_user: int = 3

@@ -1,0 +1,195 @@
+"""`fmn run` for real: a subprocess on free ports in a temporary directory, driven over HTTP the way
+the web app drives it (the OIDC code flow with PKCE against the built-in provider, then the API),
+until a notification from the demo feed arrives in the SMTP sink and the IRC log."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import CORPUS_DIR
+
+FMN = Path(sys.executable).with_name("fmn")
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Run:
+    process: subprocess.Popen[bytes]
+    url: str
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        return self.stdout.read_text() + self.stderr.read_text(errors="replace")
+
+    def interrupt(self, timeout: float = 20) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout)
+
+
+def start(tmp: Path, **env: str) -> Run:
+    port = free_port()
+    (tmp / "fmn.toml").write_text("")
+    stdout, stderr = tmp / "stdout.txt", tmp / "stderr.txt"
+    process = subprocess.Popen(
+        [str(FMN), "run", "--port", str(port)],
+        cwd=tmp,
+        env={**os.environ, "FMN_CONFIG": str(tmp / "fmn.toml"), **env},
+        stdout=stdout.open("wb"),
+        stderr=stderr.open("wb"),
+    )
+    run = Run(process, f"http://127.0.0.1:{port}", stdout, stderr)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"fmn run exited with {process.returncode}:\n{run.output()}")
+        if "Ctrl-C stops everything" in stdout.read_text():
+            return run
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"fmn run did not start in time:\n{run.output()}")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    tmp = tmp_path_factory.mktemp("fmn-run")
+    running = start(tmp, FMN_DEV__CORPUS_DIR=str(CORPUS_DIR), FMN_DEV__FEED_INTERVAL="0.2")
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+def log_in(http: httpx.Client, username: str) -> dict[str, Any]:
+    """The authorization code flow with PKCE, as oidc-client-ts runs it: returns the tokens."""
+    config = http.get("/api/v1/config").json()
+    provider = http.get(f"{config['oidc_provider_url']}/.well-known/openid-configuration").json()
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    callback = str(http.base_url).rstrip("/") + "/login/callback"
+    params = {
+        "response_type": "code",
+        "client_id": config["oidc_client_id"],
+        "redirect_uri": callback,
+        "scope": config["oidc_scopes"],
+        "state": secrets.token_urlsafe(8),
+        "code_challenge": base64.urlsafe_b64encode(digest).rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+    }
+    page = http.get(provider["authorization_endpoint"], params=params)
+    assert page.status_code == 200, page.text
+    assert f'value="{username}"' in page.text
+    answer = http.post(provider["authorization_endpoint"], data={**params, "username": username})
+    assert answer.status_code == 302, answer.text
+    query = parse_qs(urlsplit(answer.headers["location"]).query)
+    assert query["state"] == [params["state"]]
+    tokens = http.post(
+        provider["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"][0],
+            "redirect_uri": callback,
+            "client_id": config["oidc_client_id"],
+            "code_verifier": verifier,
+        },
+    )
+    assert tokens.status_code == 200, tokens.text
+    return dict(tokens.json())
+
+
+def wait_for(http: httpx.Client, path: str, headers: dict[str, str], seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = http.get(path, headers=headers).json()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"nothing at {path} within {seconds} s")
+
+
+def test_the_banner_gives_the_url_and_the_log_ins(run: Run) -> None:
+    banner = run.stdout.read_text()
+    assert f"fmn is running: {run.url}/" in banner
+    for user in ("alice", "bob", "carol", "dave"):
+        assert f"    {user} " in banner
+    assert "demo feed:" in banner
+    assert (run.stdout.parent / "var" / "fmn.sqlite").is_file()
+
+
+def test_log_in_create_a_rule_and_receive_notifications(run: Run) -> None:
+    with httpx.Client(base_url=run.url, timeout=10) as http:
+        tokens = log_in(http, "bob")
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        me = http.get("/api/v1/users/me", headers=bearer)
+        assert me.status_code == 200, me.text
+        assert me.json()["name"] == "bob"
+
+        # A rule for bob's packages, to IRC (the default rule "My Events" sends email).
+        rule = {
+            "name": "My packages on IRC",
+            "tracking_rule": {"name": "artifacts-owned", "params": ["bob"]},
+            "generation_rules": [{"destinations": [{"protocol": "irc", "address": "bob"}]}],
+        }
+        created = http.post("/api/v1/users/bob/rules", json=rule, headers=bearer)
+        assert created.status_code in (200, 201), created.text
+        rules = http.get("/api/v1/users/bob/rules", headers=bearer).json()
+        assert {r["name"] for r in rules} >= {"My Events", "My packages on IRC"}
+
+        mail = wait_for(http, "/api/v1/dev/mail", bearer, 60)
+        assert mail[0]["to"] == ["bob@example.org"]
+        assert mail[0]["subject"]
+        assert mail[0]["text"]
+        chat = wait_for(http, "/api/v1/dev/chat", bearer, 60)
+        assert chat[0]["protocol"] == "irc"
+        assert chat[0]["address"] == "bob"
+
+        # Someone else's mail is not shown.
+        alice = log_in(http, "alice")
+        theirs = http.get(
+            "/api/v1/dev/mail", headers={"Authorization": f"Bearer {alice['access_token']}"}
+        ).json()
+        assert all(m["to"] == ["alice@example.org"] for m in theirs)
+        assert http.get("/api/v1/dev/mail").status_code == 401
+
+
+def test_ctrl_c_stops_everything_cleanly(run: Run) -> None:
+    started = time.monotonic()
+    assert run.interrupt() == 0, run.output()
+    assert time.monotonic() - started < 15
+    assert "Traceback" not in run.output()
+
+
+def test_without_a_corpus_it_says_so_and_runs_without_a_feed(tmp_path: Path) -> None:
+    running = start(tmp_path, FMN_DEV__CORPUS_DIR=str(tmp_path / "nowhere"))
+    try:
+        banner = running.stdout.read_text()
+        assert "demo feed: off: no corpus at" in banner
+        assert str(tmp_path / "nowhere") in banner
+        with httpx.Client(base_url=running.url, timeout=10) as http:
+            assert http.get("/api/v1/healthz/live").status_code == 200
+        assert running.interrupt() == 0, running.output()
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
