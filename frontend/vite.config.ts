@@ -24,6 +24,8 @@ export default defineConfig({
     include: ['src/**/*.spec.ts'],
     setupFiles: ['src/test/setup.ts'],
     restoreMocks: true,
+    // Generous: the machine is shared and jsdom mounts of whole pages are slow under load.
+    testTimeout: 20_000,
     unstubGlobals: true,
   },
 })

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { VueWrapper } from '@vue/test-utils'
-import App from '@/App.vue'
-import { ALICE, fakeApi, makeRule, mountRoute, mountWithApp, settle } from '@/test/helpers'
+import { ALICE, fakeApi, makeRule, mountRoute, settle } from '@/test/helpers'
 
 let wrapper: VueWrapper | undefined
 afterEach(() => wrapper?.unmount())
@@ -20,17 +19,6 @@ const LETTER = {
 }
 
 describe('admin', () => {
-  it('shows the Admin link only to administrators', async () => {
-    fakeApi({ 'GET /users/me': { body: ALICE }, 'GET /users/alice/rules': { body: [] } })
-    ;({ wrapper } = await mountWithApp(App))
-    expect(wrapper.find('a[href="/admin"]').exists()).toBe(false)
-    wrapper.unmount()
-
-    fakeApi({ 'GET /users/me': { body: ADMIN }, 'GET /users/root/rules': { body: [] } })
-    ;({ wrapper } = await mountWithApp(App))
-    expect(wrapper.find('a[href="/admin"]').exists()).toBe(true)
-  })
-
   it('refuses the pages to others', async () => {
     fakeApi({ 'GET /users/me': { body: ALICE } })
     ;({ wrapper } = await mountRoute('/admin/status'))
