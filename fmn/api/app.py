@@ -85,7 +85,7 @@ def create_app(
         expose_headers=list(PAGE_HEADERS),
     )
     app.add_middleware(BodySizeLimit, max_size=settings.api.max_body_size)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, prefix=PREFIX)
 
     root = frontend_dir(settings.api)
     if root is not None:

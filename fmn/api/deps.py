@@ -77,6 +77,9 @@ def get_admin(identity: CurrentUser) -> Identity:
 AdminUser = Annotated[Identity, Depends(get_admin)]
 
 Username = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH)]
+# Rule ids are 32-bit in the database (FMN 3's schema).
+MAX_ID = 2**31 - 1
+RuleId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def get_owner(username: Username, identity: CurrentUser) -> Identity:

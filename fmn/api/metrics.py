@@ -15,7 +15,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmn.api.asgi import HTTPMiddleware, WatchedSend
 
@@ -50,20 +50,29 @@ PREVIEW_SCANNED = Counter(
 )
 
 
-def _route(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
-
-
 class MetricsMiddleware(HTTPMiddleware):
+    def __init__(self, app: ASGIApp, prefix: str = "") -> None:
+        super().__init__(app)
+        self.prefix = prefix
+
+    def _route(self, scope: Scope) -> str:
+        """The route's template: a bounded label, unlike the path."""
+        path = getattr(scope.get("route"), "path", None)
+        if not isinstance(path, str):
+            return "unmatched"
+        # FastAPI hands out the included router's own route, without the include prefix.
+        if self.prefix and scope.get("path", "").startswith(self.prefix + "/"):
+            if not path.startswith(self.prefix + "/"):
+                path = self.prefix + path
+        return path
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         watched = WatchedSend(send)
         try:
             await self.app(scope, receive, watched)
         finally:
-            route = _route(scope)
+            route = self._route(scope)
             method = scope.get("method", "")
             LATENCY.labels(method, route).observe(time.perf_counter() - start)
             REQUESTS.labels(method, route, str(watched.status)).inc()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import Integer, cast, exists, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from fmn.api.deps import Owner, SessionDep, Username
+from fmn.api.deps import MAX_ID, Owner, SessionDep, Username
 from fmn.api.pagination import PageDep, paginate
 from fmn.api.schemas import NotificationPublic, QuietHours, SettingsPublic, SettingsUpdate
 from fmn.db import models
@@ -79,7 +79,7 @@ async def list_notifications(
     page: PageDep,
     response: Response,
     status: Status = None,
-    rule_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    rule_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[NotificationPublic]:
     """The delivery log: what was sent, held, retried or given up, newest first."""
     delivery = models.Delivery

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import select
 
 from fmn.api import checks, rule_service
-from fmn.api.deps import AdminUser, ServicesDep, SessionDep
+from fmn.api.deps import AdminUser, RuleId, ServicesDep, SessionDep
 from fmn.api.pagination import PageDep, paginate
 from fmn.api.schemas import (
     AdminRulePatch,
@@ -64,7 +64,7 @@ async def list_users(
 
 @router.patch("/rules/{rule_id}", response_model=RulePublic)
 async def patch_rule(
-    rule_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    rule_id: RuleId,
     patch: AdminRulePatch,
     _admin: AdminUser,
     session: SessionDep,

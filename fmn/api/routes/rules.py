@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import func, select
 
 from fmn.api import rule_service
-from fmn.api.deps import DirectoryDep, Owner, ServicesDep, SessionDep, Username
+from fmn.api.deps import DirectoryDep, Owner, RuleId, ServicesDep, SessionDep, Username
 from fmn.api.pagination import PageDep
 from fmn.api.schemas import DayCount, RulePatch, RulePublic, RuleStats
 from fmn.db import models
@@ -18,8 +18,6 @@ from fmn.rules import schema
 from fmn.rules.store import apply_to_model, get_or_create_user
 
 router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
-
-RuleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("", response_model=list[RulePublic])

@@ -1,0 +1,238 @@
+"""Directory proxies, applications, artifacts, config, health, metrics, unsubscribe links, rate
+limits, CORS and the web app's files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from fmn.core.settings import Settings
+from fmn.core.signing import make_unsubscribe_token
+from fmn.db import models
+from tests import services
+from tests.api.conftest import ALICE_EMAIL, BusListener
+from tests.factories import make_rule, make_user
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+def with_api(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"api": settings.api.model_copy(update=changes)})
+
+
+async def test_directory_proxies(client: httpx.AsyncClient, auth: Any) -> None:
+    headers = auth("alice")
+    search = await client.get("/api/v1/users?search=li", headers=headers)
+    assert search.json() == ["alice"]
+    assert (await client.get("/api/v1/users", headers=headers)).json() == ["alice"]
+    info = await client.get("/api/v1/users/alice/info", headers=headers)
+    assert info.json()["emails"][0] == ALICE_EMAIL
+    groups = await client.get("/api/v1/users/alice/groups", headers=headers)
+    assert groups.json() == ["packager", "python-sig"]
+    destinations = await client.get("/api/v1/users/alice/destinations", headers=headers)
+    assert destinations.json() == [
+        {"protocol": "email", "address": ALICE_EMAIL},
+        {"protocol": "email", "address": "Alice.Other@Example.com"},
+        {"protocol": "irc", "address": "alice_irc"},
+        {"protocol": "irc", "address": "alice_libera"},
+        {"protocol": "matrix", "address": "@alice:matrix.org"},
+        {"protocol": "matrix", "address": "@alice_fed:fedora.im"},
+    ]
+    assert destinations.headers["x-total-count"] == "6"
+    missing = await client.get("/api/v1/users/nobody/groups", headers=headers)
+    assert missing.status_code == 404
+
+
+async def test_artifacts_and_applications(client: httpx.AsyncClient, auth: Any) -> None:
+    headers = auth("bob")
+    found = await client.get(
+        "/api/v1/artifacts?names=*foo*&users=bob&groups=python-sig", headers=headers
+    )
+    assert found.json() == [
+        {"type": "containers", "name": "foo"},
+        {"type": "rpms", "name": "bar"},
+        {"type": "rpms", "name": "python-foo"},
+    ]
+    too_many = "&".join(f"names=n{i}" for i in range(21))
+    assert (await client.get(f"/api/v1/artifacts?{too_many}", headers=headers)).status_code == 422
+    apps = (await client.get("/api/v1/applications?page_size=500", headers=headers)).json()
+    assert "bodhi" in apps and "Koji" in apps and "FMN" in apps
+    assert len({a.lower() for a in apps}) == len(apps)
+
+
+async def test_config_needs_no_login(client: httpx.AsyncClient, api_settings: Settings) -> None:
+    response = await client.get("/api/v1/config")
+    assert response.json() == {
+        "oidc_provider_url": api_settings.oidc.provider_url,
+        "oidc_client_id": "fmn-frontend",
+        "oidc_scopes": "openid profile email https://id.fedoraproject.org/scope/groups",
+        "public_url": "https://notifications.example.org",
+    }
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/healthz/live")).json() == {"detail": "OK"}
+    ready = await client.get("/api/v1/healthz/ready")
+    assert ready.status_code == 200, ready.text
+
+
+@pytest.fixture
+def unmigrated() -> Iterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on an empty database (no migrations run)."""
+    name = f"{services.pg_database_name()}_empty"
+    url = services.recreate_database(name)
+    yield async_sessionmaker(create_async_engine(url, poolclass=NullPool))
+    services.drop_database(name)
+
+
+async def test_not_ready_without_migrations_cache_or_bus(
+    make_app: Any, api_settings: Settings, unmigrated: Any
+) -> None:
+    from fmn.api.app import create_app
+
+    app = create_app(api_settings, sessionmaker=unmigrated)
+    async with app.router.lifespan_context(app), client_for(app) as http:
+        response = await http.get("/api/v1/healthz/ready")
+    assert response.status_code == 503
+    assert "migrations" in response.json()["detail"] and "fmn db upgrade" in response.text
+
+    broken = api_settings.model_copy(
+        update={
+            "cache": api_settings.cache.model_copy(update={"url": "redis://127.0.0.1:9/0"}),
+            "bus": api_settings.bus.model_copy(
+                update={"amqp_url": "amqp://guest:guest@127.0.0.1:9/"}
+            ),
+        }
+    )
+    app = await make_app(broken)
+    async with client_for(app) as http:
+        response = await http.get("/api/v1/healthz/ready")
+    assert response.status_code == 503
+    assert "cache:" in response.text and "bus:" in response.text
+
+
+async def test_metrics(client: httpx.AsyncClient, make_app: Any, api_settings: Settings) -> None:
+    await client.get("/api/v1/healthz/live")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    lines = [line for line in response.text.splitlines() if "healthz/live" in line]
+    assert any(
+        line.startswith("fmn_api_requests_total{")
+        and 'route="/api/v1/healthz/live"' in line
+        and 'status="200"' in line
+        for line in lines
+    ), lines
+    assert "fmn_api_request_duration_seconds_bucket" in response.text
+    app = await make_app(with_api(api_settings, metrics_public=False))
+    async with client_for(app) as http:
+        assert (await http.get("/metrics")).status_code == 404
+
+
+async def test_unsubscribe_link(
+    client: httpx.AsyncClient, session: AsyncSession, api_settings: Settings, bus: BusListener
+) -> None:
+    alice = await make_user(session, "alice")
+    r1 = await make_rule(session, alice, name="one")
+    r2 = await make_rule(session, alice, name="two")
+    other = await make_rule(session, await make_user(session, "bob"), name="bobs")
+    await session.commit()
+    secret = api_settings.api.secret_key
+    token = make_unsubscribe_token(secret, "alice", [r1.id, r2.id])
+    url = f"/api/v1/unsubscribe/{token}"
+
+    shown = await client.get(url)
+    assert shown.json() == {
+        "user": "alice",
+        "rules": [
+            {"id": r1.id, "name": "one", "disabled": False},
+            {"id": r2.id, "name": "two", "disabled": False},
+        ],
+        "done": False,
+    }
+    done = await client.post(url, content=b"List-Unsubscribe=One-Click")
+    assert done.status_code == 200 and done.json()["done"] is True
+    assert all(r["disabled"] for r in done.json()["rules"])
+    topics = {(await bus.next()).routing_key, (await bus.next()).routing_key}
+    assert topics == {"org.example.test.fmn.rule.update.v1"}
+    assert (await client.post(url)).status_code == 200  # again: nothing more to do
+    assert await bus.nothing()
+
+    forged = make_unsubscribe_token("another-secret", "alice", [r1.id])
+    assert (await client.post(f"/api/v1/unsubscribe/{forged}")).status_code == 404
+    assert (await client.post("/api/v1/unsubscribe/garbage")).status_code == 404
+    # A link naming bob's rule as alice's disables nothing.
+    cross = make_unsubscribe_token(secret, "alice", [other.id])
+    assert (await client.post(f"/api/v1/unsubscribe/{cross}")).status_code == 404
+    await session.refresh(other)
+    assert other.disabled is False
+    await session.delete(await session.get(models.Rule, r1.id))
+    await session.delete(await session.get(models.Rule, r2.id))
+    await session.commit()
+    assert (await client.get(url)).status_code == 404
+
+
+async def test_rate_limit_on_directory_proxies(
+    make_app: Any, api_settings: Settings, auth: Any
+) -> None:
+    app = await make_app(with_api(api_settings, rate_limit_per_minute=3))
+    async with client_for(app) as http:
+        statuses = [
+            (await http.get("/api/v1/users/alice/groups", headers=auth("alice"))).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        limited = await http.get("/api/v1/artifacts?names=x", headers=auth("alice"))
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        # Per user: bob is not limited by alice's requests; rules are not rate limited.
+        assert (await http.get("/api/v1/users/bob/groups", headers=auth("bob"))).status_code == 200
+        rules = await http.get("/api/v1/users/alice/rules", headers=auth("alice"))
+        assert rules.status_code == 200
+
+
+async def test_cors_headers_even_on_errors(client: httpx.AsyncClient) -> None:
+    origin = {"Origin": "http://localhost:5173"}
+    response = await client.get("/api/v1/users/me", headers=origin)
+    assert response.status_code == 401
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    preflight = await client.options(
+        "/api/v1/users/alice/rules",
+        headers={**origin, "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 200
+    listed = await client.get("/api/v1/config", headers=origin)
+    assert "X-Total-Count" in listed.headers.get("access-control-expose-headers", "")
+
+
+async def test_serves_the_web_app(make_app: Any, api_settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text("<html>fmn</html>")
+    (tmp_path / "assets" / "app-1234.js").write_text("console.log(1)")
+    (tmp_path.parent / "secret.txt").write_text("secret")
+    app = await make_app(with_api(api_settings, frontend_dir=str(tmp_path)))
+    async with client_for(app) as http:
+        assert (await http.get("/")).text == "<html>fmn</html>"
+        asset = await http.get("/assets/app-1234.js")
+        assert asset.text == "console.log(1)" and "immutable" in asset.headers["cache-control"]
+        assert (await http.get("/rules/12")).text == "<html>fmn</html>"  # SPA route
+        assert "secret" not in (await http.get("/../secret.txt")).text
+        assert "secret" not in (await http.get("/assets/..%2F..%2Fsecret.txt")).text
+        missing = await http.get("/api/v1/nothing-here")
+        assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
+        assert (await http.get("/api/v1/config")).status_code == 200
+
+
+def test_openapi_document_is_served_and_json(api_settings: Settings) -> None:
+    from fmn.api.app import create_app
+
+    document = create_app(api_settings).openapi()
+    assert document["paths"]["/api/v1/users/{username}/rules/preview"]["post"]
+    json.dumps(document)

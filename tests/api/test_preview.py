@@ -1,0 +1,142 @@
+"""Rule previews over the archive, through the consumer's rule engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.api.archive import archive, koji_build
+from tests.api.conftest import ALICE_EMAIL, rule_body
+
+URL = "/api/v1/users/alice/rules/preview"
+NOW = dt.datetime.now(dt.UTC)
+
+
+def ago(days: float) -> dt.datetime:
+    return NOW - dt.timedelta(days=days)
+
+
+@pytest.fixture
+async def archived(session: AsyncSession) -> None:
+    await archive(
+        session,
+        [
+            koji_build("alice", "python-foo", ago(0.01)),
+            koji_build("alice", "python-foo", ago(1.01)),
+            koji_build("alice", "unowned", ago(1.02)),
+            koji_build("bob", "bar", ago(0.02)),
+            koji_build("bob", "python-foo", ago(2.01)),
+            koji_build("carol", "other", ago(0.03)),
+            koji_build("alice", "python-foo", ago(9)),  # outside a 7-day window
+        ],
+    )
+
+
+def preview(tracking: dict[str, Any], days: int = 7, **filters: Any) -> dict[str, Any]:
+    body = rule_body(tracking=tracking)
+    body["generation_rules"][0]["filters"] = filters
+    return {"rule": body, "days": days}
+
+
+async def test_related_events(client: httpx.AsyncClient, auth: Any, archived: None) -> None:
+    response = await client.post(
+        URL, headers=auth("alice"), json=preview({"name": "related-events", "params": None})
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["complete"] is True
+    # Only alice's messages of the window were read: the key index did its job.
+    assert result["total"] == 3 and result["scanned"] == 3
+    per_day = [d["count"] for d in result["per_day"]]
+    assert len(per_day) == 7 and per_day[-2:] == [2, 1]
+    assert result["per_day"][-1]["date"] == NOW.date().isoformat()
+    first = result["notifications"][0]
+    assert first["destinations"] == [{"protocol": "email", "address": ALICE_EMAIL}]
+    assert first["message"]["topic"].endswith("buildsys.build.state.change")
+    assert first["message"]["app_name"] == "Koji"
+    assert "python-foo" in first["message"]["summary"]
+    assert first["message"]["url"]
+    sent = [n["message"]["sent_at"] for n in result["notifications"]]
+    assert sent == sorted(sent, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("tracking", "packages"),
+    [
+        ({"name": "artifacts-owned", "params": ["alice"]}, {"python-foo"}),
+        ({"name": "artifacts-group-owned", "params": ["python-sig"]}, {"bar"}),
+        (
+            {"name": "artifacts-followed", "params": [{"name": "other", "type": "rpms"}]},
+            {"other"},
+        ),
+        ({"name": "users-followed", "params": ["carol"]}, set()),  # koji builds have no agent
+    ],
+)
+async def test_tracking_rules(
+    client: httpx.AsyncClient,
+    auth: Any,
+    archived: None,
+    tracking: dict[str, Any],
+    packages: set[str],
+) -> None:
+    response = await client.post(
+        URL, headers=auth("alice"), json=preview(tracking, my_actions=True)
+    )
+    assert response.status_code == 200, response.text
+    summaries = [n["message"]["summary"] for n in response.json()["notifications"]]
+    found = {p for p in ("python-foo", "bar", "other", "unowned") for s in summaries if p in s}
+    assert found == packages
+
+
+async def test_filters_apply(client: httpx.AsyncClient, auth: Any, archived: None) -> None:
+    tracking = {"name": "related-events", "params": None}
+    only_bodhi = await client.post(
+        URL, headers=auth("alice"), json=preview(tracking, applications=["bodhi"])
+    )
+    assert only_bodhi.json()["total"] == 0
+    assert only_bodhi.json()["scanned"] == 3
+    koji = await client.post(
+        URL, headers=auth("alice"), json=preview(tracking, applications=["koji"])
+    )
+    assert koji.json()["total"] == 3
+
+
+async def test_window_pagination_and_budget(
+    client: httpx.AsyncClient, auth: Any, archived: None, make_app: Any, api_settings: Any
+) -> None:
+    tracking = {"name": "related-events", "params": None}
+    one_day = await client.post(URL, headers=auth("alice"), json=preview(tracking, days=1))
+    assert one_day.json()["total"] == 1 and len(one_day.json()["per_day"]) == 1
+    paged = await client.post(
+        f"{URL}?page=2&page_size=2", headers=auth("alice"), json=preview(tracking)
+    )
+    assert paged.json()["total"] == 3 and len(paged.json()["notifications"]) == 1
+    assert (
+        await client.post(URL, headers=auth("alice"), json=preview(tracking, days=15))
+    ).status_code == 422
+
+    settings = api_settings.model_copy(
+        update={"api": api_settings.api.model_copy(update={"preview_time_budget": 0.0})}
+    )
+    app = await make_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        starved = await http.post(URL, headers=auth("alice"), json=preview(tracking))
+    assert starved.status_code == 200
+    assert starved.json()["complete"] is False
+    assert starved.json()["scanned"] < 3
+
+
+async def test_nothing_archived(client: httpx.AsyncClient, auth: Any) -> None:
+    response = await client.post(
+        URL, headers=auth("alice"), json=preview({"name": "related-events", "params": None})
+    )
+    assert response.status_code == 200
+    result = response.json()
+    assert (result["total"], result["scanned"], result["complete"]) == (0, 0, True)
+    assert [d["count"] for d in result["per_day"]] == [0] * 7
