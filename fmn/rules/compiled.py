@@ -22,7 +22,8 @@ class CompiledGenerationRule:
     destinations: tuple[Destination, ...]
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: rules are hashed by identity, which keeps the index's sets of rules fast.
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledRule:
     id: int
     name: str | None

@@ -35,10 +35,10 @@ class CompiledFilters:
     topic: Callable[[str], re.Match[str] | None] | None
     my_actions: bool
 
-    def passes(self, message: ParsedMessage, owner: str) -> bool:
+    def accepts(self, message: ParsedMessage) -> bool:
+        """Every filter but my_actions, which depends on the rule's owner: the same answer for
+        all the rules sharing these filters, so the index asks once per message."""
         if message.severity not in self.severities:
-            return False
-        if not self.my_actions and message.agent_name == owner:
             return False
         if self.applications is not None or self.excluded_applications is not None:
             app = message.app_name.lower() if message.app_name else None
@@ -47,6 +47,11 @@ class CompiledFilters:
             if self.excluded_applications is not None and app in self.excluded_applications:
                 return False
         return self.topic is None or self.topic(message.topic) is not None
+
+    def passes(self, message: ParsedMessage, owner: str) -> bool:
+        if not self.my_actions and message.agent_name == owner:
+            return False
+        return self.accepts(message)
 
 
 def compile_filters(filters: Filters) -> CompiledFilters:

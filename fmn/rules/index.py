@@ -19,10 +19,14 @@ always propagates: the caller waits and retries, a failed look-up never means "n
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from functools import partial
+from operator import attrgetter
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from fmn import workitem
 from fmn.directory.base import Directory
@@ -35,21 +39,25 @@ log = logging.getLogger(__name__)
 ARTIFACT_NAMESPACES = frozenset(ARTIFACT_ATTRIBUTES.values())
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
-_NONE: frozenset[int] = frozenset()
+_NONE: frozenset[CompiledRule] = frozenset()
+_BY_ID = attrgetter("id")
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """One destination to notify about a message, with every rule that asked for it."""
 
     protocol: workitem.Protocol
     address: str
-    user: str  # the owner of the (first) rule
-    rules: tuple[CompiledRule, ...]
+    user: str  # the owner of the first rule
+    rules: tuple[CompiledRule, ...]  # by id
 
     @property
     def rule_ids(self) -> list[int]:
         return [rule.id for rule in self.rules]
+
+
+# Builds a Match from a tuple without NamedTuple's Python-level __new__ (the hot path makes many).
+_new_match = partial(tuple.__new__, Match)
 
 
 class DirectoryChangeLike(Protocol):
@@ -67,12 +75,13 @@ class DirectoryChangeLike(Protocol):
 class _State:
     rules: dict[int, CompiledRule] = field(default_factory=dict)
     by_owner: dict[str, set[int]] = field(default_factory=dict)
-    followed: dict[str, set[int]] = field(default_factory=dict)
-    related: dict[str, set[int]] = field(default_factory=dict)
-    agents: dict[str, set[int]] = field(default_factory=dict)
+    # The tables a message is looked up in hold the rules themselves, not their ids.
+    followed: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    related: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    agents: dict[str, set[CompiledRule]] = field(default_factory=dict)
     # artifacts-owned / artifacts-group-owned: who is named, what they own, who owns what.
-    user_rules: dict[str, set[int]] = field(default_factory=dict)
-    group_rules: dict[str, set[int]] = field(default_factory=dict)
+    user_rules: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    group_rules: dict[str, set[CompiledRule]] = field(default_factory=dict)
     user_projects: dict[str, frozenset[str]] = field(default_factory=dict)
     group_projects: dict[str, frozenset[str]] = field(default_factory=dict)
     path_users: dict[str, set[str]] = field(default_factory=dict)
@@ -125,8 +134,11 @@ class RuleIndex:
 
     def candidates(self, message: ParsedMessage) -> set[int]:
         """Ids of the rules whose tracking rule matches the message (filters not applied)."""
+        return {rule.id for rule in self._candidates(message)}
+
+    def _candidates(self, message: ParsedMessage) -> set[CompiledRule]:
         st = self._state
-        found: set[int] = set()
+        found: set[CompiledRule] = set()
         for path in message.artifact_paths:
             rules = st.followed.get(path)
             if rules:
@@ -146,50 +158,62 @@ class RuleIndex:
         return found
 
     def match(self, message: ParsedMessage) -> list[Match]:
-        """The destinations to notify, one per (protocol, address), sorted."""
+        """The destinations to notify, one per (protocol, address), in no particular order."""
         if message.deprecated:
             # The producer sends the same event with the newer schema too (FMN 3).
             return []
-        found = self.candidates(message)
+        found = self._candidates(message)
         if not found:
             return []
-        st = self._state
-        by_destination: dict[Destination, tuple[str, list[CompiledRule]]] = {}
-        for rule_id in sorted(found):
-            rule = st.rules[rule_id]
-            if rule.owner in st.gone:
+        gone = self._state.gone
+        agent = message.agent_name
+        # Most rules share a few filter objects; each is asked once per message.
+        verdicts: dict[int, bool] = {}
+        by_destination: dict[Destination, list[CompiledRule]] = {}
+        for rule in found:
+            if gone and rule.owner in gone:
                 continue
             for generation_rule in rule.generation_rules:
-                if not generation_rule.filters.passes(message, rule.owner):
+                filters = generation_rule.filters
+                if not filters.my_actions and agent == rule.owner:
+                    continue
+                verdict = verdicts.get(id(filters))
+                if verdict is None:
+                    verdict = verdicts[id(filters)] = filters.accepts(message)
+                if not verdict:
                     continue
                 for destination in generation_rule.destinations:
-                    entry = by_destination.get(destination)
-                    if entry is None:
-                        by_destination[destination] = (rule.owner, [rule])
-                    elif entry[1][-1] is not rule:
-                        entry[1].append(rule)
+                    rules = by_destination.get(destination)
+                    if rules is None:
+                        by_destination[destination] = [rule]
+                    elif rules[-1] is not rule:
+                        rules.append(rule)
         if not by_destination:
             return []
         error = message.validation_error
         if error is not None:
             log.warning("message %s fails its schema (%s): no notification", message.id, error)
             return []
-        return [
-            Match(protocol, address, owner, tuple(rules))
-            for (protocol, address), (owner, rules) in sorted(by_destination.items())
-        ]
+        matches = []
+        for (protocol, address), rules in by_destination.items():
+            if len(rules) > 1:
+                rules.sort(key=_BY_ID)
+            matches.append(_new_match((protocol, address, rules[0].owner, tuple(rules))))
+        return matches
 
     # -- changing ------------------------------------------------------------------------------
 
     async def build(self, rules: Iterable[Rule]) -> None:
         """Replace the whole index with these rules (disabled ones are left out)."""
-        compiled = [compile_rule(rule) for rule in rules if not rule.disabled]
+        with _gc_paused():
+            compiled = [compile_rule(rule) for rule in rules if not rule.disabled]
         async with self._lock:
             state = _State()
             plan = await self._plan(state, compiled)
-            _apply_plan(state, plan)
-            for rule in compiled:
-                _add_rule(state, rule)
+            with _gc_paused():
+                _apply_plan(state, plan)
+                for rule in compiled:
+                    _add_rule(state, rule)
             self._state = state
         log.info("rule index built: %s", self.stats())
 
@@ -294,14 +318,15 @@ class RuleIndex:
         self, keys: Iterable[_K], fetch: Callable[[_K], Awaitable[_V]]
     ) -> dict[_K, _V]:
         """Ask the directory for every key, a few at a time; the first failure propagates."""
-        semaphore = asyncio.Semaphore(self._concurrency)
+        pending = iter(keys)
         results: dict[_K, _V] = {}
 
-        async def one(key: _K) -> None:
-            async with semaphore:
+        async def worker() -> None:
+            for key in pending:
                 results[key] = await fetch(key)
 
-        tasks = [asyncio.ensure_future(one(key)) for key in keys]
+        # A few workers rather than a task per key: 100k keys must not mean 100k tasks.
+        tasks = [asyncio.ensure_future(worker()) for _ in range(self._concurrency)]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -314,6 +339,19 @@ class RuleIndex:
 
 
 # -- state changes: synchronous, after every directory answer is in ------------------------------
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a synchronous bulk step creates only objects that
+    stay: collecting would scan the whole growing index again and again for nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _apply_plan(st: _State, plan: _Plan) -> None:
@@ -330,7 +368,7 @@ def _add_rule(st: _State, rule: CompiledRule) -> None:
     st.by_owner.setdefault(rule.owner, set()).add(rule.id)
     table, keys = _rule_keys(st, rule)
     for key in keys:
-        table.setdefault(key, set()).add(rule.id)
+        table.setdefault(key, set()).add(rule)
 
 
 def _remove_rule(st: _State, rule_id: int) -> CompiledRule:
@@ -338,11 +376,13 @@ def _remove_rule(st: _State, rule_id: int) -> CompiledRule:
     _discard(st.by_owner, rule.owner, rule_id)
     table, keys = _rule_keys(st, rule)
     for key in keys:
-        _discard(table, key, rule_id)
+        _discard(table, key, rule)
     return rule
 
 
-def _rule_keys(st: _State, rule: CompiledRule) -> tuple[dict[str, set[int]], tuple[str, ...]]:
+def _rule_keys(
+    st: _State, rule: CompiledRule
+) -> tuple[dict[str, set[CompiledRule]], tuple[str, ...]]:
     """The table a rule is filed in, and under which keys."""
     if rule.tracking == "related-events":
         return st.related, (rule.owner,)
@@ -403,7 +443,7 @@ def _set_projects(
 def _set_owners(
     projects_of: dict[str, frozenset[str]],
     owners_of: dict[str, set[str]],
-    named: dict[str, set[int]],
+    named: dict[str, set[CompiledRule]],
     path: str,
     owners: Iterable[str],
 ) -> None:

@@ -29,7 +29,7 @@ class MessageResult:
             "message_id": self.message_id,
             "notifications": [
                 {"protocol": m.protocol, "address": m.address, "rules": m.rule_ids}
-                for m in self.matches
+                for m in sorted(self.matches)
             ],
         }
         if self.error is not None:

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jsonschema
@@ -74,30 +74,37 @@ class _Validators:
     a fallback for a schema it cannot compile)."""
 
     def __init__(self) -> None:
-        self._cache: dict[int, tuple[Any, Any]] = {}
+        self._cache: dict[int, tuple[dict[str, Any], Callable[[Any], str | None]]] = {}
 
     def error(self, schema: dict[str, Any], body: Any) -> str | None:
         cached = self._cache.get(id(schema))
         if cached is None or cached[0] is not schema:
             cached = (schema, self._compile(schema))
             self._cache[id(schema)] = cached
-        validator = cached[1]
-        if isinstance(validator, jsonschema.protocols.Validator):
-            err = jsonschema.exceptions.best_match(validator.iter_errors(body))
-            return None if err is None else f"{err.message} at /{'/'.join(map(str, err.path))}"
-        try:
-            validator.validate(body)
-        except jsonschema_rs.ValidationError as exc:
-            return f"{exc.message} at /{'/'.join(map(str, exc.instance_path))}"
-        return None
+        return cached[1](body)
 
     @staticmethod
-    def _compile(schema: dict[str, Any]) -> Any:
+    def _compile(schema: dict[str, Any]) -> Callable[[Any], str | None]:
         try:
             # fedora-messaging validates with jsonschema's defaults: formats are not checked.
-            return jsonschema_rs.validator_for(schema, validate_formats=False)
+            fast = jsonschema_rs.validator_for(schema, validate_formats=False)
         except Exception:  # a schema jsonschema-rs refuses; jsonschema may still take it
-            return jsonschema.validators.validator_for(schema)(schema)
+            slow = jsonschema.validators.validator_for(schema)(schema)
+
+            def check_slowly(body: Any) -> str | None:
+                err = jsonschema.exceptions.best_match(slow.iter_errors(body))
+                return None if err is None else f"{err.message} at /{'/'.join(map(str, err.path))}"
+
+            return check_slowly
+
+        def check(body: Any) -> str | None:
+            try:
+                fast.validate(body)
+            except jsonschema_rs.ValidationError as exc:
+                return f"{exc.message} at /{'/'.join(map(str, exc.instance_path))}"
+            return None
+
+        return check
 
 
 _validators = _Validators()
@@ -370,6 +377,8 @@ def _names(value: Any, attribute: str, problems: list[str]) -> tuple[str, ...]:
     """A schema's list, made safe: strings only, no duplicates, order kept."""
     if not value:
         return ()
+    if type(value) is list and all(type(item) is str and item for item in value):
+        return tuple(dict.fromkeys(value))  # what schemas return: the fast way
     if isinstance(value, str):
         return (value,)
     if not isinstance(value, Iterable) or isinstance(value, Mapping):
