@@ -115,8 +115,9 @@ class EmailSenderSettings(Section):
     password: str | None = None
     timeout: float = 30.0
     list_id: str = "fmn.fedoraproject.org"
-    # SMTP connections kept open and used in parallel by one sender process.
-    connections: int = 4
+    # SMTP connections kept open and used in parallel by one sender process (sends wait on the
+    # server's replies, so parallel connections are what makes one process fast).
+    connections: int = 8
     # TLS trust: a CA bundle file (None: the system's), or no certificate check at all.
     ca_file: str | None = None
     validate_certs: bool = True

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from email.message import EmailMessage
 
 import aiosmtplib
 
@@ -69,23 +68,21 @@ class EmailHandler(Handler):
         now = dt.datetime.now(dt.UTC)
         await self._deliver(email_message.build_digest(digest, self.mail, now), digest.address)
 
-    async def _deliver(self, msg: EmailMessage, recipient: str) -> None:
+    async def _deliver(self, msg: bytes, recipient: str) -> None:
         client = await self._pool.get()
         try:
             await self._on(client, msg, recipient)
         finally:
             self._pool.put_nowait(client)
 
-    async def _on(self, client: aiosmtplib.SMTP, msg: EmailMessage, recipient: str) -> None:
+    async def _on(self, client: aiosmtplib.SMTP, msg: bytes, recipient: str) -> None:
         # A kept-open connection may have been closed by the server meanwhile: one fresh retry.
         for fresh in (False, True):
             try:
                 if not client.is_connected:
                     await client.connect()
                     fresh = True
-                await client.send_message(
-                    msg, sender=self.mail.envelope_from, recipients=[recipient]
-                )
+                await client.sendmail(self.mail.envelope_from, [recipient], msg)
                 return
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 refused = exc.recipients[0]

@@ -2,10 +2,11 @@
 
 For each work item from the protocol's queue:
   unreadable, wrong protocol or bad address   -> dead-letter queue, with the reason
-  already sent (idempotency key in Redis)     -> ack, nothing sent
   user muted, in quiet hours or on a digest   -> held in Redis for a digest, ack
   destination's backlog past the threshold    -> held for a collapsed digest, ack
   otherwise                                   -> queued per destination, sent round-robin
+  already sent (idempotency key in Redis)     -> ack, nothing sent (checked before sending;
+                                                 held items are checked when their digest goes)
 A send that succeeded is marked sent and then acked. A transient failure goes to the retry queue
 for its attempt (a TTL queue that dead-letters back), carrying the attempt number; past the last
 retry, and on a permanent failure, the item goes to the dead-letter queue. Held items are
@@ -126,10 +127,6 @@ class SenderLoop:
         except PermanentError as exc:
             await self._give_up(delivery, item, attempt, str(exc))
             return
-        if await self.state.sent_among([item.key]):
-            log.debug("already sent: %s", item.key)
-            await delivery.ack()
-            return
         prefs = await self.preferences.get(item.user)
         hold = policy.hold_for(prefs, self.clock(), self.config.daily_digest_hour)
         if hold is not None:
@@ -192,6 +189,11 @@ class SenderLoop:
 
     async def _send(self, pending: _Pending) -> None:
         item, delivery, attempt = pending.item, pending.delivery, pending.attempt
+        # Checked here rather than at intake: the sends in progress share one Redis request.
+        if await self.state.sent_among([item.key]):
+            log.debug("already sent: %s", item.key)
+            await delivery.ack()
+            return
         try:
             await self.handler.send(item)
         except asyncio.CancelledError:

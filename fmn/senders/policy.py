@@ -6,6 +6,7 @@ item, so that a change, such as ending a mute early, also applies to notificatio
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -105,38 +106,44 @@ def still_waiting(prefs: Preferences, now: dt.datetime) -> dt.datetime | None:
 
 
 class PreferenceReader:
-    """User settings from the database, cached per user for `ttl` seconds."""
+    """Users' settings from the database. Only users who changed something have a row, so the
+    whole table is read in one query and re-read after `ttl` seconds: no query per notification
+    or per user, however many users there are."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession] | None, ttl: float) -> None:
         self.sessionmaker = sessionmaker
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, Preferences]] = {}
+        self._prefs: dict[str, Preferences] = {}
+        self._fresh_until = -1.0
+        self._lock = asyncio.Lock()
 
     async def get(self, user: str) -> Preferences:
-        now = time.monotonic()
-        cached = self._cache.get(user)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        prefs = await self._load(user)
-        self._cache[user] = (now + self.ttl, prefs)
-        return prefs
+        if time.monotonic() >= self._fresh_until:
+            async with self._lock:
+                if time.monotonic() >= self._fresh_until:
+                    await self._load()
+        return self._prefs.get(user, DEFAULT)
 
-    async def _load(self, user: str) -> Preferences:
+    async def _load(self) -> None:
         if self.sessionmaker is None:
-            return DEFAULT
+            self._fresh_until = float("inf")
+            return
         try:
             async with self.sessionmaker() as session:
-                row = await session.scalar(select(UserSettings).join(User).where(User.name == user))
+                rows = (await session.execute(select(User.name, UserSettings).join(User))).all()
         except Exception:
-            # Deliver rather than stall when the database is away; the next read retries.
-            log.exception("could not read settings of %s; using defaults", user)
-            return DEFAULT
-        if row is None:
-            return DEFAULT
-        return Preferences(
-            digest_mode=row.digest_mode,
-            quiet_start=row.quiet_hours_start,
-            quiet_end=row.quiet_hours_end,
-            timezone=row.timezone,
-            muted_until=row.muted_until,
-        )
+            # Keep the last known settings (or deliver now) rather than stall; retry soon.
+            log.exception("could not read user settings; keeping the last known ones")
+            self._fresh_until = time.monotonic() + min(self.ttl, 5.0)
+            return
+        self._prefs = {
+            name: Preferences(
+                digest_mode=row.digest_mode,
+                quiet_start=row.quiet_hours_start,
+                quiet_end=row.quiet_hours_end,
+                timezone=row.timezone,
+                muted_until=row.muted_until,
+            )
+            for name, row in rows
+        }
+        self._fresh_until = time.monotonic() + self.ttl

@@ -7,10 +7,12 @@ nothing across restarts anyway (its broker is in-process too).
 from __future__ import annotations
 
 import abc
+import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -95,10 +97,45 @@ def _sent_key(key: str) -> str:
     return f"{PREFIX}sent:{key}"
 
 
+class _Coalescer:
+    """Calls made while one is in flight share the next round trip to Redis: with several
+    sends in progress, their idempotency checks and marks cost one request per batch."""
+
+    def __init__(self, run: Callable[[list[str]], Awaitable[list[Any]]]) -> None:
+        self._run = run
+        self._pending: list[tuple[list[str], asyncio.Future[list[Any]]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, keys: list[str]) -> list[Any]:
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._run([k for keys, _ in batch for k in keys])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for keys, future in batch:
+                if not future.done():
+                    future.set_result(results[start : start + len(keys)])
+                start += len(keys)
+
+
 class RedisSenderState(SenderState):
     def __init__(self, client: aioredis.Redis, sent_ttl: int) -> None:
         self.client = client
         self.sent_ttl = sent_ttl
+        self._get_sent = _Coalescer(self._mget_sent)
+        self._set_sent = _Coalescer(self._mset_sent)
 
     @classmethod
     def from_url(cls, url: str, sent_ttl: int) -> RedisSenderState:
@@ -110,14 +147,22 @@ class RedisSenderState(SenderState):
     async def sent_among(self, keys: list[str]) -> set[str]:
         if not keys:
             return set()
-        values = await self.client.mget([_sent_key(k) for k in keys])
+        values = await self._get_sent(keys)
         return {k for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def mark_sent(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            await self._set_sent(keys)
+
+    async def _mget_sent(self, keys: list[str]) -> list[Any]:
+        return list(await self.client.mget([_sent_key(k) for k in keys]))
+
+    async def _mset_sent(self, keys: list[str]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.set(_sent_key(key), b"1", nx=True, ex=self.sent_ttl)
-            await pipe.execute()
+            return list(await pipe.execute())
 
     async def hold(self, protocol: str, held: HeldItem, due: float) -> None:
         address = held.item.address

@@ -1,0 +1,266 @@
+"""Email sender benchmark: work items through one `fmn sender email` process to a local SMTP
+server, beside the ceiling of a bare aiosmtplib send loop to the same server.
+
+The SMTP server (aiosmtpd, counting and discarding) runs in its own process. The work items are
+queued in RabbitMQ first, then the sender is started; throughput is counted from the first mail
+the server receives to the last, so process start-up is left out. The sender does all its
+production work: parse, idempotency check and mark in Redis, user settings from PostgreSQL,
+build the MIME message (text + HTML, signed unsubscribe link), SMTP, ack, batched delivery log.
+
+Run: .venv/bin/python bench/bench_email.py [--messages 5000] [--connections 8]
+Needs RabbitMQ (guest/guest), Redis and PostgreSQL (trust, user postgres) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fmn.db import migrations
+from fmn.senders.email_message import MailSettings, build_notification
+from fmn.transport import Outgoing, make_broker
+from fmn.transport.topology import declare_send_topology
+from fmn.workitem import (
+    EmailContent,
+    MessageInfo,
+    RuleRef,
+    WorkItem,
+    idempotency_key,
+    routing_key,
+)
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+AMQP = "amqp://guest:guest@127.0.0.1:5672"
+REDIS = "redis://127.0.0.1:6379/0"
+EXCHANGE = "fmn.send"
+FMN = str(Path(sys.executable).parent / "fmn")
+
+
+# ---- the SMTP server, in its own process ------------------------------------------------------
+
+
+def _smtp_server(port: int, count: Any, first: Any, last: Any, ready: Any) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Counter:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            now = time.time()
+            with count.get_lock():
+                if count.value == 0:
+                    first.value = now
+                count.value += 1
+                last.value = now
+            return "250 OK"
+
+    controller = Controller(Counter(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    while True:
+        time.sleep(3600)
+
+
+class SMTPSink:
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.count = multiprocessing.Value("q", 0)
+        self.first = multiprocessing.Value("d", 0.0)
+        self.last = multiprocessing.Value("d", 0.0)
+        ready = multiprocessing.Event()
+        self.process = multiprocessing.Process(
+            target=_smtp_server,
+            args=(self.port, self.count, self.first, self.last, ready),
+            daemon=True,
+        )
+        self.process.start()
+        ready.wait(30)
+
+    def reset(self) -> None:
+        with self.count.get_lock():
+            self.count.value = 0
+            self.first.value = self.last.value = 0.0
+
+    def rate(self) -> float:
+        span = self.last.value - self.first.value
+        return (self.count.value - 1) / span if span > 0 else float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+
+
+# ---- work items --------------------------------------------------------------------------------
+
+
+def work_item(n: int) -> WorkItem:
+    message_id = str(uuid.uuid4())
+    address = f"user{n % 500}@example.org"
+    summary = f"alice's foo-1.{n}-1.fc41 completed"
+    url = f"https://koji.fedoraproject.org/koji/buildinfo?buildID={n}"
+    return WorkItem(
+        key=idempotency_key(message_id, "email", address),
+        protocol="email",
+        address=address,
+        user=f"user{n % 500}",
+        rules=[RuleRef(id=n % 500, name="My packages")],
+        message=MessageInfo(
+            id=message_id,
+            topic="org.fedoraproject.prod.buildsys.build.state.change",
+            sent_at=dt.datetime.now(dt.UTC),
+            app_name="koji",
+            agent_name="alice",
+            summary=summary,
+            url=url,
+            usernames=["alice"],
+            packages=["foo"],
+        ),
+        email=EmailContent(
+            subject=f"[koji] {summary}",
+            text=f"{summary}\n\nPackage: foo\nBuild: {url}\n" + "Log line\n" * 20,
+            html=f"<p>{summary}</p><p><a href='{url}'>{url}</a></p>" + "<p>Log line</p>" * 20,
+            metadata={"Topic": "buildsys.build.state.change", "Application": "koji"},
+        ),
+    )
+
+
+# ---- runs --------------------------------------------------------------------------------------
+
+
+async def ceiling(sink: SMTPSink, messages: int, connections: int) -> float:
+    """A bare aiosmtplib loop: one prebuilt message, sent over `connections` connections."""
+    cfg = MailSettings("FMN <fmn@example.org>", "fmn.example.org", "https://x", "secret")
+    msg = build_notification(work_item(0), cfg)
+    sink.reset()
+
+    async def loop(n: int) -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, start_tls=False)
+        await client.connect()
+        for _ in range(n):
+            await client.sendmail("fmn@example.org", ["a@example.org"], msg)
+        await client.quit()
+
+    per = messages // connections
+    await asyncio.gather(*(loop(per) for _ in range(connections)))
+    return sink.rate()
+
+
+async def rabbitmqctl(*args: str) -> None:
+    command = ["rabbitmqctl", "-q", *args]
+    await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True)
+
+
+async def setup_database(name: str) -> str:
+    conn = await asyncpg.connect(f"{PG}/postgres")
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    await asyncio.to_thread(migrations.upgrade, url)
+    return url
+
+
+async def through_sender(sink: SMTPSink, messages: int, connections: int) -> tuple[float, int]:
+    vhost = f"fmn-bench-{uuid.uuid4().hex[:8]}"
+    await rabbitmqctl("add_vhost", vhost)
+    await rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    amqp_url = f"{AMQP}/{vhost}"
+    db = f"fmn_bench_email_{os.getpid()}"
+    pg_url = await setup_database(db)
+    process = None
+    try:
+        broker = make_broker(amqp_url)
+        await broker.connect()
+        await declare_send_topology(broker, EXCHANGE, [10.0])
+        items = [work_item(n) for n in range(messages)]
+        for start in range(0, messages, 1000):
+            await broker.publish_many(
+                EXCHANGE,
+                [
+                    Outgoing(routing_key("email"), i.to_bytes(), message_id=i.key)
+                    for i in items[start : start + 1000]
+                ],
+            )
+        await broker.close()
+        sink.reset()
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
+            config.write(
+                f"""
+[database]
+url = {json.dumps(pg_url)}
+[cache]
+url = {json.dumps(REDIS)}
+[send_queue]
+amqp_url = {json.dumps(amqp_url)}
+exchange = "{EXCHANGE}"
+retry_delays = [10.0]
+sender_prefetch = 500
+[senders]
+digest_threshold = 1000
+[senders.email]
+smtp_host = "127.0.0.1"
+smtp_port = {sink.port}
+connections = {connections}
+"""
+            )
+        env = {**os.environ, "FMN_CONFIG": config.name}
+        command = [FMN, "--log-level", "WARNING", "sender", "email"]
+        process = subprocess.Popen(command, env=env)  # noqa: ASYNC220 (returns at once)
+        deadline = time.monotonic() + 600
+        # The count lives in another process: poll it.
+        while sink.count.value < messages and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        rate = sink.rate()
+        await asyncio.sleep(1.5)  # the delivery log's last batch
+        conn = await asyncpg.connect(f"{PG}/{db}")
+        logged = await conn.fetchval("select count(*) from deliveries where status = 'sent'")
+        await conn.close()
+        return rate, int(logged)
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(30)
+        await rabbitmqctl("delete_vhost", vhost)
+        conn = await asyncpg.connect(f"{PG}/postgres")
+        await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    sink = SMTPSink()
+    try:
+        one = await ceiling(sink, args.messages, 1)
+        many = await ceiling(sink, args.messages, args.connections)
+        print(f"ceiling, bare aiosmtplib loop, 1 connection:  {one:8.0f} mails/s")
+        print(f"ceiling, bare aiosmtplib loop, {args.connections} connections: {many:8.0f} mails/s")
+        rate, logged = await through_sender(sink, args.messages, args.connections)
+        print(
+            f"fmn sender email, {args.connections} connections:     {rate:8.0f} mails/s "
+            f"({args.messages} work items; {logged} 'sent' rows in the delivery log)"
+        )
+    finally:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
