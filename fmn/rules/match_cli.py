@@ -46,7 +46,10 @@ def _configured_directory() -> Directory:
             "no directory: pass --directory DIRECTORY.json or set directory.local_file "
             "(the FASJSON/dist-git clients are not installed)"
         ) from None
-    directory: Directory = make_directory(settings)
+    try:
+        directory: Directory = make_directory(settings)
+    except (OSError, ValueError) as exc:  # e.g. an unreadable directory.local_file
+        raise click.ClickException(f"the configured directory: {_one_line(str(exc))}") from None
     return directory
 
 

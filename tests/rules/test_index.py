@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import pytest
 
 from fmn.directory.base import DirectoryUnavailable
+from fmn.directory.changes import directory_change
 from fmn.rules import message as message_module
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import parse_message
-from tests.rules.conftest import BODHI, KOJI, make_rule, notified
+from tests.rules.conftest import BODHI, KOJI, PAGURE, make_rule, notified
 
 TZDATA_EDIT = (BODHI, "bodhi.update.edit")  # tzdata (alice's), agent ralph, users [ralph]
 GO_UPDATE = (BODHI, "bodhi.update.complete.testing")  # golang-github-SAP-go-hdb (go-sig's)
@@ -169,6 +170,29 @@ async def test_a_project_changing_hands_is_re_expanded(build_index, corpus_messa
     directory.changed()
 
     await index.apply_directory_change(Change(projects=frozenset({"rpms/tzdata"})))
+
+    assert notified(index, corpus_message(*TZDATA_EDIT)) == {"email:bob@example.org": [2]}
+
+
+async def test_a_dist_git_access_message_re_expands_the_project(
+    build_index, corpus_message, directory
+):
+    """The consumer's path: directory_change() on the bus message, then the index."""
+    index = await build_index(make_rule("bob", "artifacts-owned", ["bob"], rule_id=2))
+    # A real pagure-messages body, about a dist-git package instead of a pagure.io project.
+    message = corpus_message(PAGURE, "pagure.project.user.access.updated")
+    message["body"]["new_user"] = "bob"
+    message["body"]["project"].update(
+        fullname="rpms/tzdata",
+        namespace="rpms",
+        name="tzdata",
+        full_url="https://src.fedoraproject.org/rpms/tzdata",
+    )
+    directory.data.projects["rpms/tzdata"].access_users["commit"] = ["bob"]
+    directory.changed()
+
+    change = directory_change(message["topic"], message["body"])
+    await index.apply_directory_change(change)
 
     assert notified(index, corpus_message(*TZDATA_EDIT)) == {"email:bob@example.org": [2]}
 

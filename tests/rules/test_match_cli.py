@@ -133,6 +133,19 @@ def test_without_directory_option_uses_the_configured_directory(messages_file, m
     ]
 
 
+def test_an_unreadable_configured_directory_is_a_clear_error(tmp_path, messages_file, monkeypatch):
+    monkeypatch.setenv("FMN_DIRECTORY__LOCAL_FILE", str(tmp_path / "missing.json"))
+    monkeypatch.delenv("FMN_CONFIG", raising=False)
+    settings_module.get_settings.cache_clear()
+    try:
+        result = run("--rules", str(RULES_FILE), "--messages", str(messages_file))
+    finally:
+        settings_module.get_settings.cache_clear()
+
+    assert result.exit_code != 0
+    assert "the configured directory" in result.stderr and "missing.json" in result.stderr
+
+
 def test_the_fmn_command_runs_it(messages_file):
     completed = subprocess.run(
         [

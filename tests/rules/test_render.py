@@ -172,6 +172,7 @@ async def test_nothing_from_a_message_injects_html_headers_or_irc_commands(
 
     one_liners = [email.email.subject, *email.email.metadata.values(), irc.chat.text]
     one_liners += [matrix.chat.text, email.message.summary, email.message.topic]
+    one_liners += [email.message.app_name, *email.message.usernames]
     for value in one_liners:
         assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value), value
 
