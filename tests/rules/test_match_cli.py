@@ -116,14 +116,26 @@ def test_a_bad_directory_file_is_a_clear_error(tmp_path, messages_file):
     assert str(directory) in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_without_directory_option_uses_the_configured_directory(messages_file, monkeypatch):
-    monkeypatch.setenv("FMN_DIRECTORY__LOCAL_FILE", str(DIRECTORY_FILE))
-    monkeypatch.delenv("FMN_CONFIG", raising=False)
-    settings_module.get_settings.cache_clear()
-    try:
-        result = run("--rules", str(RULES_FILE), "--messages", str(messages_file))
-    finally:
+@pytest.fixture
+def configured_directory(monkeypatch):
+    """Runs `fmn match` without --directory, the settings naming a local directory file."""
+
+    def run_with(local_file: Path, messages_file: Path):
+        monkeypatch.setenv("FMN_DIRECTORY__LOCAL_FILE", str(local_file))
+        monkeypatch.delenv("FMN_CONFIG", raising=False)
         settings_module.get_settings.cache_clear()
+        try:
+            return run("--rules", str(RULES_FILE), "--messages", str(messages_file))
+        finally:
+            settings_module.get_settings.cache_clear()
+
+    return run_with
+
+
+def test_without_directory_option_uses_the_configured_directory(
+    messages_file, configured_directory
+):
+    result = configured_directory(DIRECTORY_FILE, messages_file)
 
     assert result.exit_code == 0, result.output
     first = json.loads(result.stdout.splitlines()[0])
@@ -133,14 +145,10 @@ def test_without_directory_option_uses_the_configured_directory(messages_file, m
     ]
 
 
-def test_an_unreadable_configured_directory_is_a_clear_error(tmp_path, messages_file, monkeypatch):
-    monkeypatch.setenv("FMN_DIRECTORY__LOCAL_FILE", str(tmp_path / "missing.json"))
-    monkeypatch.delenv("FMN_CONFIG", raising=False)
-    settings_module.get_settings.cache_clear()
-    try:
-        result = run("--rules", str(RULES_FILE), "--messages", str(messages_file))
-    finally:
-        settings_module.get_settings.cache_clear()
+def test_an_unreadable_configured_directory_is_a_clear_error(
+    tmp_path, messages_file, configured_directory
+):
+    result = configured_directory(tmp_path / "missing.json", messages_file)
 
     assert result.exit_code != 0
     assert "the configured directory" in result.stderr and "missing.json" in result.stderr
