@@ -311,7 +311,8 @@ class _OpenIDCode(OpenIDCode):  # type: ignore[misc]
         return self.provider.key
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
-        return {"iss": self.provider.issuer, "aud": [client.client_id]}
+        # A single audience as a string: RP-initiated logout finds the client from it.
+        return {"iss": self.provider.issuer, "aud": client.client_id}
 
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         client_id = request.payload.client_id

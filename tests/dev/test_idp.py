@@ -131,7 +131,7 @@ async def test_code_flow_with_pkce_gives_tokens_userinfo_and_introspection(
     keys = KeySet.import_key_set((await http.get("/idp/jwks")).json())
     id_token = jwt.decode(tokens["id_token"], keys, algorithms=["RS256"])
     assert id_token.claims["iss"] == ISSUER
-    assert id_token.claims["aud"] == ["fmn-frontend"]
+    assert id_token.claims["aud"] == "fmn-frontend"
     assert id_token.claims["nonce"] == "n0nce"
     assert id_token.claims["sub"] == "alice"
 
@@ -261,3 +261,24 @@ async def test_silent_login_needs_a_session_and_logout_ends_it(http: httpx.Async
     assert out.headers["location"] == f"{BASE}/"
     refused = await http.get("/idp/authorize", params={**silent, "nonce": "a third"})
     assert parse_qs(urlsplit(refused.headers["location"]).query)["error"] == ["login_required"]
+
+
+async def test_logout_with_the_id_token_returns_to_the_app(http: httpx.AsyncClient) -> None:
+    """As oidc-client-ts logs out: id_token_hint and post_logout_redirect_uri, no client_id."""
+    verifier, challenge = pkce()
+    tokens = (await exchange(http, await login(http, challenge), verifier)).json()
+    out = await http.get(
+        "/idp/logout",
+        params={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": f"{BASE}/"},
+    )
+    assert out.status_code == 302
+    assert out.headers["location"] == f"{BASE}/"
+    elsewhere = await http.get(
+        "/idp/logout",
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://x.example/",
+        },
+    )
+    assert elsewhere.status_code == 200
+    assert "location" not in elsewhere.headers
