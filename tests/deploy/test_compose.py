@@ -1,0 +1,116 @@
+"""deploy/compose.yaml: valid against the Compose Specification's JSON schema (the copy that
+check-jsonschema ships), every fmn service runs a real `fmn` sub-command with settings that
+load, and the RabbitMQ users it logs in with are those of the definitions file."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.deploy.commands import parse_fmn
+from tests.deploy.conftest import DEPLOY
+from tests.deploy.settings_env import interpolated, load, setting_exists
+
+COMPOSE = DEPLOY / "compose.yaml"
+FMN_IMAGE = "${FMN_IMAGE:-localhost/fmn:latest}"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def fmn_services() -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in compose()["services"].items() if s.get("image") == FMN_IMAGE}
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    return {k: interpolated(str(v)) for k, v in (service.get("environment") or {}).items()}
+
+
+def compose_validator() -> jsonschema.protocols.Validator:
+    schema_file = resources.files("check_jsonschema") / "builtin_schemas/vendor/compose-spec.json"
+    schema = json.loads(schema_file.read_text())
+    validator: jsonschema.protocols.Validator = jsonschema.validators.validator_for(schema)(schema)
+    return validator
+
+
+def test_valid_against_the_compose_specification() -> None:
+    compose_validator().validate(compose())
+
+
+def test_the_schema_refuses_a_mistake() -> None:
+    broken = compose()
+    broken["services"]["consumer"]["deploy"] = {"replica": 2}
+    assert not compose_validator().is_valid(broken)
+
+
+def test_every_part_is_there() -> None:
+    services = compose()["services"]
+    assert {"rabbitmq", "postgres", "redis"} <= set(services)
+    commands = {name: parse_fmn(s["command"]) for name, s in fmn_services().items()}
+    assert commands == {
+        "directory": ["directory", "serve"],
+        "db-upgrade": ["db", "upgrade"],
+        "api": ["api"],
+        "consumer": ["consumer"],
+        "sender-email": ["sender"],
+        "sender-irc": ["sender"],
+        "sender-matrix": ["sender"],
+    }
+    protocols = {s["command"][1] for name, s in services.items() if name.startswith("sender-")}
+    assert protocols == {"email", "irc", "matrix"}
+    assert services["consumer"]["deploy"]["replicas"] == 2
+    assert services["db-upgrade"]["restart"] == "no"
+
+
+def test_processes_wait_for_the_schema_upgrade() -> None:
+    for name, service in fmn_services().items():
+        if name in ("db-upgrade", "directory"):
+            continue
+        condition = service["depends_on"]["db-upgrade"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_api_health_check_asks_readiness() -> None:
+    test = " ".join(compose()["services"]["api"]["healthcheck"]["test"])
+    assert "/api/v1/healthz/ready" in test
+
+
+@pytest.mark.parametrize("name", sorted(fmn_services()))
+def test_settings_load(name: str) -> None:
+    env = environment(fmn_services()[name])
+    for variable in env:
+        assert setting_exists(variable), variable
+    load(env)
+
+
+def test_rabbitmq_users_are_the_definitions_users() -> None:
+    definitions = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
+    users = {u["name"]: u["password"] for u in definitions["users"]}
+    vhosts = {v["name"] for v in definitions["vhosts"]}
+    for name, service in fmn_services().items():
+        for key in ("FMN_BUS__AMQP_URL", "FMN_SEND_QUEUE__AMQP_URL"):
+            url = environment(service).get(key)
+            if url is None:
+                continue
+            parts = urlsplit(url)
+            assert parts.username in users, (name, key)
+            assert users[parts.username] == parts.password, (name, key)
+            assert unquote(parts.path[1:]) in vhosts, (name, key)
+
+
+def test_mounted_files_exist() -> None:
+    for service in compose()["services"].values():
+        for volume in service.get("volumes") or ():
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).is_file(), source
+    build = compose()["x-fmn-image"]["build"]
+    assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
