@@ -25,7 +25,8 @@ import pytest
 from tests.conftest import CORPUS_DIR
 
 FMN = Path(sys.executable).with_name("fmn")
-pytestmark = pytest.mark.slow
+# One worker runs these in file order: they share one `fmn run`, which the last one stops.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fmn-run")]
 
 
 def free_port() -> int:

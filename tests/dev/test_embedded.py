@@ -1,0 +1,68 @@
+"""Which parts `fmn run` replaces by stand-ins: those left at their defaults, and only those."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmn.core.settings import Settings
+from fmn.dev.embedded import SAMPLE_DIRECTORY, plan
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_on_defaults_everything_is_embedded(in_tmp: Path) -> None:
+    run = plan(Settings(), port=18123)
+    assert run.url == "http://127.0.0.1:18123"
+    assert set(run.parts) == {
+        "database",
+        "directory",
+        "oidc",
+        "email",
+        "irc",
+        "matrix",
+        "bus",
+        "cache",
+    }
+    settings = run.settings
+    assert settings.database.url == f"sqlite+aiosqlite:///{in_tmp / 'var' / 'fmn.sqlite'}"
+    assert settings.directory.local_file == str(SAMPLE_DIRECTORY)
+    assert settings.oidc.provider_url == "http://127.0.0.1:18123/idp"
+    assert settings.oidc.client_secret
+    assert settings.public_url == run.url
+    assert {run.url, "http://localhost:18123"} <= set(settings.api.cors_origins)
+    assert [u.username for u in run.users] == ["alice", "bob", "carol", "dave"]
+    assert "sysadmin-main" in run.users[0].groups
+
+    run.with_smtp_sink("127.0.0.1", 2525)
+    assert (run.settings.senders.email.smtp_host, run.settings.senders.email.smtp_port) == (
+        "127.0.0.1",
+        2525,
+    )
+
+
+def test_configured_parts_are_used_as_configured() -> None:
+    configured = Settings(
+        public_url="https://fmn.example.org",
+        database={"url": "postgresql+asyncpg://db.example.org/fmn"},
+        bus={"amqp_url": "amqp://bus.example.org"},
+        send_queue={"amqp_url": "amqp://bus.example.org"},
+        cache={"url": "redis://cache.example.org"},
+        directory={"fasjson_url": "https://fasjson.example.org"},
+        oidc={"provider_url": "https://id.example.org"},
+        senders={
+            "email": {"smtp_host": "smtp.example.org"},
+            "irc": {"host": "irc.example.org"},
+            "matrix": {"access_token": "t0ken"},
+        },
+    )
+    run = plan(configured)
+    assert run.parts == []
+    assert run.url == "https://fmn.example.org"
+    for section in ("database", "bus", "cache", "directory", "oidc", "senders"):
+        assert getattr(run.settings, section) == getattr(configured, section)
