@@ -3,6 +3,8 @@ API's server) and the login page, which lists the sample users to log in as."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jinja2
@@ -161,12 +163,13 @@ def make_idp_router(provider: idp.IdentityProvider, prefix: str) -> APIRouter:
             response.set_cookie(SESSION_COOKIE, session, path=prefix, httponly=True, samesite="lax")
         return response
 
+    async def answer(request: Request, action: Callable[[idp.Request], Response]) -> Response:
+        req = await oauth_request(request)
+        return req if isinstance(req, Response) else action(req)
+
     @router.post("/token")
     async def token(request: Request) -> Response:
-        req = await oauth_request(request)
-        if isinstance(req, Response):
-            return req
-        return server.create_token_response(req)  # type: ignore[no-any-return]
+        return await answer(request, server.create_token_response)
 
     @router.api_route("/userinfo", methods=["GET", "POST"])
     async def userinfo(request: Request) -> Response:
@@ -181,17 +184,11 @@ def make_idp_router(provider: idp.IdentityProvider, prefix: str) -> APIRouter:
 
     @router.post("/introspect")
     async def introspect(request: Request) -> Response:
-        req = await oauth_request(request)
-        if isinstance(req, Response):
-            return req
-        return server.create_endpoint_response("introspection", req)  # type: ignore[no-any-return]
+        return await answer(request, partial(server.create_endpoint_response, "introspection"))
 
     @router.post("/revoke")
     async def revoke(request: Request) -> Response:
-        req = await oauth_request(request)
-        if isinstance(req, Response):
-            return req
-        return server.create_endpoint_response("revocation", req)  # type: ignore[no-any-return]
+        return await answer(request, partial(server.create_endpoint_response, "revocation"))
 
     @router.api_route("/logout", methods=["GET", "POST"])
     async def logout(request: Request) -> Response:
