@@ -160,14 +160,12 @@ async def test_refresh_token_gives_new_tokens_and_retires_the_old_ones(
 ) -> None:
     verifier, challenge = pkce()
     tokens = (await exchange(http, await login(http, challenge), verifier)).json()
-    refreshed = await http.post(
-        "/idp/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": "fmn-frontend",
-        },
-    )
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": "fmn-frontend",
+    }
+    refreshed = await http.post("/idp/token", data=refresh)
     assert refreshed.status_code == 200, refreshed.text
     new = refreshed.json()
     assert new["access_token"] != tokens["access_token"]
@@ -175,14 +173,7 @@ async def test_refresh_token_gives_new_tokens_and_retires_the_old_ones(
         "/idp/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert old.status_code == 401
-    again = await http.post(
-        "/idp/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": "fmn-frontend",
-        },
-    )
+    again = await http.post("/idp/token", data=refresh)
     assert again.status_code == 400
 
 
