@@ -139,6 +139,8 @@ class IRCSenderSettings(Section):
     # Reconnect backoff: doubles from min to max seconds.
     reconnect_min: float = 1.0
     reconnect_max: float = 120.0
+    # CA bundle to trust for the server's certificate (None: the system's).
+    ca_file: str | None = None
 
 
 class MatrixSenderSettings(Section):

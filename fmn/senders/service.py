@@ -34,7 +34,14 @@ def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handl
                 secret_key=settings.api.secret_key,
             ),
         )
-    # IRC_HANDLER
+    if protocol == "irc":
+        import ssl
+
+        from fmn.senders.irc import IRCHandler
+
+        irc = settings.senders.irc
+        context = ssl.create_default_context(cafile=irc.ca_file) if irc.ca_file else None
+        return IRCHandler(irc, context)
     raise ValueError(f"unknown protocol {protocol!r}")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from sqlalchemy import delete
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -44,7 +44,7 @@ async def user(pg_url: str) -> AsyncIterator[str]:
     name = f"digest-{uuid.uuid4().hex[:8]}"
     engine = create_async_engine(pg_url, poolclass=NullPool)
     async with engine.begin() as conn:
-        await conn.execute(User.__table__.insert().values(name=name))
+        await conn.execute(insert(User).values(name=name))
     yield name
     async with engine.begin() as conn:
         await conn.execute(delete(User).where(User.name == name))
@@ -54,8 +54,8 @@ async def user(pg_url: str) -> AsyncIterator[str]:
 async def set_user_settings(pg_url: str, name: str, **values: Any) -> None:
     engine = create_async_engine(pg_url, poolclass=NullPool)
     async with make_sessionmaker(engine)() as session, session.begin():
-        db_user = await session.scalar(User.__table__.select().where(User.name == name))
-        session.add(UserSettings(user_id=db_user, **values))
+        user_id = await session.scalar(select(User.id).where(User.name == name))
+        session.add(UserSettings(user_id=user_id, **values))
     await engine.dispose()
 
 

@@ -1,0 +1,244 @@
+"""The IRC sender against a real IRC network (InspIRCd + Atheme): TLS, SASL, line splitting,
+control characters, the flood limit, digests, refused nicks and reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from fmn.core.settings import Settings
+from fmn.senders.irc import split_utf8
+from fmn.senders.text import one_line
+from fmn.transport import Broker
+from fmn.transport.topology import dead_letter_queue
+from tests.senders.conftest import running, sender_settings
+from tests.senders.helpers import eventually, make_item, publish, queue_has
+from tests.senders.irc_server import IRCClient, IRCNetwork, available
+
+pytestmark = pytest.mark.skipif(not available(), reason="inspircd/atheme-services not installed")
+
+BOT, PASSWORD = "fmnbot", "bot-secret"
+_nicks = itertools.count(1)
+
+
+async def _network(directory: Path) -> IRCNetwork:
+    network = IRCNetwork(directory)
+    network.start()
+    try:
+        await network.register(BOT, PASSWORD)
+    except BaseException:
+        network.stop()
+        raise
+    return network
+
+
+@pytest.fixture(scope="module")
+def irc_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IRCNetwork]:
+    network = asyncio.run(_network(tmp_path_factory.mktemp("irc")))
+    yield network
+    network.stop()
+
+
+@pytest.fixture
+async def reader(irc_network: IRCNetwork) -> AsyncIterator[IRCClient]:
+    client = await irc_network.reader(f"reader{next(_nicks)}")
+    yield client
+    await client.close()
+
+
+def irc_settings(
+    amqp_url: str, redis_url: str, pg_url: str, exchange: str, network: IRCNetwork, **irc: Any
+) -> Settings:
+    extra = {k: irc.pop(k) for k in ("digest_threshold",) if k in irc}
+    return sender_settings(
+        amqp_url,
+        redis_url,
+        pg_url,
+        exchange,
+        irc={
+            "host": "127.0.0.1",
+            "port": network.tls_port,
+            "tls": True,
+            "ca_file": str(network.cert),
+            "nickname": BOT,
+            "sasl_username": BOT,
+            "sasl_password": PASSWORD,
+            "line_interval": 0.01,
+            "burst": 100,
+            "reconnect_min": 0.2,
+            "reconnect_max": 1.0,
+            **irc,
+        },
+        **extra,
+    )
+
+
+@pytest.fixture
+def settings(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    irc_network: IRCNetwork,
+    redis_client: aioredis.Redis,
+) -> Settings:
+    return irc_settings(amqp_url, redis_url, pg_url, exchange, irc_network)
+
+
+async def test_delivery_over_tls_with_sasl(
+    settings: Settings, broker: Broker, exchange: str, reader: IRCClient
+) -> None:
+    item = make_item("irc", reader.nick)
+    async with running("irc", settings):
+        await publish(broker, exchange, item)
+        await eventually(lambda: reader.privmsgs)
+        # The bot is logged in to its account: SASL worked.
+        reader.send(f"WHOIS {BOT}")
+        await eventually(lambda: [x for x in reader.lines if b" 330 " in x])
+    [(sender, text)] = reader.privmsgs
+    assert sender == BOT
+    assert text.decode() == item.chat.text  # type: ignore[union-attr]
+
+
+async def test_long_lines_are_split_and_controls_removed(
+    settings: Settings, broker: Broker, exchange: str, reader: IRCClient
+) -> None:
+    evil = "start\r\nPRIVMSG #ops :pwned\r\nQUIT :bye\x00\x01ACTION x\x01 \x02bold\x03 "
+    long_text = evil + "é€😀 word " * 120  # about 1500 UTF-8 bytes
+    item = make_item("irc", reader.nick, text=long_text)
+    async with running("irc", settings):
+        await publish(broker, exchange, item)
+        expected = split_utf8(one_line(long_text), 512)  # at least this many lines
+        await eventually(lambda: len(reader.privmsgs) >= len(expected))
+        await asyncio.sleep(0.3)
+    texts = [t for _, t in reader.privmsgs]
+    assert len(texts) >= 3
+    assert all(len(t) < 512 for t in texts)
+    joined = " ".join(t.decode("utf-8") for t in texts)  # every piece is valid UTF-8
+    assert joined.split() == one_line(long_text).split()
+    assert joined.startswith("start PRIVMSG #ops :pwned QUIT :byeACTION x bold")
+    # Nothing became a command: only PRIVMSGs to the reader arrived, and the bot is still on.
+    assert all(sender == BOT for sender, _ in reader.privmsgs)
+    commands = {line.split(b" ")[1] for line in reader.lines if line.startswith(b":")}
+    assert b"QUIT" not in commands
+
+
+async def test_flood_limit_is_held(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    irc_network: IRCNetwork,
+    broker: Broker,
+    reader: IRCClient,
+    redis_client: aioredis.Redis,
+) -> None:
+    settings = irc_settings(
+        amqp_url, redis_url, pg_url, exchange, irc_network, line_interval=0.25, burst=3
+    )
+    items = [make_item("irc", reader.nick) for _ in range(7)]
+    arrivals: list[float] = []
+    async with running("irc", settings):
+        await asyncio.sleep(0.5)  # connected, bucket full
+        await publish(broker, exchange, *items)
+        while len(arrivals) < 7:
+            await eventually(lambda: len(reader.privmsgs) > len(arrivals), timeout=10)
+            arrivals.extend([time.monotonic()] * (len(reader.privmsgs) - len(arrivals)))
+    gaps = [b - a for a, b in itertools.pairwise(arrivals[2:])]
+    # A burst of three, then no faster than one line per 0.25 s (with some clock slack).
+    assert arrivals[-1] - arrivals[0] >= 4 * 0.25 - 0.05
+    assert all(gap >= 0.2 for gap in gaps), gaps
+
+
+async def test_a_burst_collapses_into_one_digest(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    irc_network: IRCNetwork,
+    broker: Broker,
+    reader: IRCClient,
+    redis_client: aioredis.Redis,
+) -> None:
+    settings = irc_settings(
+        amqp_url,
+        redis_url,
+        pg_url,
+        exchange,
+        irc_network,
+        line_interval=0.3,
+        burst=1,
+        digest_threshold=3,
+    )
+    items = [make_item("irc", reader.nick) for _ in range(15)]
+    async with running("irc", settings):
+        await publish(broker, exchange, *items)
+        await eventually(lambda: [t for _, t in reader.privmsgs if b"notifications (" in t])
+        await asyncio.sleep(0.8)
+    texts = [t.decode() for _, t in reader.privmsgs]
+    assert len(texts) == 4, texts  # three one by one, then one line for the other twelve
+    [digest] = [t for t in texts if "notifications (" in t]
+    assert digest.startswith("12 notifications (koji 12; more notifications arrived")
+
+
+async def test_refused_nick_is_dead_lettered_and_sending_goes_on(
+    settings: Settings, broker: Broker, exchange: str, reader: IRCClient
+) -> None:
+    gone = make_item("irc", "nobody-here")
+    bad = make_item("irc", "#channel")
+    good = make_item("irc", reader.nick)
+    async with running("irc", settings):
+        await publish(broker, exchange, gone, bad, good)
+        await eventually(lambda: reader.privmsgs)
+        await eventually(lambda: queue_has(broker, dead_letter_queue(exchange, "irc"), 2))
+    assert len(reader.privmsgs) == 1
+
+
+async def test_reconnects_without_losing_items(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    broker: Broker,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+) -> None:
+    """The IRC server goes away with items queued; they are delivered once it is back."""
+    network = await _network(tmp_path)
+    try:
+        settings = irc_settings(amqp_url, redis_url, pg_url, exchange, network)
+        first = await network.reader("carol")
+        async with running("irc", settings):
+            await publish(broker, exchange, make_item("irc", "carol"))
+            await eventually(lambda: first.privmsgs)
+            await first.close()
+            network.stop()
+            later = [make_item("irc", "carol") for _ in range(3)]
+            await publish(broker, exchange, *later)
+            await asyncio.sleep(0.5)
+            network.start()
+            second = await _reader_when_up(network, "carol")
+            await eventually(lambda: len(second.privmsgs) == 3, timeout=30)
+            await second.close()
+        texts = [t.decode() for _, t in second.privmsgs]
+        assert texts == [i.chat.text for i in later]  # type: ignore[union-attr]
+    finally:
+        network.stop()
+
+
+async def _reader_when_up(network: IRCNetwork, nick: str) -> IRCClient:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return await network.reader(nick)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
