@@ -184,4 +184,5 @@ export interface ValidationIssue {
   loc: (string | number)[]
   msg: string
   type?: string
+  ctx?: Record<string, unknown> | null
 }

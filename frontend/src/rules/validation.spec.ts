@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { newRuleForm } from './form'
-import { FORM, fieldKey, issuesToFieldErrors, validateRuleForm } from './validation'
+import { FORM, fieldKey, issueMessage, issuesToFieldErrors, validateRuleForm } from './validation'
 
 describe('fieldKey', () => {
   it.each([
@@ -62,5 +62,24 @@ describe('validateRuleForm', () => {
     form.generationRules[0]!.destinations = [{ protocol: 'irc', address: 'alice' }]
     form.generationRules[0]!.topic = 'a\nb'
     expect(Object.keys(validateRuleForm(form))).toEqual(['generation_rules.0.filters.topic'])
+  })
+})
+
+describe('issueMessage', () => {
+  it('puts technical pydantic messages in plain words, as the API sends them', () => {
+    expect(
+      issueMessage({
+        type: 'string_pattern_mismatch',
+        loc: ['body', 'generation_rules', 0, 'filters', 'topic'],
+        msg: "String should match pattern '^[^\\x00-\\x1f\\x7f]+$'",
+        ctx: { pattern: '^[^\\x00-\\x1f\\x7f]+$' },
+      }),
+    ).toBe('No control characters (line breaks, tabs…) allowed.')
+    expect(issueMessage({ type: 'string_too_short', loc: [], msg: 'String should have at least 1 character', ctx: { min_length: 1 } })).toBe(
+      'Cannot be empty.',
+    )
+    expect(issueMessage({ type: 'value_error', loc: [], msg: 'mallory@example.org is not one of your email addresses' })).toBe(
+      'mallory@example.org is not one of your email addresses',
+    )
   })
 })

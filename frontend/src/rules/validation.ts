@@ -42,14 +42,19 @@ export function fieldKey(loc: readonly (string | number)[], strip: readonly stri
   return FORM
 }
 
-/** Pydantic's messages read well enough; drop its "Value error, " prefix. */
-function cleanMessage(msg: string): string {
-  return msg.replace(/^(Value|Assertion) error, /, '')
+/** Pydantic's messages in plain words where they are technical; its "Value error, " prefix dropped. */
+export function issueMessage(issue: ValidationIssue): string {
+  if (issue.type === 'string_pattern_mismatch' && String(issue.ctx?.pattern ?? '').includes('\\x00')) {
+    return 'No control characters (line breaks, tabs…) allowed.'
+  }
+  if (issue.type === 'string_too_short' && issue.ctx?.min_length === 1) return 'Cannot be empty.'
+  if (issue.type === 'missing') return 'Required.'
+  return issue.msg.replace(/^(Value|Assertion) error, /, '')
 }
 
 export function issuesToFieldErrors(issues: readonly ValidationIssue[], strip: readonly string[] = []): FieldErrors {
   const errors: FieldErrors = {}
-  for (const issue of issues) add(errors, fieldKey(issue.loc, strip), cleanMessage(issue.msg))
+  for (const issue of issues) add(errors, fieldKey(issue.loc, strip), issueMessage(issue))
   return errors
 }
 
