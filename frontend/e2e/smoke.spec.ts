@@ -29,6 +29,9 @@ test('creates a rule after previewing it, then deletes it', async ({ page }) => 
   await expect(page.getByRole('heading', { name: 'My rules' })).toBeVisible()
   await page.getByRole('link', { name }).click()
   await expect(page.getByLabel('Topic pattern')).toHaveValue('*.koji.*')
+  // A saved rule previews too (its id stays out of the preview request).
+  await page.getByRole('button', { name: 'Preview', exact: true }).click()
+  await expect(page.locator('[data-test="preview-result"]')).toContainText('notification')
 
   await page.getByRole('button', { name: 'Delete' }).click()
   await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click()

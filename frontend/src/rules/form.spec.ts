@@ -86,7 +86,7 @@ describe('formToRule', () => {
 })
 
 describe('ruleToForm', () => {
-  it('round-trips an FMN 3 rule, keeping the ids', () => {
+  it('round-trips an FMN 3 rule, keeping the generation rule ids and leaving the rule id to the PUT', () => {
     const rule: NewRule = {
       id: 7,
       name: 'Mine',
@@ -100,7 +100,10 @@ describe('ruleToForm', () => {
         },
       ],
     }
-    expect(formToRule(ruleToForm(rule))).toEqual(rule)
+    const { id, ...withoutId } = rule
+    expect(id).toBe(7)
+    expect(formToRule(ruleToForm(rule))).toEqual(withoutId)
+    expect(ruleToForm(rule).id).toBe(7)
   })
 
   it('keeps the params of the other types out of the rule after switching type', () => {

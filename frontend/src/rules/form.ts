@@ -142,9 +142,12 @@ function formFilters(gr: GenerationRuleForm): Filters {
   }
 }
 
-/** The JSON the API takes: FMN 3's rule shape, keys in FMN 3's order. */
+/**
+ * The JSON the API takes: FMN 3's rule shape, keys in FMN 3's order. Without the rule's own id,
+ * which the preview and creation refuse; `api.updateRule` adds it to a PUT.
+ */
 export function formToRule(form: RuleForm): NewRule {
-  const rule: NewRule = {
+  return {
     name: form.name.trim() || null,
     disabled: form.disabled,
     tracking_rule: formTrackingRule(form),
@@ -156,7 +159,6 @@ export function formToRule(form: RuleForm): NewRule {
       return gr.id === null ? out : { id: gr.id, ...out }
     }),
   }
-  return form.id === null ? rule : { id: form.id, ...rule }
 }
 
 export function sameDestination(a: Destination, b: Destination): boolean {

@@ -165,6 +165,21 @@ describe('existing rule', () => {
     })
   })
 
+  it('previews an existing rule without its id, which the preview refuses', async () => {
+    const api = fakeApi({
+      ...baseRoutes(),
+      'GET /users/alice/rules/42': { body: rule },
+      'POST /users/alice/rules/preview': { body: { total: 0, complete: true, scanned: 10, per_day: [], notifications: [] } },
+    })
+    ;({ wrapper } = await mountRoute('/rules/42'))
+    await wrapper.findAll('button').find((b) => b.text() === 'Preview')!.trigger('click')
+    await settle()
+    const sent = JSON.parse(api.callsTo('POST', '/users/alice/rules/preview')[0]!.body!)
+    expect(sent.rule).not.toHaveProperty('id')
+    expect(sent.rule.generation_rules[0].id).toBe(9)
+    expect(sent.days).toBe(7)
+  })
+
   it('deletes only after confirmation', async () => {
     const api = fakeApi({
       ...baseRoutes(),
