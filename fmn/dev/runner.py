@@ -157,6 +157,7 @@ class Runner:
             return False
         feed = await asyncio.to_thread(self._make_feed)
         if feed is not None:
+            await feed.broker.connect()
             self.feed = feed
             self._spawn("feed", feed.run(self.stop))
         return True
@@ -288,6 +289,8 @@ class Runner:
         if self.consumer is not None:
             await self.consumer.stop()
         await self._finish(set(self._tasks))
+        if self.feed is not None and not self.embedded.settings.bus.amqp_url.startswith("memory"):
+            await self.feed.broker.close()  # an in-process broker is the consumer's too
         if self.sink is not None:
             await self.sink.stop()
 

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tests import services
 from tests.conftest import CORPUS_DIR
 
 FMN = Path(sys.executable).with_name("fmn")
@@ -86,6 +87,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 def log_in(http: httpx.Client, username: str) -> dict[str, Any]:
     """The authorization code flow with PKCE, as oidc-client-ts runs it: returns the tokens."""
     config = http.get("/api/v1/config").json()
+    assert config["oidc_provider_url"].startswith(str(http.base_url).rstrip("/")), config
     provider = http.get(f"{config['oidc_provider_url']}/.well-known/openid-configuration").json()
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
@@ -194,3 +196,40 @@ def test_without_a_corpus_it_says_so_and_runs_without_a_feed(tmp_path: Path) -> 
     finally:
         if running.process.poll() is None:
             running.process.kill()
+
+
+def test_configured_services_replace_the_stand_ins(tmp_path: Path, redis_url: str) -> None:
+    """PostgreSQL, RabbitMQ and Redis configured: the same command runs on them."""
+    database = f"fmn_run_{services.worker_id()}"
+    pg_url = services.recreate_database(database)
+    vhost, amqp_url = services.create_vhost()
+    try:
+        running = start(
+            tmp_path,
+            FMN_DATABASE__URL=pg_url,
+            FMN_BUS__AMQP_URL=amqp_url,
+            FMN_SEND_QUEUE__AMQP_URL=amqp_url,
+            FMN_CACHE__URL=redis_url,
+            FMN_DEV__CORPUS_DIR=str(CORPUS_DIR),
+            FMN_DEV__FEED_INTERVAL="0.2",
+        )
+        try:
+            banner = running.stdout.read_text()
+            assert "embedded stand-ins: directory, oidc, email, irc, matrix\n" in banner
+            assert not (tmp_path / "var").exists()
+            with httpx.Client(base_url=running.url, timeout=10) as http:
+                tokens = log_in(http, "alice")
+                bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+                me = http.get("/api/v1/users/me", headers=bearer)
+                assert me.status_code == 200, (me.text, running.output()[-3000:])
+                assert me.json()["name"] == "alice"
+                mail = wait_for(http, "/api/v1/dev/mail", bearer, 60)
+                assert mail[0]["to"] == ["alice@example.org"]
+            assert running.interrupt() == 0, running.output()
+        finally:
+            if running.process.poll() is None:
+                running.process.kill()
+                running.process.wait()
+    finally:
+        services.delete_vhost(vhost)
+        services.drop_database(database)
