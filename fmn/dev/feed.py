@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 
 # Schema-package examples carry their class topic; the production bus adds this prefix.
 TOPIC_PREFIX = "org.fedoraproject.prod."
-# The schema header of corpus messages that have no schema class (fedmsg-era): a name nobody
-# installs, so the consumer reads them as any message whose schema it lacks, from the headers.
-FEDMSG_ERA_SCHEMA = "fedmsg-era.message"
 # Accounts of services, not people: renaming them would make robots of the sample users.
 SERVICE_ACCOUNTS = frozenset(
     {"admin", "anitya", "bodhi", "koschei", "noggin", "packit", "releng", "testing"}
@@ -117,7 +114,9 @@ def _bus_message(message: CorpusMessage, names: Mapping[str, str]) -> fm.Message
     cls = message_class(message.schema) if message.schema else fm.Message
     bus = cls(body=retarget(message.body, names), topic=message.topic, headers=headers)
     if not message.schema:
-        bus._headers["fedora_messaging_schema"] = FEDMSG_ERA_SCHEMA
+        # Not "base.message", which says there is nothing more to read: without a schema the
+        # consumer reads users and packages from the filter headers, as for any unknown schema.
+        bus._headers.pop("fedora_messaging_schema", None)
         bus._headers.pop("fedora_messaging_schema_package", None)
     return bus
 
