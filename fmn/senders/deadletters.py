@@ -8,6 +8,8 @@ returns them all, in their order, to the queue.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Collection
@@ -112,7 +114,17 @@ async def _walk(broker: Broker, exchange: str, protocol: str, decide: Decide) ->
         # Newest first, so an in-process queue (which requeues at its head) keeps its order.
         for delivery in reversed(held):
             await delivery.nack(requeue=True)
+        await _until_back(broker, queue, len(held))
     return settled
+
+
+async def _until_back(broker: Broker, queue: str, count: int) -> None:
+    """RabbitMQ puts nacked messages back a moment after the nack: wait for it (a few seconds at
+    most), so that a second listing right after this one sees them too."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5.0):
+            while await broker.queue_size(queue) < count:  # noqa: ASYNC110 (broker state)
+                await asyncio.sleep(0.02)
 
 
 def _protocols(protocol: str | None) -> tuple[str, ...]:

@@ -42,6 +42,10 @@ def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handl
         irc = settings.senders.irc
         context = ssl.create_default_context(cafile=irc.ca_file) if irc.ca_file else None
         return IRCHandler(irc, context)
+    if protocol == "matrix":
+        from fmn.senders.matrix import MatrixHandler
+
+        return MatrixHandler(settings.senders.matrix, state)
     raise ValueError(f"unknown protocol {protocol!r}")
 
 

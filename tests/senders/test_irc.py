@@ -22,7 +22,11 @@ from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import eventually, make_item, publish, queue_has
 from tests.senders.irc_server import IRCClient, IRCNetwork, available
 
-pytestmark = pytest.mark.skipif(not available(), reason="inspircd/atheme-services not installed")
+pytestmark = [
+    pytest.mark.skipif(not available(), reason="inspircd/atheme-services not installed"),
+    # One network per module and worker: keep these tests together.
+    pytest.mark.xdist_group("irc"),
+]
 
 BOT, PASSWORD = "fmnbot", "bot-secret"
 _nicks = itertools.count(1)

@@ -1,0 +1,179 @@
+"""The Matrix sender against a real homeserver (Synapse): direct rooms remembered across
+restarts, re-invites, sanitized HTML, 429s honoured, unknown users dead-lettered."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from fmn.core.settings import Settings
+from fmn.transport import Broker
+from fmn.transport.topology import dead_letter_queue
+from fmn.workitem import ChatContent
+from tests.senders.conftest import running, sender_settings
+from tests.senders.helpers import eventually, make_item, publish, queue_has
+from tests.senders.matrix_server import Account, MatrixReader, Synapse
+
+# One homeserver per module and worker (it takes seconds to start): keep these tests together.
+pytestmark = pytest.mark.xdist_group("matrix")
+_people = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    server = Synapse(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(synapse: Synapse) -> Account:
+    return synapse.register("notifs-bot", admin=True)
+
+
+@pytest.fixture
+async def person(synapse: Synapse) -> AsyncIterator[MatrixReader]:
+    reader = await synapse.reader(synapse.register(f"person{next(_people)}"))
+    yield reader
+    await reader.close()
+
+
+def matrix_settings(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    synapse: Synapse,
+    bot: Account,
+    **m: Any,
+) -> Settings:
+    return sender_settings(
+        amqp_url,
+        redis_url,
+        pg_url,
+        exchange,
+        matrix={
+            "homeserver": synapse.url,
+            "user_id": bot.user_id,
+            "access_token": bot.access_token,
+            "messages_per_second": 100,
+            "burst": 100,
+            **m,
+        },
+    )
+
+
+@pytest.fixture
+def settings(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    synapse: Synapse,
+    bot: Account,
+    redis_client: aioredis.Redis,
+) -> Settings:
+    return matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, bot)
+
+
+def chat_item(address: str, text: str, markup: str) -> Any:
+    item = make_item("matrix", address)
+    return item.model_copy(update={"chat": ChatContent(text=text, html=markup)})
+
+
+async def test_delivery_in_a_direct_room_with_sanitized_html(
+    settings: Settings,
+    broker: Broker,
+    exchange: str,
+    person: MatrixReader,
+    redis_client: aioredis.Redis,
+) -> None:
+    user_id = person.client.user_id
+    item = chat_item(
+        user_id,
+        "[koji] build done\x00\x1b[2J https://koji.example.org/1",
+        '<b>build</b> <script>alert(1)</script><img src=x onerror="alert(2)">'
+        '<a href="javascript:alert(3)">x</a> <a href="https://koji.example.org/1">link</a>',
+    )
+    async with running("matrix", settings):
+        await publish(broker, exchange, item)
+        [(room_id, content)] = await person.wait_for(1)
+    assert content["msgtype"] == "m.text"
+    assert content["body"] == "[koji] build done[2J https://koji.example.org/1"
+    markup = content["formatted_body"]
+    assert "<b>build</b>" in markup and 'href="https://koji.example.org/1"' in markup
+    for bad in ("<script", "onerror", "javascript:", "<img"):
+        assert bad not in markup
+    assert person.invites == [room_id]
+    assert await redis_client.get(f"fmn:senders:matrix:room:{user_id}") == room_id.encode()
+
+
+async def test_room_remembered_across_restarts_and_reinvite_after_leaving(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    synapse: Synapse,
+    bot: Account,
+    broker: Broker,
+    person: MatrixReader,
+    redis_client: aioredis.Redis,
+) -> None:
+    user_id = person.client.user_id
+    settings = matrix_settings(
+        amqp_url, redis_url, pg_url, exchange, synapse, bot, membership_ttl=0
+    )
+    async with running("matrix", settings):
+        await publish(broker, exchange, make_item("matrix", user_id))
+        [(room_id, _)] = await person.wait_for(1)
+    await person.client.room_leave(room_id)
+
+    async with running("matrix", settings):  # a new process: the room comes from Redis
+        await publish(broker, exchange, make_item("matrix", user_id))
+        messages = await person.wait_for(2)
+    assert [room for room, _ in messages] == [room_id, room_id]
+    assert person.invites == [room_id, room_id]  # invited again after leaving
+
+
+async def test_rate_limit_answers_are_honoured(
+    settings: Settings,
+    synapse: Synapse,
+    bot: Account,
+    broker: Broker,
+    exchange: str,
+    person: MatrixReader,
+) -> None:
+    """The homeserver allows 2 messages then 1 per second: every notification still arrives,
+    waiting as the 429s say, and none is given up on."""
+    synapse.override_ratelimit(bot, bot.user_id, per_second=1, burst=2)
+    items = [make_item("matrix", person.client.user_id) for _ in range(5)]
+    try:
+        async with running("matrix", settings):
+            started = time.monotonic()
+            await publish(broker, exchange, *items)
+            messages = await person.wait_for(5, timeout=30)
+            elapsed = time.monotonic() - started
+    finally:
+        synapse.clear_ratelimit(bot, bot.user_id)
+    assert sorted(c["body"] for _, c in messages) == sorted(i.chat.text for i in items)  # type: ignore[union-attr]
+    assert elapsed >= 2.0
+    assert await broker.queue_size(dead_letter_queue(exchange, "matrix")) == 0
+
+
+async def test_unknown_and_invalid_recipients_are_dead_lettered(
+    settings: Settings, broker: Broker, exchange: str, person: MatrixReader
+) -> None:
+    unknown = make_item("matrix", "@nobody:fmn.test")
+    invalid = make_item("matrix", "nobody")
+    good = make_item("matrix", person.client.user_id)
+    async with running("matrix", settings):
+        await publish(broker, exchange, unknown, invalid, good)
+        await person.wait_for(1)
+        await eventually(lambda: queue_has(broker, dead_letter_queue(exchange, "matrix"), 2))
+    assert len(person.messages) == 1
