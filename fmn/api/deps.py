@@ -1,5 +1,8 @@
 """FastAPI dependencies, as `Annotated` aliases the routes take as parameters.
 
+All are `async def`, even those that do not await: FastAPI runs plain functions in a thread
+pool, a thread hop per dependency per request.
+
 No `from __future__ import annotations` here: `_rate_limited` builds dependencies whose
 annotations name a closure variable, which FastAPI can only see if they are evaluated.
 """
@@ -21,7 +24,7 @@ from fmn.rules.schema import MAX_NAME_LENGTH
 _bearer = HTTPBearer(auto_error=False, description="An access token from the OIDC provider")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -29,7 +32,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
@@ -44,7 +47,16 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_directory(services: ServicesDep) -> Directory:
+async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.read_sessionmaker() as session:
+        yield session
+
+
+# For requests that only read (each statement sees committed data; nothing to commit).
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
+
+async def get_directory(services: ServicesDep) -> Directory:
     return services.directory
 
 
@@ -68,7 +80,7 @@ async def get_identity(
 CurrentUser = Annotated[Identity, Depends(get_identity)]
 
 
-def get_admin(identity: CurrentUser) -> Identity:
+async def get_admin(identity: CurrentUser) -> Identity:
     if not identity.is_admin:
         raise HTTPException(403, "Not an admin")
     return identity
@@ -82,7 +94,7 @@ MAX_ID = 2**31 - 1
 RuleId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def get_owner(username: Username, identity: CurrentUser) -> Identity:
+async def get_owner(username: Username, identity: CurrentUser) -> Identity:
     """The logged-in user, who must be the one named in the path."""
     if username != identity.name:
         raise HTTPException(403, "Not allowed to see or change someone else's data")
@@ -92,7 +104,7 @@ def get_owner(username: Username, identity: CurrentUser) -> Identity:
 Owner = Annotated[Identity, Depends(get_owner)]
 
 
-def owner_or_admin(username: Username, identity: CurrentUser) -> Identity:
+async def owner_or_admin(username: Username, identity: CurrentUser) -> Identity:
     if username != identity.name and not identity.is_admin:
         raise HTTPException(403, "Not allowed to see someone else's data")
     return identity

@@ -35,7 +35,7 @@ class Page:
         response.headers["X-Page-Size"] = str(self.size)
 
 
-def page_params(
+async def page_params(
     request: Request,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1")] = 1,
     page_size: Annotated[

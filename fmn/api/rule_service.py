@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import HTTPException, Response
+from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.destinations import user_destinations
-from fmn.api.pagination import Page, paginate
 from fmn.api.schemas import RulePublic
 from fmn.api.services import Services
 from fmn.core.settings import Settings
@@ -47,12 +46,6 @@ async def to_public(
         )
         for r in rules
     ]
-
-
-async def rule_page(
-    session: AsyncSession, query: Select[Any], page: Page, response: Response
-) -> list[RulePublic]:
-    return await to_public(session, await paginate(session, query, page, response))
 
 
 async def get_rule(session: AsyncSession, username: str, rule_id: int) -> models.Rule:

@@ -10,12 +10,18 @@ import logging
 from dataclasses import dataclass, field
 
 from cashews import Cache
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from fmn.api.announce import Announcer
 from fmn.api.auth import TokenVerifier
 from fmn.api.limits import RateLimiter
-from fmn.core.settings import Settings
+from fmn.core.settings import DatabaseSettings, Settings
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.directory.base import Directory
 from fmn.transport import make_broker
@@ -38,6 +44,8 @@ class Overrides:
 class Services:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    # For requests that only read: no transaction (no BEGIN/ROLLBACK round trips).
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     directory: Directory
     cache: Cache
     verifier: TokenVerifier
@@ -45,7 +53,7 @@ class Services:
     announcer: Announcer
     limiter: RateLimiter
     preview_slots: asyncio.Semaphore
-    engine: AsyncEngine | None = None
+    engines: list[AsyncEngine] = field(default_factory=list)
     owns_directory: bool = False
     owns_bus: bool = False
     # The private send exchange's broker (dead letters, queue sizes), opened on first use.
@@ -64,6 +72,22 @@ class Services:
             return self.send_broker
 
 
+def make_read_engine(settings: DatabaseSettings) -> AsyncEngine | None:
+    """PostgreSQL connections in autocommit mode, for requests that only read: no BEGIN and
+    ROLLBACK around their queries, and a one-round-trip liveness ping (a connection in a
+    transaction mode pings in three). None for other databases."""
+    url = make_url(settings.url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return create_async_engine(
+        url,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT",
+    )
+
+
 def make_cache(url: str) -> Cache:
     cache = Cache(name="fmn-api")
     cache.setup(url)
@@ -71,11 +95,16 @@ def make_cache(url: str) -> Cache:
 
 
 async def start_services(settings: Settings, overrides: Overrides) -> Services:
-    engine = None
-    sessionmaker = overrides.sessionmaker
-    if sessionmaker is None:
+    engines: list[AsyncEngine] = []
+    sessionmaker: async_sessionmaker[AsyncSession]
+    if overrides.sessionmaker is not None:
+        sessionmaker = read_sessionmaker = overrides.sessionmaker
+    else:
         engine = make_engine(settings.database)
+        read_engine = make_read_engine(settings.database) or engine
+        engines = list(dict.fromkeys([engine, read_engine]))
         sessionmaker = make_sessionmaker(engine)
+        read_sessionmaker = make_sessionmaker(read_engine)
     directory = overrides.directory
     owns_directory = directory is None
     if directory is None:
@@ -93,6 +122,7 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
     return Services(
         settings=settings,
         sessionmaker=sessionmaker,
+        read_sessionmaker=read_sessionmaker,
         directory=directory,
         cache=cache,
         verifier=TokenVerifier(settings.oidc, cache),
@@ -100,7 +130,7 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
         announcer=announcer,
         limiter=RateLimiter(cache, settings.api.rate_limit_per_minute),
         preview_slots=asyncio.Semaphore(settings.api.preview_concurrency),
-        engine=engine,
+        engines=engines,
         owns_directory=owns_directory,
         owns_bus=owns_bus,
         send_broker=overrides.send_broker,
@@ -121,5 +151,5 @@ async def stop_services(services: Services) -> None:
 
         await close_directory(services.directory)
     await services.cache.close()
-    if services.engine is not None:
-        await services.engine.dispose()
+    for engine in services.engines:
+        await engine.dispose()

@@ -276,3 +276,37 @@ async def test_rules_survive_a_broker_outage(
     assert "kept" in list(names)
     assert "gave up announcing fmn.rule.create.v1" in caplog.text
     assert app.state.services.announcer.failed >= 1
+
+
+async def test_fast_reads_match_the_store(
+    client: httpx.AsyncClient, auth: Any, session: AsyncSession
+) -> None:
+    """The API's two-query read gives exactly what fmn.rules.store gives."""
+    from fmn.rules.store import load_rules
+
+    alice = await make_user(session, "alice")
+    await make_rule(
+        session,
+        alice,
+        name="many parts",
+        tracking="artifacts-followed",
+        params=[{"name": "foo", "type": "rpms"}, {"name": "bar", "type": "containers"}],
+        destinations=[("email", "alice@example.org"), ("irc", "alice_irc")],
+        filters={"applications": ["koji"], "topic": "*.x", "my_actions": True},
+    )
+    second = await make_rule(session, alice, name=None, tracking="users-followed", params=["b"])
+    extra = models.GenerationRule(rule_id=second.id)
+    extra.destinations.append(models.Destination(protocol="matrix", address="@alice:matrix.org"))
+    extra.filters.append(models.Filter(name="severities", params=["error"]))
+    session.add(extra)
+    await make_rule(session, alice, name="off", disabled=True)
+    session.add(models.Generated(rule_id=second.id, count=4))
+    await session.commit()
+    session.expire_all()
+    stored = [r.model_dump(mode="json") for r in await load_rules(session, username="alice")]
+    served = (await client.get(API, headers=auth("alice"))).json()
+    assert [{k: v for k, v in r.items() if k != "muted_until"} for r in served] == stored
+    single = (await client.get(f"{API}/{second.id}", headers=auth("alice"))).json()
+    assert single == served[1]
+    admin = (await client.get("/api/v1/admin/rules?username=alice", headers=auth("root"))).json()
+    assert admin == served

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import Integer, cast, exists, func, select
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.api.deps import MAX_ID, Owner, SessionDep, Username
+from fmn.api.deps import MAX_ID, Owner, ReadSessionDep, SessionDep, Username
 from fmn.api.pagination import PageDep, paginate
 from fmn.api.schemas import NotificationPublic, QuietHours, SettingsPublic, SettingsUpdate
 from fmn.db import models
@@ -35,7 +36,7 @@ def _public(row: models.UserSettings | None) -> SettingsPublic:
     )
 
 
-async def _settings_row(session: SessionDep, username: str) -> models.UserSettings | None:
+async def _settings_row(session: AsyncSession, username: str) -> models.UserSettings | None:
     return await session.scalar(
         select(models.UserSettings)
         .join(models.UserSettings.user)
@@ -44,7 +45,9 @@ async def _settings_row(session: SessionDep, username: str) -> models.UserSettin
 
 
 @router.get("/settings", response_model=SettingsPublic)
-async def get_settings(username: Username, _owner: Owner, session: SessionDep) -> SettingsPublic:
+async def get_settings(
+    username: Username, _owner: Owner, session: ReadSessionDep
+) -> SettingsPublic:
     return _public(await _settings_row(session, username))
 
 
@@ -75,7 +78,7 @@ Status = Annotated[models.DeliveryStatus | None, Query()]
 async def list_notifications(
     username: Username,
     _owner: Owner,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     response: Response,
     status: Status = None,

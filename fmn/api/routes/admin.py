@@ -10,8 +10,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import select
 
 from fmn.api import checks, rule_service
-from fmn.api.deps import AdminUser, RuleId, ServicesDep, SessionDep
+from fmn.api.deps import AdminUser, ReadSessionDep, RuleId, ServicesDep, SessionDep
 from fmn.api.pagination import PageDep, paginate
+from fmn.api.rule_queries import read_rules
 from fmn.api.schemas import (
     AdminRulePatch,
     DeadLetterPublic,
@@ -36,23 +37,26 @@ DeadLetterId = Annotated[str, Path(min_length=1, max_length=255)]
 @router.get("/rules", response_model=list[RulePublic])
 async def list_rules(
     _admin: AdminUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     response: Response,
     disabled: bool | None = None,
     username: Text = None,
 ) -> list[RulePublic]:
-    query = rule_service.rules_query()
-    if disabled is not None:
-        query = query.where(models.Rule.disabled.is_(disabled))
-    if username:
-        query = query.join(models.Rule.user).where(models.User.name == username)
-    return await rule_service.rule_page(session, query, page, response)
+    rules, total = await read_rules(
+        session, username=username or None, disabled=disabled, offset=page.offset, limit=page.size
+    )
+    page.headers(response, total)
+    return rules
 
 
 @router.get("/users", response_model=list[UserPublic])
 async def list_users(
-    _admin: AdminUser, session: SessionDep, page: PageDep, response: Response, search: Text = None
+    _admin: AdminUser,
+    session: ReadSessionDep,
+    page: PageDep,
+    response: Response,
+    search: Text = None,
 ) -> list[UserPublic]:
     """Users who have logged in, by name; `search` matches any part of the name."""
     query = select(models.User).order_by(models.User.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fmn.api.deps import DirectoryDep, RateLimitedOwner, ServicesDep, SessionDep, Username
+from fmn.api.deps import DirectoryDep, RateLimitedOwner, ReadSessionDep, ServicesDep, Username
 from fmn.api.metrics import PREVIEW_SCANNED
 from fmn.api.pagination import PageDep
 from fmn.api.preview import run_preview
@@ -24,7 +24,7 @@ async def preview_rule(
     username: Username,
     draft: PreviewRequest,
     _owner: RateLimitedOwner,
-    session: SessionDep,
+    session: ReadSessionDep,
     directory: DirectoryDep,
     services: ServicesDep,
     page: PageDep,

@@ -4,14 +4,24 @@ committed first and then announced on the bus."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api import rule_service
-from fmn.api.deps import DirectoryDep, Owner, RuleId, ServicesDep, SessionDep, Username
+from fmn.api.deps import (
+    DirectoryDep,
+    Owner,
+    ReadSessionDep,
+    RuleId,
+    ServicesDep,
+    SessionDep,
+    Username,
+)
 from fmn.api.pagination import PageDep
+from fmn.api.rule_queries import read_rules
 from fmn.api.schemas import DayCount, RulePatch, RulePublic, RuleStats
 from fmn.db import models
 from fmn.rules import schema
@@ -22,14 +32,15 @@ router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
 
 @router.get("", response_model=list[RulePublic])
 async def list_rules(
-    username: Username, _owner: Owner, session: SessionDep, page: PageDep, response: Response
+    username: Username, _owner: Owner, session: ReadSessionDep, page: PageDep, response: Response
 ) -> list[RulePublic]:
     """The user's rules by id, each with its notification count of the last 7 days."""
-    query = rule_service.user_rules_query(username)
-    return await rule_service.rule_page(session, query, page, response)
+    rules, total = await read_rules(session, username=username, offset=page.offset, limit=page.size)
+    page.headers(response, total)
+    return rules
 
 
-def rule_writer(
+async def rule_writer(
     username: Username,
     _owner: Owner,
     session: SessionDep,
@@ -56,10 +67,12 @@ async def create_rule(username: Username, rule: schema.RuleCreate, writer: Write
 
 @router.get("/{rule_id}", response_model=RulePublic)
 async def get_rule(
-    username: Username, rule_id: RuleId, _owner: Owner, session: SessionDep
+    username: Username, rule_id: RuleId, _owner: Owner, session: ReadSessionDep
 ) -> RulePublic:
-    rule = await rule_service.get_rule(session, username, rule_id)
-    return (await rule_service.to_public(session, [rule]))[0]
+    rules, _ = await read_rules(session, username=username, rule_id=rule_id)
+    if not rules:
+        raise HTTPException(404, f"No rule {rule_id} for {username}")
+    return rules[0]
 
 
 @router.put("/{rule_id}", response_model=RulePublic)
@@ -111,7 +124,7 @@ async def rule_stats(
     username: Username,
     rule_id: RuleId,
     _owner: Owner,
-    session: SessionDep,
+    session: ReadSessionDep,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> RuleStats:
     """Notifications the rule generated per day (UTC), oldest first, zeros included."""
@@ -131,7 +144,7 @@ async def rule_stats(
     return RuleStats(rule_id=rule_id, series=series)
 
 
-def _day_expression(session: SessionDep):  # type: ignore[no-untyped-def]
+def _day_expression(session: AsyncSession) -> Any:
     """The UTC day of a Generated row, in the database's dialect."""
     if session.get_bind().dialect.name == "postgresql":
         return func.date(func.timezone("UTC", models.Generated.when))

@@ -1,0 +1,506 @@
+"""API benchmark: the rules list under 100 concurrent clients, and rule previews over a week of
+archive.
+
+Builds a PostgreSQL database of its own (rules of many users, a week of per-rule counts, 400,000
+archived Koji build messages with their match keys, written the consumer's way), starts the real
+OIDC provider of the tests (node) and `fmn api` as separate processes, then:
+- rules list: wrk (Debian's `wrk`, a second process) with 100 connections, each request for one of
+  100 users with that user's own token, closed loop for --duration seconds; then the same load at a
+  fixed total rate (--rate), open loop, measured by a Python client in a third process;
+- preview: POST /users/{u}/rules/preview, 7 days, for an ordinary rule and for a heavy one (a user
+  whose packages are among the most built), several times each.
+
+Run:  .venv/bin/python bench/bench_api.py [--workers 2] [--messages 400000] [--duration 20]
+Needs PostgreSQL (trust, user postgres), Redis on 127.0.0.1, node/npm (tests/oidc) and wrk.
+The archive is kept between runs (--rebuild to make it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fmn.consumer.archive import match_keys  # noqa: E402
+from fmn.db import migrations  # noqa: E402
+from fmn.rules.message import parse_message  # noqa: E402
+from tests.api.archive import koji_build  # noqa: E402
+from tests.api.oidc import Provider, free_port  # noqa: E402
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+DB = "fmn_bench_api"
+REDIS = "redis://127.0.0.1:6379/0"
+N_USERS = 5000
+N_PACKAGES = 20000
+LOAD_USERS = 100
+RULES_PER_USER = 10
+ORDINARY, HEAVY = "bench-ordinary", "bench-heavy"
+OWNED = 30  # packages each preview user owns
+
+
+def zipf_weights(n: int, s: float = 1.1) -> list[float]:
+    return [1 / (k**s) for k in range(1, n + 1)]
+
+
+def user_name(i: int) -> str:
+    return f"u{i:05d}"
+
+
+def package_name(i: int) -> str:
+    return f"pkg{i:05d}"
+
+
+def directory_data(rng: random.Random) -> dict[str, Any]:
+    users = {
+        user_name(i): {"username": user_name(i), "emails": [f"{user_name(i)}@example.org"]}
+        for i in range(N_USERS)
+    }
+    for name in (ORDINARY, HEAVY):
+        users[name] = {"username": name, "emails": [f"{name}@example.org"]}
+    projects: dict[str, Any] = {}
+    for i in range(N_PACKAGES):
+        projects[f"rpms/{package_name(i)}"] = {"access_users": {"owner": [user_name(i % N_USERS)]}}
+    # The heavy user owns the most built packages; the ordinary one, packages from the middle.
+    for i in range(OWNED):
+        projects[f"rpms/{package_name(i)}"]["access_users"]["commit"] = [HEAVY]
+        middle = 2000 + i * 37
+        projects[f"rpms/{package_name(middle)}"]["access_users"]["commit"] = [ORDINARY]
+    return {"users": users, "groups": {}, "projects": projects}
+
+
+def rule_rows(
+    user_index: int, rng: random.Random
+) -> list[tuple[str, str, Any, list[dict[str, Any]]]]:
+    """(name, tracking name, params, filters rows) for one user's rules."""
+    me = user_name(user_index)
+    choices: list[tuple[str, Any]] = [
+        ("related-events", None),
+        ("artifacts-owned", [me]),
+        ("artifacts-followed", [{"name": package_name(rng.randrange(N_PACKAGES)), "type": "rpms"}]),
+        ("users-followed", [user_name(rng.randrange(N_USERS))]),
+    ]
+    rows = []
+    for n in range(RULES_PER_USER):
+        tracking, params = choices[n % len(choices)]
+        filters = []
+        if n % 3 == 0:
+            filters.append({"name": "applications", "params": ["koji", "bodhi"]})
+        if n % 4 == 0:
+            filters.append({"name": "topic", "params": "*.build.*"})
+        rows.append((f"rule {n} of {me}", tracking, params, filters))
+    return rows
+
+
+async def seed_rules(conn: asyncpg.Connection, rng: random.Random) -> None:
+    names = [user_name(i) for i in range(N_USERS)] + [ORDINARY, HEAVY]
+    await conn.copy_records_to_table(
+        "users", records=[(i + 1, n) for i, n in enumerate(names)], columns=["id", "name"]
+    )
+    rules, tracking, generation, destinations, filters, generated = [], [], [], [], [], []
+    now = dt.datetime.now(dt.UTC)
+    rule_id = 0
+    filter_id = 0
+    for u in range(N_USERS):
+        for name, tname, params, frows in rule_rows(u, rng):
+            rule_id += 1
+            rules.append((rule_id, name, False, u + 1))
+            tracking.append((rule_id, rule_id, tname, json.dumps(params)))
+            generation.append((rule_id, rule_id))
+            destinations.append((rule_id, rule_id, "email", f"{user_name(u)}@example.org"))
+            for f in frows:
+                filter_id += 1
+                filters.append((filter_id, rule_id, f["name"], json.dumps(f["params"])))
+            for day in range(7):
+                when = now - dt.timedelta(days=day, hours=rng.random() * 20)
+                generated.append((rule_id, when, rng.randrange(1, 20)))
+    await conn.copy_records_to_table(
+        "rules", records=rules, columns=["id", "name", "disabled", "user_id"]
+    )
+    await conn.copy_records_to_table(
+        "tracking_rules", records=tracking, columns=["id", "rule_id", "name", "params"]
+    )
+    await conn.copy_records_to_table(
+        "generation_rules", records=generation, columns=["id", "rule_id"]
+    )
+    await conn.copy_records_to_table(
+        "destinations",
+        records=destinations,
+        columns=["id", "generation_rule_id", "protocol", "address"],
+    )
+    await conn.copy_records_to_table(
+        "filters", records=filters, columns=["id", "generation_rule_id", "name", "params"]
+    )
+    await conn.copy_records_to_table(
+        "generated", records=generated, columns=["rule_id", "when", "count"]
+    )
+    for table in (
+        "users",
+        "rules",
+        "tracking_rules",
+        "generation_rules",
+        "destinations",
+        "filters",
+    ):
+        await conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        )
+
+
+async def seed_archive(conn: asyncpg.Connection, n: int, rng: random.Random) -> None:
+    users = [user_name(i) for i in range(N_USERS)]
+    packages = [package_name(i) for i in range(N_PACKAGES)]
+    user_weights = zipf_weights(N_USERS, 1.0)
+    package_weights = zipf_weights(N_PACKAGES, 1.0)
+    now = dt.datetime.now(dt.UTC)
+    batch = 20000
+    pk = 0
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        owners = rng.choices(users, user_weights, k=size)
+        names = rng.choices(packages, package_weights, k=size)
+        messages, keys = [], []
+        for owner, package in zip(owners, names, strict=True):
+            sent_at = now - dt.timedelta(seconds=rng.random() * 7 * 86400)
+            data = koji_build(owner, package, sent_at)
+            parsed = parse_message(data)
+            pk += 1
+            messages.append((pk, data["id"], data["topic"], sent_at, now, json.dumps(data)))
+            keys.extend((pk, kind, value, sent_at) for kind, value in match_keys(parsed))
+        await conn.copy_records_to_table(
+            "archived_messages",
+            records=messages,
+            columns=["id", "message_id", "topic", "sent_at", "received_at", "data"],
+        )
+        await conn.copy_records_to_table(
+            "archived_message_keys",
+            records=keys,
+            columns=["message_pk", "kind", "value", "sent_at"],
+        )
+        print(f"  archived {start + size:,}/{n:,}", file=sys.stderr, end="\r")
+    print(file=sys.stderr)
+    await conn.execute("SELECT setval(pg_get_serial_sequence('archived_messages', 'id'), $1)", pk)
+    await conn.execute("ANALYZE")
+
+
+async def prepare_database(n_messages: int, rebuild: bool) -> str:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DB}"
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB)
+    if exists and not rebuild:
+        conn = await asyncpg.connect(f"{PG}/{DB}")
+        try:
+            have = await conn.fetchval("SELECT count(*) FROM archived_messages")
+        except asyncpg.UndefinedTableError:
+            have = -1
+        await conn.close()
+        if have == n_messages:
+            await admin.close()
+            print(f"reusing {DB} ({have:,} archived messages)", file=sys.stderr)
+            return url
+    await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{DB}"')
+    await admin.close()
+    await asyncio.to_thread(migrations.upgrade, url)
+    conn = await asyncpg.connect(f"{PG}/{DB}")
+    rng = random.Random(7)
+    print("seeding rules ...", file=sys.stderr)
+    await seed_rules(conn, rng)
+    print(f"seeding {n_messages:,} archived messages ...", file=sys.stderr)
+    await seed_archive(conn, n_messages, rng)
+    await conn.close()
+    return url
+
+
+def write_config(workdir: Path, db_url: str, oidc: Provider, directory_file: Path) -> Path:
+    config = workdir / "fmn.toml"
+    config.write_text(
+        f"""
+[database]
+url = "{db_url}"
+pool_size = 5
+
+[cache]
+url = "{REDIS}"
+
+[bus]
+amqp_url = "memory://"
+
+[directory]
+local_file = "{directory_file}"
+
+[oidc]
+provider_url = "{oidc.issuer}"
+client_id = "fmn-api-tests"
+client_secret = "fmn-api-tests-secret"
+token_check = "introspection"
+
+[api]
+rate_limit_per_minute = 1000000
+frontend_dir = "/nonexistent"
+"""
+    )
+    return config
+
+
+def start_api(config: Path, port: int, workers: int, workdir: Path) -> subprocess.Popen[bytes]:
+    log = (workdir / "api.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "fmn"),
+            "--log-level",
+            "WARNING",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env={**os.environ, "FMN_CONFIG": str(config)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/healthz/live").status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the API did not start, see {workdir / 'api.log'}")
+
+
+def wrk_script(workdir: Path, port: int, tokens: dict[str, str]) -> Path:
+    entries = ",\n".join(f'  {{"{u}", "{t}"}}' for u, t in tokens.items())
+    script = workdir / "rules.lua"
+    script.write_text(
+        f"""
+local users = {{
+{entries}
+}}
+local i = math.random(#users)
+request = function()
+  i = i % #users + 1
+  local u = users[i]
+  return wrk.format("GET", "/api/v1/users/" .. u[1] .. "/rules",
+                    {{["Authorization"] = "Bearer " .. u[2]}})
+end
+"""
+    )
+    return script
+
+
+def run_wrk(port: int, script: Path, connections: int, duration: int) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is needed: apt-get install wrk")
+    out = subprocess.run(
+        [
+            wrk,
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    rate = float(re.search(r"Requests/sec:\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rate,
+        "p50": percentiles.get("50"),
+        "p90": percentiles.get("90"),
+        "p99": percentiles.get("99"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "raw": out,
+    }
+
+
+OPEN_LOOP = r"""
+import asyncio, json, sys, time
+import httpx
+
+async def main(base, tokens, rate, duration, clients):
+    latencies, errors = [], 0
+    users = list(tokens.items())
+    interval = clients / rate  # each client sends at rate/clients per second
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        async def client(k):
+            nonlocal errors
+            user, token = users[k % len(users)]
+            headers = {"Authorization": f"Bearer {token}"}
+            start = time.perf_counter() + k * interval / clients
+            n = 0
+            while True:
+                due = start + n * interval  # scheduled time: latency counts any queueing
+                if due - start > duration:
+                    return
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                response = await http.get(f"/api/v1/users/{user}/rules", headers=headers)
+                latencies.append(time.perf_counter() - due)
+                errors += response.status_code != 200
+                n += 1
+        await asyncio.gather(*(client(k) for k in range(clients)))
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+    print(json.dumps({"n": len(latencies), "errors": errors, "p50": pick(0.5),
+                      "p90": pick(0.9), "p99": pick(0.99), "max": latencies[-1] * 1000}))
+
+asyncio.run(main(sys.argv[1], json.loads(open(sys.argv[2]).read()), float(sys.argv[3]),
+                 float(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+def run_open_loop(
+    port: int, tokens: dict[str, str], rate: float, duration: int, clients: int, workdir: Path
+) -> dict[str, Any]:
+    (workdir / "tokens.json").write_text(json.dumps(tokens))
+    (workdir / "open_loop.py").write_text(OPEN_LOOP)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(workdir / "open_loop.py"),
+            f"http://127.0.0.1:{port}",
+            str(workdir / "tokens.json"),
+            str(rate),
+            str(duration),
+            str(clients),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def preview_rule(user: str) -> dict[str, Any]:
+    return {
+        "rule": {
+            "name": "preview",
+            "tracking_rule": {"name": "artifacts-owned", "params": [user]},
+            "generation_rules": [
+                {
+                    "destinations": [{"protocol": "email", "address": f"{user}@example.org"}],
+                    "filters": {"my_actions": True},
+                }
+            ],
+        },
+        "days": 7,
+    }
+
+
+def run_previews(port: int, tokens: dict[str, str], runs: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        for user in (ORDINARY, HEAVY):
+            times, answer = [], {}
+            for _ in range(runs):
+                started = time.perf_counter()
+                response = http.post(
+                    f"/api/v1/users/{user}/rules/preview",
+                    headers={"Authorization": f"Bearer {tokens[user]}"},
+                    json=preview_rule(user),
+                )
+                times.append(time.perf_counter() - started)
+                response.raise_for_status()
+                answer = response.json()
+            results[user] = {
+                "median_s": statistics.median(times),
+                "max_s": max(times),
+                "scanned": answer["scanned"],
+                "total": answer["total"],
+                "complete": answer["complete"],
+            }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=400_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=500.0, help="open-loop requests/s in all")
+    parser.add_argument("--previews", type=int, default=5)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+
+    db_url = asyncio.run(prepare_database(args.messages, args.rebuild))
+    workdir = Path(tempfile.mkdtemp(prefix="fmn-bench-api-"))
+    rng = random.Random(3)
+    directory_file = workdir / "directory.json"
+    directory_file.write_text(json.dumps(directory_data(rng)))
+    load_users = [user_name(i) for i in range(LOAD_USERS)]
+    accounts = {u: {"groups": []} for u in [*load_users, ORDINARY, HEAVY]}
+    oidc = Provider(accounts, workdir)
+    oidc.start()
+    api = None
+    try:
+        config = write_config(workdir, db_url, oidc, directory_file)
+        port = free_port()
+        api = start_api(config, port, args.workers, workdir)
+        tokens = {u: oidc.token(u) for u in accounts}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for user, token in tokens.items():  # logins: identities into the shared cache
+                headers = {"Authorization": f"Bearer {token}"}
+                for _ in range(args.workers * 2):
+                    http.get(f"/api/v1/users/{user}/rules", headers=headers).raise_for_status()
+        load_tokens = {u: tokens[u] for u in load_users}
+        script = wrk_script(workdir, port, load_tokens)
+        run_wrk(port, script, args.connections, 3)  # warm-up
+        closed = run_wrk(port, script, args.connections, args.duration)
+        opened = run_open_loop(
+            port, load_tokens, args.rate, args.duration, args.connections, workdir
+        )
+        previews = run_previews(port, tokens, args.previews)
+    finally:
+        if api is not None:
+            api.terminate()
+            api.wait(20)
+        oidc.stop()
+    print(closed["raw"], file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "workers": args.workers,
+                "messages": args.messages,
+                "rules_list_closed_loop": {k: v for k, v in closed.items() if k != "raw"},
+                "rules_list_open_loop": {"rate": args.rate, **opened},
+                "preview": previews,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
