@@ -14,8 +14,10 @@ from fmn.cli import settings_or_fail
 def consumer() -> None:
     """Consume the bus, match rules and publish work items for the senders."""
     from fmn.consumer.service import Consumer
+    from fmn.core.metrics import serve_metrics
 
     settings = settings_or_fail()
+    serve_metrics(settings.consumer.metrics_port)
 
     async def main() -> None:
         service = Consumer(settings)

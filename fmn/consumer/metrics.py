@@ -3,6 +3,7 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter("fmn_consumer_messages_total", "Bus messages received", ["outcome"])
+MATCHED = Counter("fmn_consumer_matched_total", "Bus messages that produced work items")
 NOTIFICATIONS = Counter("fmn_consumer_notifications_total", "Work items published", ["protocol"])
 PUBLISH_SECONDS = Histogram(
     "fmn_consumer_publish_seconds",

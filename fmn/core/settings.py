@@ -193,6 +193,8 @@ class ConsumerSettings(Section):
     counts_interval: float = 5.0
     # Seconds to wait before trying again when a directory look-up or the database fails.
     retry_delay: float = 5.0
+    # Port of the Prometheus /metrics endpoint; none when unset (give each replica its own).
+    metrics_port: int | None = None
 
 
 class ArchiveSettings(Section):

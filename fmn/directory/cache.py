@@ -15,9 +15,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cashews import Cache
+from prometheus_client import Counter
 
 from fmn.directory.base import Directory
 from fmn.directory.changes import DirectoryChange, directory_change
+
+# Directory look-ups by outcome: the cache hit rate is hit / (hit + miss).
+LOOKUPS = Counter("fmn_directory_lookups_total", "Directory look-ups", ["lookup", "outcome"])
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,9 @@ class CachedDirectory:
     async def _get_or_load(self, lookup: str, argument: str, key: str) -> Any:
         hit = await self.cache.get(key)
         if isinstance(hit, dict) and "v" in hit:
+            LOOKUPS.labels(lookup, "hit").inc()
             return hit["v"]
+        LOOKUPS.labels(lookup, "miss").inc()
         epoch = self._epoch
         load: Callable[[str], Awaitable[Any]] = getattr(self.inner, lookup)
         value = await load(argument)
