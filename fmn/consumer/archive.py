@@ -54,13 +54,14 @@ async def archive_messages(
         {"message_id": parsed.id, "topic": parsed.topic, "sent_at": parsed.sent_at, "data": data}
         for parsed, data in messages
     ]
+    # One statement with a parameter list: SQLAlchemy batches it into multi-row INSERTs and the
+    # compiled form is cached (a .values(rows) statement is compiled anew for each batch size).
     statement = (
         _insert(session)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["message_id"])
         .returning(ArchivedMessage.id, ArchivedMessage.message_id)
     )
-    new = {message_id: pk for pk, message_id in (await session.execute(statement)).all()}
+    new = {message_id: pk for pk, message_id in (await session.execute(statement, rows)).all()}
     keys = [
         {"message_pk": new[parsed.id], "kind": kind, "value": value, "sent_at": parsed.sent_at}
         for parsed, _ in messages

@@ -1,0 +1,340 @@
+"""End-to-end consumer benchmark through RabbitMQ.
+
+Starts `fmn consumer` as its own process on a fresh RabbitMQ vhost and PostgreSQL database with
+synthetic rules, publishes corpus messages on the bus, and reads the work items from the send
+queues. Prints:
+- the ceiling: a consumer that does nothing but ack, on the same broker (aio-pika, and
+  fedora-messaging's own Twisted consumer, which is how the consumer's transport was chosen);
+- sustained throughput: N messages published as fast as possible, until every expected work
+  item is in the send queues;
+- latency at a fixed rate: bus publish to work item, p50/p99.
+
+Run: .venv/bin/python bench/bench_consumer.py [--rules 10000] [--messages 20000] [--rate 1000]
+Needs RabbitMQ (guest/guest) and PostgreSQL (trust, user postgres) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_matching import RuleMaker, corpus_messages, synthetic_directory
+from fmn.db import migrations
+from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.rules.index import RuleIndex
+from fmn.rules.message import parse_message
+from fmn.rules.schema import Filters, Rule
+from fmn.workitem import PROTOCOLS
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+AMQP = "amqp://guest:guest@127.0.0.1:5672"
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+async def setup_database(name: str, rules: list[Rule]) -> str:
+    conn = await asyncpg.connect(f"{PG}/postgres")
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    await asyncio.to_thread(migrations.upgrade, url)
+    conn = await asyncpg.connect(f"{PG}/{name}")
+    owners = sorted({r.user.name for r in rules})
+    user_ids = {owner: i + 1 for i, owner in enumerate(owners)}
+    defaults = Filters().model_dump()
+    await conn.executemany(
+        "INSERT INTO users (id, name) VALUES ($1, $2)", [(i, n) for n, i in user_ids.items()]
+    )
+    await conn.executemany(
+        "INSERT INTO rules (id, name, disabled, user_id) VALUES ($1, $2, false, $3)",
+        [(r.id, r.name, user_ids[r.user.name]) for r in rules],
+    )
+    await conn.executemany(
+        "INSERT INTO tracking_rules (rule_id, name, params) VALUES ($1, $2, $3)",
+        [
+            (
+                r.id,
+                r.tracking_rule.name,
+                json.dumps(r.tracking_rule.model_dump(mode="json")["params"]),
+            )
+            for r in rules
+        ],
+    )
+    await conn.executemany(
+        "INSERT INTO generation_rules (id, rule_id) VALUES ($1, $1)", [(r.id,) for r in rules]
+    )
+    await conn.executemany(
+        "INSERT INTO destinations (generation_rule_id, protocol, address) VALUES ($1, $2, $3)",
+        [(r.id, d.protocol, d.address) for r in rules for d in r.generation_rules[0].destinations],
+    )
+    await conn.executemany(
+        "INSERT INTO filters (generation_rule_id, name, params) VALUES ($1, $2, $3)",
+        [
+            (r.id, key, json.dumps(value))
+            for r in rules
+            for key, value in r.generation_rules[0].filters.model_dump().items()
+            if value != defaults[key]
+        ],
+    )
+    await conn.close()
+    return url
+
+
+async def expected_items(
+    directory: DirectoryData, rules: list[Rule], messages: list[dict[str, Any]]
+) -> list[int]:
+    """Work items each message should produce, by the same engine, offline."""
+    index = RuleIndex(LocalDirectory(directory))
+    await index.build(rules)
+    return [0 if (p := parse_message(m)).deprecated else len(index.match(p)) for m in messages]
+
+
+async def bare_ceiling(vhost_url: str, n: int) -> float:
+    """Messages/s of a consumer that only acks (aio-pika), on this broker."""
+    connection = await aio_pika.connect_robust(vhost_url)
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.set_qos(prefetch_count=100)
+    queue = await channel.declare_queue("bench-ceiling", auto_delete=True)
+    body = json.dumps(corpus_messages()[0]["body"]).encode()
+    for start in range(0, n, 1000):
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
+                for _ in range(min(1000, n - start))
+            )
+        )
+    done = asyncio.Event()
+    count = 0
+    started = time.perf_counter()
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal count
+        await message.ack()
+        count += 1
+        if count == n:
+            done.set()
+
+    await queue.consume(on_message)
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await connection.close()
+    return n / elapsed
+
+
+def fedora_messaging_ceiling(vhost_url: str, n: int) -> float:
+    """Messages/s of fedora-messaging's own consumer doing nothing, in a child process."""
+    script = Path(__file__).resolve().parent / "fm_ceiling.py"
+    result = subprocess.run(
+        [sys.executable, str(script), vhost_url, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+class ItemCounter:
+    """Reads the send queues and records when each work item arrived."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractRobustConnection, exchange: str) -> None:
+        self.connection = connection
+        self.exchange = exchange
+        self.count = 0
+        self.latencies: list[float] = []
+        self.target = 0
+        self.reached = asyncio.Event()
+
+    async def start(self) -> None:
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=500)
+        for protocol in PROTOCOLS:
+            queue = await channel.get_queue(f"{self.exchange}.{protocol}")
+            await queue.consume(self.on_item)
+
+    async def on_item(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        arrived = time.time()
+        await message.ack()
+        item = json.loads(message.body)
+        sent_at = dt.datetime.fromisoformat(item["message"]["sent_at"]).timestamp()
+        self.latencies.append(arrived - sent_at)
+        self.count += 1
+        if self.count >= self.target:
+            self.reached.set()
+
+    def expect(self, total: int) -> None:
+        self.target = total
+        self.reached.clear()
+        if self.count >= total:
+            self.reached.set()
+
+
+async def wait_for_items(counter: ItemCounter, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(counter.reached.wait(), seconds)
+    except TimeoutError:
+        raise SystemExit(f"only {counter.count} of {counter.target} work items arrived") from None
+
+
+async def publish(channel: aio_pika.abc.AbstractChannel, message: dict[str, Any]) -> None:
+    headers = dict(message["headers"])
+    headers["sent-at"] = dt.datetime.now(dt.UTC).isoformat()
+    await (await channel.get_exchange("amq.topic")).publish(
+        aio_pika.Message(
+            json.dumps(message["body"]).encode(),
+            message_id=str(uuid.uuid4()),
+            headers=headers,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=message["topic"],
+    )
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=1000, help="messages/s for the latency run")
+    parser.add_argument("--seconds", type=int, default=10, help="length of the latency run")
+    args = parser.parse_args()
+
+    messages = corpus_messages()
+    rng = random.Random(1)
+    directory = synthetic_directory(rng, [parse_message(m) for m in messages])
+    maker = RuleMaker(directory, [parse_message(m) for m in messages])
+    rules = [maker.rule(i) for i in range(1, args.rules + 1)]
+    per_message = await expected_items(directory, rules, messages)
+    matching = sum(1 for c in per_message if c)
+    print(
+        f"corpus: {len(messages)} messages, {matching} produce work items "
+        f"({sum(per_message)} items per pass); {args.rules} rules over {len(directory.users)} users"
+    )
+
+    vhost = f"fmn-bench-{uuid.uuid4().hex[:6]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    vhost_url = f"{AMQP}/{vhost}"
+    db_name = "fmn_bench"
+    db_url = await setup_database(db_name, rules)
+    workdir = Path(tempfile.mkdtemp(prefix="fmn-bench-"))
+    (workdir / "directory.json").write_text(directory.model_dump_json())
+    consumer = None
+    try:
+        ceiling = await bare_ceiling(vhost_url, 20_000)
+        print(f"ceiling, aio-pika consumer that only acks: {ceiling:,.0f} msg/s")
+        try:
+            fm = fedora_messaging_ceiling(vhost_url, 20_000)
+            print(f"ceiling, fedora-messaging consumer that does nothing: {fm:,.0f} msg/s")
+        except Exception as exc:
+            print(f"fedora-messaging ceiling not measured: {exc}")
+
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FMN_")},
+            "FMN_DATABASE__URL": db_url,
+            "FMN_BUS__AMQP_URL": vhost_url,
+            "FMN_SEND_QUEUE__AMQP_URL": vhost_url,
+            "FMN_CACHE__URL": "mem://",
+            "FMN_DIRECTORY__LOCAL_FILE": str(workdir / "directory.json"),
+        }
+        consumer = subprocess.Popen(
+            [sys.executable, "-m", "fmn", "--log-level", "WARNING", "consumer"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / "consumer.log", "w"),
+        )
+        connection = await aio_pika.connect_robust(vhost_url)
+        channel = await connection.channel(publisher_confirms=True)
+        started = time.perf_counter()
+        underlay = await channel.get_underlay_channel()
+        while True:  # the consumer is ready once its shared queue has a consumer
+            try:
+                declared = await underlay.queue_declare("fmn", passive=True)
+                if declared.consumer_count:
+                    break
+            except aio_pika.exceptions.AMQPError:
+                channel = await connection.channel(publisher_confirms=True)
+                underlay = await channel.get_underlay_channel()
+            if consumer.poll() is not None:
+                raise RuntimeError((workdir / "consumer.log").read_text()[-3000:])
+            await asyncio.sleep(0.2)
+        print(f"consumer ready (index built) in {time.perf_counter() - started:.1f} s")
+
+        counter = ItemCounter(connection, "fmn.send")
+        await counter.start()
+
+        # Sustained throughput.
+        total = 0
+        started = time.perf_counter()
+        for start in range(0, args.messages, 500):
+            batch = [
+                messages[i % len(messages)] for i in range(start, min(start + 500, args.messages))
+            ]
+            total += sum(per_message[i % len(messages)] for i in range(start, start + len(batch)))
+            await asyncio.gather(*(publish(channel, m) for m in batch))
+        counter.expect(total)
+        await wait_for_items(counter, 600)
+        elapsed = time.perf_counter() - started
+        print(
+            f"throughput: {args.messages:,} messages, {total:,} work items in {elapsed:.2f} s "
+            f"= {args.messages / elapsed:,.0f} msg/s"
+        )
+
+        # Latency at a fixed rate.
+        counter.latencies.clear()
+        base = counter.count
+        n = args.rate * args.seconds
+        expected = 0
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        in_flight: set[asyncio.Future[None]] = set()
+        for i in range(n):
+            await asyncio.sleep(max(0.0, t0 + i / args.rate - loop.time()))
+            expected += per_message[i % len(messages)]
+            future = asyncio.ensure_future(publish(channel, messages[i % len(messages)]))
+            in_flight.add(future)
+            future.add_done_callback(in_flight.discard)
+        counter.expect(base + expected)
+        await wait_for_items(counter, 120)
+        lat = [x * 1000 for x in counter.latencies]
+        print(
+            f"latency at {args.rate} msg/s for {args.seconds} s ({len(lat)} work items): "
+            f"p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
+            f"max {max(lat):.1f} ms"
+        )
+        await connection.close()
+    finally:
+        if consumer is not None:
+            consumer.terminate()
+            consumer.wait(30)
+        rabbitmqctl("delete_vhost", vhost)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
