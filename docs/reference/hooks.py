@@ -27,6 +27,7 @@ SAMPLE = ROOT / "deploy" / "fmn.toml.sample"
 METRIC_MODULES = {
     "fmn.api.metrics": "api",
     "fmn.consumer.metrics": "consumer",
+    "fmn.directory.cache": "consumer, api",
     "fmn.senders.metrics": "senders",
 }
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -4,6 +4,7 @@ fields of route.openshift.io/v1 written out below, and what the manifests must s
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,13 @@ def test_api_probes_service_and_ingress() -> None:
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "fmn-api"
     assert by_kind("Route")["fmn"]["spec"]["to"]["name"] == "fmn-api"
+
+
+def test_metrics_ports_match_the_configuration() -> None:
+    config = tomllib.loads(by_kind("ConfigMap")["fmn-config"]["data"]["fmn.toml"])
+    consumer = by_kind("Deployment")["fmn-consumer"]["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in consumer["spec"]["containers"][0]["ports"]}
+    assert ports["metrics"] == config["consumer"]["metrics_port"]
+    assert consumer["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
+    api = by_kind("Deployment")["fmn-api"]["spec"]["template"]
+    assert api["metadata"]["annotations"]["prometheus.io/port"] == str(config["api"]["port"])
