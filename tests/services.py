@@ -19,13 +19,19 @@ def worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
 
+# Unique to this test run (shared by its xdist workers), so two runs on one machine never drop
+# each other's databases or vhosts.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+RUN_ID = _RUN[:8]
+
+
 def worker_number() -> int:
     digits = "".join(c for c in worker_id() if c.isdigit())
     return int(digits or 0)
 
 
 def pg_database_name() -> str:
-    return f"fmn_test_{worker_id()}"
+    return f"fmn_test_{RUN_ID}_{worker_id()}"
 
 
 async def _recreate_database(name: str) -> None:
