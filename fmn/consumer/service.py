@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import json
 import logging
@@ -96,6 +97,7 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._disabled_owners: set[str] = set()
+        self._mute_checked = dt.datetime.now(dt.UTC)
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class Consumer:
             asyncio.create_task(self._every(self.settings.consumer.counts_interval, self.flush)),
             asyncio.create_task(self._every(self.settings.consumer.rebuild_interval, self.rebuild)),
             asyncio.create_task(self._every(self.settings.archive.prune_interval, self.prune)),
+            asyncio.create_task(self._every(self.settings.consumer.unmute_interval, self.unmute)),
         ]
         stop = asyncio.create_task(self._stopping.wait())
         done, _ = await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -192,7 +195,10 @@ class Consumer:
     async def rebuild(self) -> None:
         started = time.perf_counter()
         async with session_scope(self.sessionmaker) as session:
-            rules = await store.load_rules(session, enabled_only=True, with_counts=False)
+            self._mute_checked = dt.datetime.now(dt.UTC)
+            rules = await store.load_rules(
+                session, enabled_only=True, with_counts=False, unmuted_at=self._mute_checked
+            )
         await self.index.build(rules)
         # The index lives as long as the process: keep the cyclic GC from rescanning it.
         gc.freeze()
@@ -238,12 +244,7 @@ class Consumer:
         topic, body = data["topic"], data["body"]
         change = rule_change(topic, body)
         if change is not None:
-            async with session_scope(self.sessionmaker) as session:
-                rules = await store.load_rules(
-                    session, username=change.username, enabled_only=True, with_counts=False
-                )
-            await self.index.set_user_rules(change.username, rules)
-            self._disabled_owners.discard(change.username)
+            await self._reload_user(change.username)
         else:
             directory_change = await invalidate_on_message(
                 self.directory,
@@ -257,6 +258,28 @@ class Consumer:
         metrics.INDEX_RULES.set(len(self.index))
         await self._disable_gone_owners()
         log.info("index updated after %s", topic)
+
+    async def _reload_user(self, username: str) -> None:
+        async with session_scope(self.sessionmaker) as session:
+            rules = await store.load_rules(
+                session,
+                username=username,
+                enabled_only=True,
+                with_counts=False,
+                unmuted_at=dt.datetime.now(dt.UTC),
+            )
+        await self.index.set_user_rules(username, rules)
+        self._disabled_owners.discard(username)
+
+    async def unmute(self) -> None:
+        """Put back the rules whose mute ended since the last check (a mute starting is an
+        fmn.rule.update message, handled like any rule change)."""
+        now = dt.datetime.now(dt.UTC)
+        async with session_scope(self.sessionmaker) as session:
+            owners = await store.owners_unmuted_between(session, self._mute_checked, now)
+        for username in owners:
+            await self._reload_user(username)
+        self._mute_checked = now
 
     # -- bus messages --------------------------------------------------------------------------
 

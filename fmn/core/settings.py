@@ -175,6 +175,9 @@ class SenderSettings(Section):
     user_settings_ttl: float = 60.0
     # Delivery-log rows are written in batches at most this many seconds apart.
     log_flush_interval: float = 1.0
+    # IRC and Matrix run one sender each: a second one waits (standby) until the first's lease,
+    # renewed every third of this many seconds, expires.
+    instance_lease: float = 30.0
     # Redis for the senders' durable state (sent keys, held notifications, Matrix rooms);
     # None uses cache.url, and "mem://" keeps it in memory (embedded default only).
     state_url: str | None = None
@@ -193,6 +196,8 @@ class ConsumerSettings(Section):
     counts_interval: float = 5.0
     # Seconds to wait before trying again when a directory look-up or the database fails.
     retry_delay: float = 5.0
+    # Seconds between checks for rules whose mute has ended (they generate again after it).
+    unmute_interval: float = 30.0
     # Port of the Prometheus /metrics endpoint; none when unset (give each replica its own).
     metrics_port: int | None = None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -108,19 +108,38 @@ async def load_rules(
     username: str | None = None,
     enabled_only: bool = False,
     with_counts: bool = True,
+    unmuted_at: dt.datetime | None = None,
 ) -> list[schema.Rule]:
-    """Rules as JSON models, ordered by id; optionally one user's, optionally enabled only."""
+    """Rules as JSON models, ordered by id; optionally one user's, optionally enabled only,
+    optionally without the rules muted at a given time."""
     query = select(models.Rule).options(*RULE_LOAD_OPTIONS).order_by(models.Rule.id)
     if username is not None:
         query = query.join(models.Rule.user).where(models.User.name == username)
     if enabled_only:
         query = query.where(models.Rule.disabled.is_(False))
+    if unmuted_at is not None:
+        query = query.where(
+            or_(models.Rule.muted_until.is_(None), models.Rule.muted_until <= unmuted_at)
+        )
     rules = (await session.scalars(query)).all()
     counts: dict[int, int] = {}
     if with_counts:
         week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
         counts = await generated_since(session, [r.id for r in rules], week_ago)
     return [rule_to_schema(r, counts.get(r.id, 0)) for r in rules]
+
+
+async def owners_unmuted_between(
+    session: AsyncSession, start: dt.datetime, end: dt.datetime
+) -> list[str]:
+    """Users with a rule whose mute ended in [start, end): their rules generate again."""
+    rows = await session.scalars(
+        select(models.User.name)
+        .join(models.Rule.user)
+        .where(models.Rule.muted_until >= start, models.Rule.muted_until < end)
+        .distinct()
+    )
+    return list(rows.all())
 
 
 async def get_or_create_user(session: AsyncSession, name: str) -> models.User:

@@ -100,7 +100,7 @@ def consumer_settings(amqp_url: str, consumer_db_url: str) -> Settings:
         database={"url": consumer_db_url},
         bus={"amqp_url": amqp_url, "queue": f"fmn-{unique}"},
         send_queue={"amqp_url": amqp_url, "exchange": f"fmn.send.{unique}", "retry_delays": [1]},
-        consumer={"retry_delay": 0.2, "counts_interval": 0.2},
+        consumer={"retry_delay": 0.2, "counts_interval": 0.2, "unmute_interval": 0.2},
     )
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import Settings
@@ -249,3 +250,29 @@ async def test_bad_input_is_refused_and_the_consumer_keeps_going(
     await wait_until(lambda: queue_empty(client_broker, consumer_settings.bus.queue))
     rejected = await client_broker.queue_size(f"{consumer_settings.bus.queue}.rejected")
     assert rejected >= 4  # not JSON (2), not an object, too big: dead-lettered, not lost
+
+
+async def test_a_muted_rule_is_silent_until_its_mute_ends(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(
+        sessionmaker, rule(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
+    )
+    mute_ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(models.Rule).where(models.Rule.id == 1).values(muted_until=mute_ends)
+        )
+    await start_consumer()
+    await publish(client_broker, TZDATA_EDIT)
+    await wait_until(lambda: archived(sessionmaker))
+    queue = send_queue(consumer_settings.send_queue.exchange, "email")
+    assert await client_broker.queue_size(queue) == 0
+    await asyncio.sleep((mute_ends - dt.datetime.now(dt.UTC)).total_seconds() + 0.5)
+    second = await publish(client_broker, {**TZDATA_EDIT, "id": None})
+    items = await work_items(client_broker, consumer_settings, "email", 1)
+    assert items[0].message.id == second
+    assert items[0].address == "alice@example.org"
