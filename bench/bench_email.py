@@ -143,7 +143,7 @@ def work_item(n: int) -> WorkItem:
 # ---- runs --------------------------------------------------------------------------------------
 
 
-async def ceiling(sink: SMTPSink, messages: int, connections: int) -> float:
+async def ceiling(sink: SMTPSink, messages: int, connections: int) -> tuple[float, float]:
     """A bare aiosmtplib loop: one prebuilt message, sent over `connections` connections."""
     cfg = MailSettings("FMN <fmn@example.org>", "fmn.example.org", "https://x", "secret")
     msg = build_notification(work_item(0), cfg)
@@ -157,8 +157,15 @@ async def ceiling(sink: SMTPSink, messages: int, connections: int) -> float:
         await client.quit()
 
     per = messages // connections
+    cpu = time.process_time()
     await asyncio.gather(*(loop(per) for _ in range(connections)))
-    return sink.rate()
+    return sink.rate(), (time.process_time() - cpu) / (per * connections)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def rabbitmqctl(*args: str) -> None:
@@ -176,7 +183,9 @@ async def setup_database(name: str) -> str:
     return url
 
 
-async def through_sender(sink: SMTPSink, messages: int, connections: int) -> tuple[float, int]:
+async def through_sender(
+    sink: SMTPSink, messages: int, connections: int
+) -> tuple[float, float, int]:
     vhost = f"fmn-bench-{uuid.uuid4().hex[:8]}"
     await rabbitmqctl("add_vhost", vhost)
     await rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
@@ -221,17 +230,21 @@ connections = {connections}
             )
         env = {**os.environ, "FMN_CONFIG": config.name}
         command = [FMN, "--log-level", "WARNING", "sender", "email"]
-        process = subprocess.Popen(command, env=env)  # noqa: ASYNC220 (returns at once)
+        process = subprocess.Popen(command, env=env)
         deadline = time.monotonic() + 600
         # The count lives in another process: poll it.
-        while sink.count.value < messages and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
+        while sink.count.value == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        cpu_start, count_start = process_cpu(process.pid), sink.count.value
+        while sink.count.value < messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        cpu = (process_cpu(process.pid) - cpu_start) / max(1, sink.count.value - count_start)
         rate = sink.rate()
         await asyncio.sleep(1.5)  # the delivery log's last batch
         conn = await asyncpg.connect(f"{PG}/{db}")
         logged = await conn.fetchval("select count(*) from deliveries where status = 'sent'")
         await conn.close()
-        return rate, int(logged)
+        return rate, cpu, int(logged)
     finally:
         if process is not None:
             process.terminate()
@@ -249,15 +262,19 @@ async def main() -> None:
     args = parser.parse_args()
     sink = SMTPSink()
     try:
-        one = await ceiling(sink, args.messages, 1)
-        many = await ceiling(sink, args.messages, args.connections)
-        print(f"ceiling, bare aiosmtplib loop, 1 connection:  {one:8.0f} mails/s")
-        print(f"ceiling, bare aiosmtplib loop, {args.connections} connections: {many:8.0f} mails/s")
-        rate, logged = await through_sender(sink, args.messages, args.connections)
-        print(
-            f"fmn sender email, {args.connections} connections:     {rate:8.0f} mails/s "
-            f"({args.messages} work items; {logged} 'sent' rows in the delivery log)"
-        )
+        one, one_cpu = await ceiling(sink, args.messages, 1)
+        many, many_cpu = await ceiling(sink, args.messages, args.connections)
+        rate, cpu, logged = await through_sender(sink, args.messages, args.connections)
+        n = args.connections
+        rows = [
+            ("ceiling: bare aiosmtplib loop, 1 connection", one, one_cpu),
+            (f"ceiling: bare aiosmtplib loop, {n} connections", many, many_cpu),
+            (f"fmn sender email, {n} connections", rate, cpu),
+        ]
+        print(f"{'':44} {'mails/s':>8} {'CPU µs/mail':>12}")
+        for name, mails, seconds in rows:
+            print(f"{name:44} {mails:8.0f} {seconds * 1e6:12.0f}")
+        print(f"({args.messages} work items; {logged} 'sent' rows in the delivery log)")
     finally:
         sink.stop()
 

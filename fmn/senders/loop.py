@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,6 +55,8 @@ class _Pending:
     delivery: Delivery
     item: WorkItem
     attempt: int  # attempts made before this one
+    # Started at intake so the answer is there when a worker picks the item up.
+    already_sent: asyncio.Future[set[str]] | None = None
 
 
 def _utcnow() -> dt.datetime:
@@ -88,6 +90,12 @@ class SenderLoop:
         self._wake = asyncio.Event()
         # Destinations whose burst is being collapsed into a digest.
         self._collapsing: set[str] = set()
+        # Keys being sent, and recently sent, by this process: a second copy of an item that
+        # arrives while the first is in flight (its Redis mark not written yet) is not sent.
+        self._sending: set[str] = set()
+        self._sent_here: OrderedDict[str, None] = OrderedDict()
+        # Marking sent and acking happen off the send path, in order, in these tasks.
+        self._finishing: set[asyncio.Task[None]] = set()
 
     @property
     def queue(self) -> str:
@@ -107,6 +115,8 @@ class SenderLoop:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # Let the sends that went out be marked and acked.
+            await asyncio.gather(*self._finishing, return_exceptions=True)
 
     # ---- intake -------------------------------------------------------------------------
 
@@ -139,7 +149,8 @@ class SenderLoop:
             due = self.clock().timestamp() + self.config.backlog_digest_delay
             await self._hold(delivery, item, "backlog", due)
             return
-        self._enqueue(_Pending(delivery, item, attempt))
+        check = asyncio.ensure_future(self.state.sent_among([item.key]))
+        self._enqueue(_Pending(delivery, item, attempt, check))
 
     def _enqueue(self, pending: _Pending) -> None:
         address = pending.item.address
@@ -189,11 +200,18 @@ class SenderLoop:
 
     async def _send(self, pending: _Pending) -> None:
         item, delivery, attempt = pending.item, pending.delivery, pending.attempt
-        # Checked here rather than at intake: the sends in progress share one Redis request.
-        if await self.state.sent_among([item.key]):
-            log.debug("already sent: %s", item.key)
+        key = item.key
+        if key in self._sending:
+            # Its twin is being sent right now: look again once that is settled.
+            await asyncio.sleep(0.05)
+            self._enqueue(pending)
+            return
+        sent = await pending.already_sent if pending.already_sent else set()
+        if key in self._sent_here or sent:
+            log.debug("already sent: %s", key)
             await delivery.ack()
             return
+        self._sending.add(key)
         try:
             await self.handler.send(item)
         except asyncio.CancelledError:
@@ -202,12 +220,31 @@ class SenderLoop:
             await self._give_up(delivery, item, attempt + 1, str(exc))
         except Exception as exc:  # TransientError, or a bug: both worth another try
             if not isinstance(exc, TransientError | OSError | TimeoutError):
-                log.exception("unexpected error sending %s", item.key)
+                log.exception("unexpected error sending %s", key)
             await self._retry(delivery, item, attempt, _one_line(str(exc)) or repr(exc))
         else:
-            await self.state.mark_sent([item.key])
+            self._remember_sent(key)
             self.log.record(item, DeliveryStatus.SENT, attempt=attempt + 1)
+            task = asyncio.create_task(self._mark_and_ack(key, delivery))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        finally:
+            self._sending.discard(key)
+
+    def _remember_sent(self, key: str) -> None:
+        self._sent_here[key] = None
+        if len(self._sent_here) > 10_000:
+            self._sent_here.popitem(last=False)
+
+    async def _mark_and_ack(self, key: str, delivery: Delivery) -> None:
+        """Mark first, then ack: if we die between the two, the redelivered copy is dropped."""
+        try:
+            await self.state.mark_sent([key])
             await delivery.ack()
+        except Exception:
+            # Left unacked, the item comes back and the idempotency check (if the mark was
+            # written) or a resend (if not) settles it.
+            log.exception("could not mark or ack %s", key)
 
     async def _retry(self, delivery: Delivery, item: WorkItem, attempt: int, reason: str) -> None:
         delays = self.config.retry_delays

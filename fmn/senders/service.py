@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import uuid
+from collections.abc import AsyncIterator
 
 from fmn.core.settings import Settings
 from fmn.db.session import make_engine, make_sessionmaker
@@ -62,11 +66,68 @@ def loop_config(settings: Settings) -> LoopConfig:
     )
 
 
+# One connection, one nick or one bot: a second instance stands by until the first is gone.
+SINGLE_INSTANCE = ("irc", "matrix")
+
+
 async def run_sender(protocol: str, settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run one protocol's sender until `stop` is set (or SIGTERM/SIGINT when run from the CLI)."""
     stop = stop or asyncio.Event()
     senders = settings.senders
     state = make_state(senders.state_url or settings.cache.url, senders.sent_key_ttl)
+    try:
+        if protocol in SINGLE_INSTANCE:
+            async with single_instance(state, protocol, senders.instance_lease, stop) as mine:
+                if mine:
+                    await _serve(protocol, settings, state, stop)
+        else:
+            await _serve(protocol, settings, state, stop)
+    finally:
+        await state.close()
+
+
+@contextlib.asynccontextmanager
+async def single_instance(
+    state: SenderState, protocol: str, ttl: float, stop: asyncio.Event
+) -> AsyncIterator[bool]:
+    """Hold the protocol's lease while the block runs (yields False if `stop` came first); if the
+    lease is lost (say Redis was flushed and another instance took it), `stop` is set."""
+    name = f"instance:{protocol}"
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    waiting_logged = False
+    while not await state.lease(name, owner, ttl):
+        if not waiting_logged:
+            log.info("another %s sender is running; standing by", protocol)
+            waiting_logged = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), ttl / 3)
+        if stop.is_set():
+            yield False
+            return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            if not await state.lease(name, owner, ttl):
+                log.error("lost the %s sender lease to another instance; stopping", protocol)
+                stop.set()
+                return
+
+    renewer = asyncio.create_task(renew(), name=f"{protocol}-lease")
+    try:
+        yield True
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        with contextlib.suppress(Exception):
+            await state.release_lease(name, owner)
+
+
+async def _serve(
+    protocol: str, settings: Settings, state: SenderState, stop: asyncio.Event
+) -> None:
+    senders = settings.senders
     engine = make_engine(settings.database)
     sessionmaker = make_sessionmaker(engine)
     delivery_log = DeliveryLog(sessionmaker, senders.log_flush_interval)
@@ -92,7 +153,6 @@ async def run_sender(protocol: str, settings: Settings, stop: asyncio.Event | No
         await broker.close()
         await handler.stop()
         await delivery_log.close()
-        await state.close()
         await engine.dispose()
 
 

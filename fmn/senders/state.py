@@ -76,6 +76,13 @@ class SenderState(abc.ABC):
     async def unlock(self, name: str) -> None: ...
 
     @abc.abstractmethod
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew a lease held by `owner`; False while someone else holds it."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> None: ...
+
+    @abc.abstractmethod
     async def get_value(self, name: str) -> str | None: ...
 
     @abc.abstractmethod
@@ -202,6 +209,13 @@ class RedisSenderState(SenderState):
     async def unlock(self, name: str) -> None:
         await self.client.delete(f"{PREFIX}lock:{name}")
 
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        key = f"{PREFIX}lease:{name}"
+        return bool(await self.client.eval(_LEASE, 1, key, owner, int(ttl * 1000)))  # type: ignore[misc]
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self.client.eval(_RELEASE, 1, f"{PREFIX}lease:{name}", owner)  # type: ignore[misc]
+
     async def get_value(self, name: str) -> str | None:
         value = await self.client.get(f"{PREFIX}{name}")
         return value.decode() if isinstance(value, bytes) else value
@@ -209,6 +223,20 @@ class RedisSenderState(SenderState):
     async def set_value(self, name: str, value: str) -> None:
         await self.client.set(f"{PREFIX}{name}", value)
 
+
+_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 _DROP_IF_EMPTY = """
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
@@ -223,6 +251,7 @@ class MemorySenderState(SenderState):
         self._due: dict[str, dict[str, float]] = {}
         self._locks: dict[str, float] = {}
         self._values: dict[str, str] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
 
     async def sent_among(self, keys: list[str]) -> set[str]:
         return {k for k in keys if k in self._sent}
@@ -267,6 +296,18 @@ class MemorySenderState(SenderState):
 
     async def unlock(self, name: str) -> None:
         self._locks.pop(name, None)
+
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        holder, until = self._leases.get(name, (owner, 0.0))
+        now = time.monotonic()
+        if holder != owner and until > now:
+            return False
+        self._leases[name] = (owner, now + ttl)
+        return True
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        if self._leases.get(name, (None, 0.0))[0] == owner:
+            del self._leases[name]
 
     async def get_value(self, name: str) -> str | None:
         return self._values.get(name)

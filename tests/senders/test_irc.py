@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from fmn.core.settings import Settings
 from fmn.senders.irc import split_utf8
+from fmn.senders.service import run_sender
 from fmn.senders.text import one_line
 from fmn.transport import Broker
 from fmn.transport.topology import dead_letter_queue
@@ -246,3 +247,37 @@ async def _reader_when_up(network: IRCNetwork, nick: str) -> IRCClient:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
+
+
+async def test_a_second_sender_stands_by_until_the_first_stops(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    irc_network: IRCNetwork,
+    broker: Broker,
+    reader: IRCClient,
+    redis_client: aioredis.Redis,
+) -> None:
+    settings = irc_settings(amqp_url, redis_url, pg_url, exchange, irc_network)
+    settings.senders.instance_lease = 0.6
+    first, second = make_item("irc", reader.nick), make_item("irc", reader.nick)
+    stop_a, stop_b = asyncio.Event(), asyncio.Event()
+    a = asyncio.create_task(run_sender("irc", settings, stop_a))
+    await publish(broker, exchange, first)
+    await eventually(lambda: reader.privmsgs)
+    b = asyncio.create_task(run_sender("irc", settings, stop_b))
+    await asyncio.sleep(0.5)
+    # Had the second connected, its nick would be "fmnbot_".
+    reader.send(f"WHOIS {BOT}_")
+    await eventually(lambda: [x for x in reader.lines if b" 401 " in x])
+    stop_a.set()
+    await asyncio.wait_for(a, 30)
+    await publish(broker, exchange, second)  # the second one takes over
+    await eventually(lambda: len(reader.privmsgs) == 2, timeout=20)
+    stop_b.set()
+    await asyncio.wait_for(b, 30)
+    assert [t.decode() for _, t in reader.privmsgs] == [
+        i.chat.text  # type: ignore[union-attr]
+        for i in (first, second)
+    ]
