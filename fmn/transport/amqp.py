@@ -4,6 +4,7 @@ mandatory publishing so an unroutable work item is an error rather than a silent
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -12,9 +13,10 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError, PublishError
 
 from fmn.transport.base import (
     Broker,
@@ -24,6 +26,8 @@ from fmn.transport.base import (
     PublishFailed,
     QueueSpec,
 )
+
+log = logging.getLogger(__name__)
 
 _EXCHANGE_TYPES = {
     "topic": aio_pika.ExchangeType.TOPIC,
@@ -43,10 +47,25 @@ class _AmqpDelivery(Delivery):
         self.redelivered = bool(message.redelivered)
 
     async def ack(self) -> None:
-        await self._message.ack()
+        try:
+            await self._message.ack()
+        except ChannelInvalidStateError:
+            self._gone("ack")
 
     async def nack(self, requeue: bool = True) -> None:
-        await self._message.nack(requeue=requeue)
+        try:
+            await self._message.nack(requeue=requeue)
+        except ChannelInvalidStateError:
+            self._gone("nack")
+
+    def _gone(self, verb: str) -> None:
+        # The channel it came on closed (connection lost, broker restarted): the broker has put
+        # the message back already and delivers it again, so there is nothing left to settle.
+        log.warning(
+            "could not %s message %s: its channel closed; the broker delivers it again",
+            verb,
+            self.message_id,
+        )
 
 
 class AmqpBroker(Broker):
@@ -56,6 +75,8 @@ class AmqpBroker(Broker):
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        # What each declared queue is, so a consuming channel can declare it again itself.
+        self._specs: dict[str, QueueSpec] = {}
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -93,8 +114,18 @@ class AmqpBroker(Broker):
         )
 
     async def declare_queue(self, spec: QueueSpec) -> str:
-        queue = await self.channel.declare_queue(
-            spec.name or None,
+        queue = await self._declare(self.channel, spec)
+        self._specs[queue.name] = spec
+        return queue.name
+
+    @staticmethod
+    async def _declare(
+        channel: AbstractChannel, spec: QueueSpec, name: str | None = None
+    ) -> AbstractQueue:
+        # A robust channel declares its queues again, with their bindings and consumers, after
+        # a reconnection. An unnamed queue gets a client-chosen name that can be declared again.
+        queue = await channel.declare_queue(
+            name or spec.name or None,
             durable=spec.durable,
             exclusive=spec.exclusive,
             auto_delete=spec.auto_delete,
@@ -102,7 +133,7 @@ class AmqpBroker(Broker):
         )
         for exchange, key in spec.bindings:
             await queue.bind(exchange, routing_key=key)
-        return queue.name
+        return queue
 
     async def publish_many(self, exchange: str, messages: Sequence[Outgoing]) -> None:
         target = await self._exchange(exchange)
@@ -136,7 +167,14 @@ class AmqpBroker(Broker):
     async def consume(self, queue: str, prefetch: int = 10) -> AsyncIterator[Delivery]:  # type: ignore[override]
         channel = await self._connection_or_fail().channel()
         await channel.set_qos(prefetch_count=prefetch)
-        q = await channel.get_queue(queue, ensure=False)
+        # Declared on this channel (not only looked up), so that this channel restores the
+        # queue and its consumer after a reconnection; an exclusive queue, gone with the old
+        # connection, is created again with its bindings before the consumer comes back.
+        spec = self._specs.get(queue)
+        if spec is not None:
+            q = await self._declare(channel, spec, queue)
+        else:
+            q = await channel.declare_queue(queue, passive=True)
         try:
             async with q.iterator() as iterator:
                 async for message in iterator:

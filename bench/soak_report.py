@@ -1,0 +1,187 @@
+"""What the soak saw, against what the rule engine said it should see: delivered, duplicated,
+lost and dead-lettered notifications (each dead letter with its explanation), recovery after
+each fault, and latency from bus publish to arrival at the SMTP server or IRC client.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.soak_world import Notification, World
+
+
+@dataclass
+class FaultResult:
+    name: str
+    injected_at: float
+    lifted_at: float
+    # Seconds from lifting the fault until every notification of the messages published since
+    # the previous fault was over had arrived; None if not within the recovery timeout.
+    recovery: float | None
+    # Worst publish-to-arrival latency of a message published while the fault was on.
+    worst_latency: float | None = None
+    # Seconds from lifting the fault until every process consumed its queue again.
+    ready: float | None = None
+    # Its window: from the end of the previous fault's recovery to the end of its own; the
+    # notifications of messages published then that never arrived count against it.
+    window: tuple[float, float] = (0.0, 0.0)
+    lost: int = 0
+
+
+@dataclass
+class DeadLetterInfo:
+    key: str | None
+    protocol: str
+    reason: str
+    explanation: str  # why it was expected, or "UNEXPLAINED"
+
+
+class Tally:
+    """Expected notifications by identity, and the arrivals received so far."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.published_at: dict[int, float] = {}
+        self.arrivals: dict[str, list[float]] = {}
+        self.unexpected: Counter[str] = Counter()
+        self._by_ident: dict[str, Notification] = {}
+        # Deliverable notifications not arrived yet: what recovery waits for, kept small.
+        self._waiting: dict[str, Notification] = {}
+        self._indexed = 0
+
+    def _index(self) -> None:
+        for n in self.world.notifications[self._indexed :]:
+            self._by_ident[n.ident] = n
+            if n.planned_dead is None and n.ident not in self.arrivals:
+                self._waiting[n.ident] = n
+        self._indexed = len(self.world.notifications)
+
+    def add(self, receipts: list[tuple[float, str]]) -> None:
+        self._index()
+        for at, ident in receipts:
+            if ident in self._by_ident:
+                self.arrivals.setdefault(ident, []).append(at)
+                self._waiting.pop(ident, None)
+            else:
+                self.unexpected[ident] += 1
+
+    def missing(self, after: float = -math.inf, before: float = math.inf) -> list[Notification]:
+        """Deliverable notifications not arrived yet, of messages published in a time window."""
+        self._index()
+        return [
+            n
+            for n in self._waiting.values()
+            if after <= self.published_at.get(n.message, math.inf) <= before
+        ]
+
+    def latencies(self, during: tuple[float, float] | None = None) -> list[float]:
+        values = []
+        for n in self.world.notifications:
+            times = self.arrivals.get(n.ident)
+            sent = self.published_at.get(n.message)
+            if not times or sent is None:
+                continue
+            if during is not None and not during[0] <= sent <= during[1]:
+                continue
+            values.append(times[0] - sent)
+        return values
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class Report:
+    messages: int
+    expected: int
+    expected_by_protocol: dict[str, int]
+    delivered: int
+    duplicated: int  # notifications that arrived more than once
+    extra_copies: int  # arrivals beyond the first
+    lost: int
+    lost_examples: list[str]
+    dead_lettered: int
+    dead_letters: list[DeadLetterInfo]
+    unexplained_dead_letters: int
+    unexpected_arrivals: int
+    rejected_bus_messages: int
+    faults: list[FaultResult]
+    latency: dict[str, float]
+    crashes: list[str]
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.lost
+            or self.duplicated
+            or self.unexplained_dead_letters
+            or self.unexpected_arrivals
+            or self.crashes
+            or any(f.recovery is None or f.ready is None for f in self.faults)
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+    def text(self) -> str:
+        lines = [
+            f"messages published      {self.messages:>9,}",
+            f"notifications expected  {self.expected:>9,}  "
+            + ", ".join(f"{p} {n:,}" for p, n in sorted(self.expected_by_protocol.items())),
+            f"delivered               {self.delivered:>9,}",
+            f"duplicated              {self.duplicated:>9,}  ({self.extra_copies} extra copies)",
+            f"lost                    {self.lost:>9,}",
+            f"dead-lettered           {self.dead_lettered:>9,}  "
+            f"({self.unexplained_dead_letters} unexplained)",
+            f"unexpected arrivals     {self.unexpected_arrivals:>9,}",
+            f"rejected bus messages   {self.rejected_bus_messages:>9,}",
+            f"processes crashed       {len(self.crashes):>9,}",
+            "latency (publish -> SMTP server / IRC client): "
+            + ", ".join(f"{k} {v * 1000:,.0f} ms" for k, v in self.latency.items()),
+            "",
+            f"{'fault':<52} {'caught up':>9} {'all ready':>9} {'worst latency':>14} {'lost':>6}",
+        ]
+        for f in self.faults:
+            recovery = "NONE" if f.recovery is None else f"{f.recovery:.1f} s"
+            worst = "-" if f.worst_latency is None else f"{f.worst_latency:.1f} s"
+            ready = "NONE" if f.ready is None else f"{f.ready:.1f} s"
+            lines.append(f"{f.name:<52} {recovery:>9} {ready:>9} {worst:>14} {f.lost:>6}")
+        reasons = Counter((d.explanation, d.reason[:90]) for d in self.dead_letters)
+        if reasons:
+            lines += ["", "dead letters:"]
+            lines += [f"  {n:>6} x {why}: {reason}" for (why, reason), n in reasons.items()]
+        if self.lost_examples:
+            lines += ["", "lost, for example:", *(f"  {k}" for k in self.lost_examples)]
+        if self.crashes:
+            lines += ["", "crashes:", *(f"  {c}" for c in self.crashes)]
+        lines += ["", f"run took {self.seconds:.0f} s; {'OK' if self.ok else 'NOT OK'}"]
+        return "\n".join(lines)
+
+
+def latency_summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "p99.9": percentile(values, 99.9),
+        "max": max(values),
+    }
+
+
+def explain(letter: DeadLetterInfo, planned: dict[str, Notification]) -> str:
+    """Why a dead letter is there, when it was meant to be; "UNEXPLAINED" otherwise."""
+    notification = planned.get(letter.key or "")
+    if notification is None or notification.planned_dead is None:
+        return "UNEXPLAINED"
+    if notification.planned_dead not in letter.reason:
+        return f"UNEXPLAINED (expected {notification.planned_dead})"
+    return f"planned: {notification.address} cannot be delivered to"

@@ -1,0 +1,79 @@
+"""The RabbitMQ transport across a lost connection (a broker restart or a network cut, made
+here by cutting a TCP proxy): consumption resumes by itself, with the queue's bindings, and a
+delivery taken before the cut can still be settled without an error (the broker has put it back
+already and delivers it again)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bench.soak_proxy import Proxy
+from fmn.transport import Broker, Delivery, Outgoing, QueueSpec, make_broker
+
+pytestmark = pytest.mark.xdist_group("reliability")
+
+
+def _through(amqp_url: str, proxy: Proxy) -> str:
+    return amqp_url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
+
+
+async def _next(deliveries: AsyncIterator[Delivery], timeout: float = 30) -> Delivery:
+    return await asyncio.wait_for(anext(deliveries), timeout)
+
+
+@pytest.mark.parametrize("exclusive", [False, True], ids=["durable", "exclusive"])
+async def test_consumption_resumes_after_the_connection_is_lost(
+    amqp_url: str, amqp_proxy: Proxy, client_broker: Broker, exclusive: bool
+) -> None:
+    proxy, client = amqp_proxy, client_broker
+    broker = make_broker(_through(amqp_url, proxy), "outage test")
+    await broker.connect()
+    try:
+        spec = QueueSpec(
+            "" if exclusive else "outage-test-durable",
+            durable=not exclusive,
+            exclusive=exclusive,
+            auto_delete=exclusive,
+            bindings=[("amq.topic", "outage.test.#")],
+        )
+        queue = await broker.declare_queue(spec)
+        deliveries = aiter(broker.consume(queue, prefetch=5))
+        await client.publish("amq.topic", Outgoing("outage.test.one", b"1"))
+        first = await _next(deliveries)
+        assert first.body == b"1"
+
+        proxy.set_cut(True)
+        await asyncio.sleep(1)
+        proxy.set_cut(False)
+        # Taken before the cut: settling it must not raise (the broker requeued it).
+        await first.ack()
+
+        async def published_until_routed() -> None:
+            # An exclusive queue is declared again, with its bindings, once reconnected.
+            for _ in range(300):
+                try:
+                    await client.publish("amq.topic", Outgoing("outage.test.two", b"2"))
+                    return
+                except Exception:
+                    await asyncio.sleep(0.1)
+
+        await published_until_routed()
+        bodies = set()
+        while b"2" not in bodies:
+            delivery = await _next(deliveries)
+            bodies.add(delivery.body)
+            await delivery.ack()
+        if not exclusive:
+            assert b"1" in bodies  # the unacked one came back
+    finally:
+        await broker.close()
+        if not exclusive:
+            await _delete(client, "outage-test-durable")
+
+
+async def _delete(broker: Broker, queue: str) -> None:
+    channel = broker.channel  # type: ignore[attr-defined]
+    await channel.queue_delete(queue)
