@@ -52,7 +52,10 @@ N_USERS = 5000
 N_PACKAGES = 20000
 LOAD_USERS = 100
 RULES_PER_USER = 10
-ORDINARY, HEAVY = "bench-ordinary", "bench-heavy"
+# Preview users: packages from the middle of the popularity curve (hundreds of matches in a
+# week), from its upper part (thousands), from its very top (a third of all traffic).
+ORDINARY, BUSY, HEAVY = "bench-ordinary", "bench-busy", "bench-heavy"
+PREVIEW_USERS = (ORDINARY, BUSY, HEAVY)
 OWNED = 30  # packages each preview user owns
 
 
@@ -73,7 +76,7 @@ def directory_data(rng: random.Random) -> dict[str, Any]:
         user_name(i): {"username": user_name(i), "emails": [f"{user_name(i)}@example.org"]}
         for i in range(N_USERS)
     }
-    for name in (ORDINARY, HEAVY):
+    for name in PREVIEW_USERS:
         users[name] = {"username": name, "emails": [f"{name}@example.org"]}
     projects: dict[str, Any] = {}
     for i in range(N_PACKAGES):
@@ -81,6 +84,7 @@ def directory_data(rng: random.Random) -> dict[str, Any]:
     # The heavy user owns the most built packages; the ordinary one, packages from the middle.
     for i in range(OWNED):
         projects[f"rpms/{package_name(i)}"]["access_users"]["commit"] = [HEAVY]
+        projects[f"rpms/{package_name(100 + i)}"]["access_users"]["commit"] = [BUSY]
         middle = 2000 + i * 37
         projects[f"rpms/{package_name(middle)}"]["access_users"]["commit"] = [ORDINARY]
     return {"users": users, "groups": {}, "projects": projects}
@@ -110,7 +114,7 @@ def rule_rows(
 
 
 async def seed_rules(conn: asyncpg.Connection, rng: random.Random) -> None:
-    names = [user_name(i) for i in range(N_USERS)] + [ORDINARY, HEAVY]
+    names = [user_name(i) for i in range(N_USERS)] + list(PREVIEW_USERS)
     await conn.copy_records_to_table(
         "users", records=[(i + 1, n) for i, n in enumerate(names)], columns=["id", "name"]
     )
@@ -170,6 +174,8 @@ async def seed_archive(conn: asyncpg.Connection, n: int, rng: random.Random) -> 
     user_weights = zipf_weights(N_USERS, 1.0)
     package_weights = zipf_weights(N_PACKAGES, 1.0)
     now = dt.datetime.now(dt.UTC)
+    # Oldest first, as the consumer archives them (rows of one hour sit together on disk).
+    ages = sorted((rng.random() * 7 * 86400 for _ in range(n)), reverse=True)
     batch = 20000
     pk = 0
     for start in range(0, n, batch):
@@ -177,8 +183,8 @@ async def seed_archive(conn: asyncpg.Connection, n: int, rng: random.Random) -> 
         owners = rng.choices(users, user_weights, k=size)
         names = rng.choices(packages, package_weights, k=size)
         messages, keys = [], []
-        for owner, package in zip(owners, names, strict=True):
-            sent_at = now - dt.timedelta(seconds=rng.random() * 7 * 86400)
+        for age, owner, package in zip(ages[start : start + size], owners, names, strict=True):
+            sent_at = now - dt.timedelta(seconds=age)
             data = koji_build(owner, package, sent_at)
             parsed = parse_message(data)
             pk += 1
@@ -396,9 +402,10 @@ def run_open_loop(
         ],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"the open-loop client failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -421,16 +428,17 @@ def preview_rule(user: str) -> dict[str, Any]:
 def run_previews(port: int, tokens: dict[str, str], runs: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-        for user in (ORDINARY, HEAVY):
+        for user in PREVIEW_USERS:
             times, answer = [], {}
-            for _ in range(runs):
+            for run in range(runs + 1):  # the first run warms caches up and is not counted
                 started = time.perf_counter()
                 response = http.post(
                     f"/api/v1/users/{user}/rules/preview",
                     headers={"Authorization": f"Bearer {tokens[user]}"},
                     json=preview_rule(user),
                 )
-                times.append(time.perf_counter() - started)
+                if run:
+                    times.append(time.perf_counter() - started)
                 response.raise_for_status()
                 answer = response.json()
             results[user] = {
@@ -449,7 +457,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--duration", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=500.0, help="open-loop requests/s in all")
+    parser.add_argument(
+        "--rate", type=float, nargs="*", default=[100.0, 200.0], help="open-loop requests/s in all"
+    )
+    parser.add_argument("--part", choices=["all", "rules", "preview"], default="all")
     parser.add_argument("--previews", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
@@ -460,7 +471,7 @@ def main() -> None:
     directory_file = workdir / "directory.json"
     directory_file.write_text(json.dumps(directory_data(rng)))
     load_users = [user_name(i) for i in range(LOAD_USERS)]
-    accounts = {u: {"groups": []} for u in [*load_users, ORDINARY, HEAVY]}
+    accounts = {u: {"groups": []} for u in [*load_users, *PREVIEW_USERS]}
     oidc = Provider(accounts, workdir)
     oidc.start()
     api = None
@@ -475,26 +486,34 @@ def main() -> None:
                 for _ in range(args.workers * 2):
                     http.get(f"/api/v1/users/{user}/rules", headers=headers).raise_for_status()
         load_tokens = {u: tokens[u] for u in load_users}
-        script = wrk_script(workdir, port, load_tokens)
-        run_wrk(port, script, args.connections, 3)  # warm-up
-        closed = run_wrk(port, script, args.connections, args.duration)
-        opened = run_open_loop(
-            port, load_tokens, args.rate, args.duration, args.connections, workdir
-        )
-        previews = run_previews(port, tokens, args.previews)
+        closed: dict[str, Any] = {"raw": ""}
+        opened: dict[str, Any] = {}
+        if args.part in ("all", "rules"):
+            script = wrk_script(workdir, port, load_tokens)
+            run_wrk(port, script, args.connections, 3)  # warm-up
+            closed = run_wrk(port, script, args.connections, args.duration)
+            print(closed["raw"], file=sys.stderr)
+            for rate in args.rate:
+                opened[str(rate)] = run_open_loop(
+                    port, load_tokens, rate, args.duration, args.connections, workdir
+                )
+                print(f"open loop at {rate}/s: {opened[str(rate)]}", file=sys.stderr)
+        previews = {}
+        if args.part in ("all", "preview"):
+            previews = run_previews(port, tokens, args.previews)
     finally:
         if api is not None:
             api.terminate()
             api.wait(20)
         oidc.stop()
-    print(closed["raw"], file=sys.stderr)
     print(
         json.dumps(
             {
                 "workers": args.workers,
                 "messages": args.messages,
                 "rules_list_closed_loop": {k: v for k, v in closed.items() if k != "raw"},
-                "rules_list_open_loop": {"rate": args.rate, **opened},
+                "rules_list_open_loop": opened,
+                "load_average": os.getloadavg(),
                 "preview": previews,
             },
             indent=2,

@@ -14,8 +14,9 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import ARRAY, Integer, UnicodeText, and_, any_, bindparam, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.consumer.archive import KEY_ATTRIBUTES
@@ -39,6 +40,10 @@ NAMESPACE_KINDS: dict[str, str] = {
 # Values per candidate query (bind parameters are limited), messages per data fetch.
 VALUES_PER_QUERY = 5000
 FETCH_BATCH = 200
+# Time slices: the first one, the smallest, and how many candidates one should hold.
+SLICE_START = dt.timedelta(hours=1)
+SLICE_MIN = dt.timedelta(minutes=1)
+SLICE_TARGET = 2000
 # Directory look-ups at once while expanding ownership.
 DIRECTORY_CONCURRENCY = 16
 
@@ -102,23 +107,53 @@ def draft_rule(draft: schema.RuleBase, owner: str) -> schema.Rule:
 
 
 async def candidates(
-    session: AsyncSession, keys: dict[str, set[str]], since: dt.datetime
+    session: AsyncSession, keys: dict[str, set[str]], start: dt.datetime, end: dt.datetime
 ) -> list[int]:
-    """Archived message ids whose keys match, newest first."""
+    """Archived message ids whose keys match, sent in [start, end), newest first."""
     found: dict[int, dt.datetime] = {}
     key = models.ArchivedMessageKey
     for kind, values in keys.items():
         ordered = sorted(values)
-        for start in range(0, len(ordered), VALUES_PER_QUERY):
-            chunk = ordered[start : start + VALUES_PER_QUERY]
+        for first in range(0, len(ordered), VALUES_PER_QUERY):
+            chunk = ordered[first : first + VALUES_PER_QUERY]
             rows = await session.execute(
                 select(key.message_pk, key.sent_at).where(
-                    and_(key.kind == kind, key.value.in_(chunk), key.sent_at >= since)
+                    and_(
+                        key.kind == kind,
+                        _among(session, key.value, chunk, UnicodeText),
+                        key.sent_at >= start,
+                        key.sent_at < end,
+                    )
                 )
             )
             for pk, sent_at in rows.all():
                 found[pk] = sent_at
     return sorted(found, key=lambda pk: (found[pk], pk), reverse=True)
+
+
+class _Slices:
+    """Time slices from now back to `since`, sized so that each holds a few thousand
+    candidates: a rule matching little reads the week in a few queries, a rule matching much
+    reads it in small steps and stops, newest first, when the time budget is spent."""
+
+    def __init__(self, since: dt.datetime, end: dt.datetime) -> None:
+        self.since = since
+        self.end = end
+        self.length = SLICE_START
+
+    def next(self) -> tuple[dt.datetime, dt.datetime] | None:
+        if self.end <= self.since:
+            return None
+        start = max(self.since, self.end - self.length)
+        window = (start, self.end)
+        self.end = start
+        return window
+
+    def adapt(self, found: int) -> None:
+        if found < SLICE_TARGET // 2:
+            self.length *= 2
+        elif found > SLICE_TARGET * 2:
+            self.length = max(SLICE_MIN, self.length / 2)
 
 
 async def run_preview(
@@ -132,9 +167,9 @@ async def run_preview(
     offset: int,
     limit: int,
 ) -> Preview:
-    started = time.monotonic()
-    today = dt.datetime.now(dt.UTC).date()
-    window = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
+    deadline = time.monotonic() + budget
+    now = dt.datetime.now(dt.UTC)
+    window = [now.date() - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     since = dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC)
     preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
 
@@ -144,40 +179,67 @@ async def run_preview(
     keys = await rule_keys(rule.tracking_rule, owner, directory)
     if not any(keys.values()):
         return preview
-    pks = await candidates(session, keys, since)
-    for batch in _batches(pks, FETCH_BATCH):
-        if time.monotonic() - started > budget:
+    # A little past now: a producer's clock may run ahead.
+    slices = _Slices(since, now + dt.timedelta(hours=1))
+    while (bounds := slices.next()) is not None:
+        if time.monotonic() > deadline:
             preview.complete = False
             break
-        rows = await session.execute(
-            select(
-                models.ArchivedMessage.id,
-                models.ArchivedMessage.sent_at,
-                models.ArchivedMessage.data,
-            ).where(models.ArchivedMessage.id.in_(batch))
-        )
-        by_pk = {pk: (sent_at, data) for pk, sent_at, data in rows.all()}
-        for pk in batch:  # keep newest-first order
-            if pk not in by_pk:
-                continue  # pruned meanwhile
-            sent_at, data = by_pk[pk]
-            preview.scanned += 1
-            result = match_one(index, data)
-            if not result.matches or result.message is None:
-                continue
-            day = _utc_date(sent_at)
-            if day in preview.per_day:
-                preview.per_day[day] += 1
-            if offset <= preview.total < offset + limit:
-                destinations = [
-                    schema.Destination(protocol=m.protocol, address=m.address)
-                    for m in result.matches
-                ]
-                preview.hits.append(Hit(result.message, destinations))
-            preview.total += 1
-        # Matching is CPU work: let other requests of this process run between batches.
-        await asyncio.sleep(0)
+        pks = await candidates(session, keys, *bounds)
+        slices.adapt(len(pks))
+        for batch in _batches(pks, FETCH_BATCH):
+            if time.monotonic() > deadline:
+                preview.complete = False
+                return preview
+            await _match_batch(session, index, batch, preview, offset, limit)
+            # Matching is CPU work: let other requests of this process run between batches.
+            await asyncio.sleep(0)
     return preview
+
+
+async def _match_batch(
+    session: AsyncSession,
+    index: RuleIndex,
+    batch: list[int],
+    preview: Preview,
+    offset: int,
+    limit: int,
+) -> None:
+    rows = await session.execute(
+        select(
+            models.ArchivedMessage.id,
+            models.ArchivedMessage.sent_at,
+            models.ArchivedMessage.data,
+        ).where(_among(session, models.ArchivedMessage.id, batch, Integer))
+    )
+    by_pk = {pk: (sent_at, data) for pk, sent_at, data in rows.all()}
+    for pk in batch:  # keep newest-first order
+        if pk not in by_pk:
+            continue  # pruned meanwhile
+        sent_at, data = by_pk[pk]
+        preview.scanned += 1
+        result = match_one(index, data)
+        if not result.matches or result.message is None:
+            continue
+        day = _utc_date(sent_at)
+        if day in preview.per_day:
+            preview.per_day[day] += 1
+        if offset <= preview.total < offset + limit:
+            destinations = [
+                schema.Destination(protocol=m.protocol, address=m.address) for m in result.matches
+            ]
+            preview.hits.append(Hit(result.message, destinations))
+        preview.total += 1
+
+
+def _among(session: AsyncSession, column: Any, values: list[Any], item_type: Any) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of one per
+    value (rendering hundreds of parameters per query costs more than running it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(
+            cast(bindparam("values", values, type_=ARRAY(item_type)), ARRAY(item_type))
+        )
+    return column.in_(values)
 
 
 def _batches(items: Sequence[int], size: int) -> Iterable[list[int]]:
