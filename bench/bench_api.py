@@ -348,40 +348,48 @@ def run_wrk(port: int, script: Path, connections: int, duration: int) -> dict[st
 
 
 OPEN_LOOP = r"""
+# Open-loop load: `clients` keep-alive connections, each sending GETs on a fixed schedule (the
+# total rate split evenly); latency runs from the scheduled time, so queueing counts. Plain
+# asyncio streams: an HTTP client library would cost more CPU than the server being measured.
 import asyncio, json, sys, time
-import httpx
 
-async def main(base, tokens, rate, duration, clients):
-    latencies, errors = [], 0
+async def main(host, port, tokens, rate, duration, clients):
     users = list(tokens.items())
-    interval = clients / rate  # each client sends at rate/clients per second
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
-        async def client(k):
-            nonlocal errors
-            user, token = users[k % len(users)]
-            headers = {"Authorization": f"Bearer {token}"}
-            start = time.perf_counter() + k * interval / clients
-            n = 0
-            while True:
-                due = start + n * interval  # scheduled time: latency counts any queueing
-                if due - start > duration:
-                    return
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                response = await http.get(f"/api/v1/users/{user}/rules", headers=headers)
-                latencies.append(time.perf_counter() - due)
-                errors += response.status_code != 200
-                n += 1
-        await asyncio.gather(*(client(k) for k in range(clients)))
+    interval = clients / rate
+    latencies, errors = [], 0
+
+    async def client(k):
+        nonlocal errors
+        user, token = users[k % len(users)]
+        request = (f"GET /api/v1/users/{user}/rules HTTP/1.1\r\nHost: {host}\r\n"
+                   f"Authorization: Bearer {token}\r\n\r\n").encode()
+        reader, writer = await asyncio.open_connection(host, port)
+        start = time.perf_counter() + k * interval / clients
+        n = 0
+        while (due := start + n * interval) - start < duration:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(request)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - due)
+            errors += status != 200
+            n += 1
+        writer.close()
+
+    await asyncio.gather(*(client(k) for k in range(clients)))
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
     print(json.dumps({"n": len(latencies), "errors": errors, "p50": pick(0.5),
                       "p90": pick(0.9), "p99": pick(0.99), "max": latencies[-1] * 1000}))
 
-asyncio.run(main(sys.argv[1], json.loads(open(sys.argv[2]).read()), float(sys.argv[3]),
-                 float(sys.argv[4]), int(sys.argv[5])))
+asyncio.run(main("127.0.0.1", int(sys.argv[1]), json.loads(open(sys.argv[2]).read()),
+                 float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])))
 """
 
 
@@ -394,7 +402,7 @@ def run_open_loop(
         [
             sys.executable,
             str(workdir / "open_loop.py"),
-            f"http://127.0.0.1:{port}",
+            str(port),
             str(workdir / "tokens.json"),
             str(rate),
             str(duration),
@@ -407,6 +415,59 @@ def run_open_loop(
         raise RuntimeError(f"the open-loop client failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+async def cpu_per_request(config: Path, tokens: dict[str, str], rounds: int = 15) -> dict[str, Any]:
+    """CPU time of the API process per rules-list request, served in this process through
+    ASGI (no HTTP parsing, no PostgreSQL time): less sensitive to other load than latency.
+    Best and median of `rounds` rounds of 100 requests."""
+    from fmn.api.app import create_app
+    from fmn.core.settings import load_settings
+
+    os.environ["FMN_CONFIG"] = str(config)
+    app = create_app(load_settings())
+    users = list(tokens.items())
+
+    async def call(i: int) -> None:
+        user, token = users[i % len(users)]
+        path = f"/api/v1/users/{user}/rules"
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 1),
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+        }
+        status = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await app(scope, receive, send)
+        if status != [200]:
+            raise RuntimeError(f"GET {path}: {status}")
+
+    per_request = []
+    async with app.router.lifespan_context(app):
+        for i in range(2 * len(users)):  # warm: identities, connections, statement caches
+            await call(i)
+        for _ in range(rounds):
+            started = time.process_time()
+            for i in range(100):
+                await call(i)
+            per_request.append((time.process_time() - started) / 100 * 1000)
+    per_request.sort()
+    return {"best_ms": per_request[0], "median_ms": per_request[len(per_request) // 2]}
 
 
 def preview_rule(user: str) -> dict[str, Any]:
@@ -488,7 +549,10 @@ def main() -> None:
         load_tokens = {u: tokens[u] for u in load_users}
         closed: dict[str, Any] = {"raw": ""}
         opened: dict[str, Any] = {}
+        cpu: dict[str, Any] = {}
         if args.part in ("all", "rules"):
+            cpu = asyncio.run(cpu_per_request(config, load_tokens))
+            print(f"API process CPU per rules list: {cpu}", file=sys.stderr)
             script = wrk_script(workdir, port, load_tokens)
             run_wrk(port, script, args.connections, 3)  # warm-up
             closed = run_wrk(port, script, args.connections, args.duration)
@@ -511,6 +575,7 @@ def main() -> None:
             {
                 "workers": args.workers,
                 "messages": args.messages,
+                "rules_list_cpu_per_request": cpu,
                 "rules_list_closed_loop": {k: v for k, v in closed.items() if k != "raw"},
                 "rules_list_open_loop": opened,
                 "load_average": os.getloadavg(),

@@ -25,4 +25,7 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
         proxy_headers=True,
         access_log=False,
         log_level="info",
+        # uvicorn kills a worker that misses a 5 s health ping; a busy or slowly starting
+        # worker on a loaded machine misses it, and the restarts made things worse.
+        timeout_worker_healthcheck=60,
     )
