@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import shutil
 import ssl
 import subprocess
@@ -54,6 +55,7 @@ def inspircd_conf(d: Path, tls_port: int, plain_port: int, link_port: int) -> st
 <module name="sanick">
 <module name="svshold">
 <module name="servprotect">
+<module name="ircv3_servertime">
 <sasl target="{SERVICES_NAME}" requiressl="no">
 <link name="{SERVICES_NAME}" ipaddr="127.0.0.1" port="{link_port}" allowmask="127.0.0.0/8"
       sendpass="{LINK_PASSWORD}" recvpass="{LINK_PASSWORD}">
@@ -135,13 +137,15 @@ class IRCClient:
     nick: str
     lines: list[bytes] = field(default_factory=list)
     privmsgs: list[tuple[str, bytes]] = field(default_factory=list)  # (sender nick, text)
+    # When the server relayed each PRIVMSG (IRCv3 server-time), immune to this client's delays.
+    privmsg_times: list[float] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, port: int, nick: str) -> IRCClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         client = cls(reader, writer, nick)
-        client.send(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
+        client.send("CAP REQ :server-time", f"NICK {nick}", f"USER {nick} 0 * :{nick}", "CAP END")
         while True:
             line = await asyncio.wait_for(reader.readline(), 10)
             if not line:
@@ -160,6 +164,10 @@ class IRCClient:
     async def _read(self) -> None:
         while line := await self.reader.readline():
             line = line.rstrip(b"\r\n")
+            at = None
+            if line.startswith(b"@"):
+                tags, _, line = line.partition(b" ")
+                at = _server_time(tags)
             self.lines.append(line)
             if line.startswith(b"PING"):
                 self.send("PONG " + line.decode().split(" ", 1)[1])
@@ -168,6 +176,7 @@ class IRCClient:
             if len(parts) == 4 and parts[1] == b"PRIVMSG":
                 sender = parts[0].lstrip(b":").split(b"!")[0].decode()
                 self.privmsgs.append((sender, parts[3].removeprefix(b":")))
+                self.privmsg_times.append(at if at is not None else time.time())
 
     async def close(self) -> None:
         with contextlib.suppress(ConnectionError):
@@ -176,6 +185,15 @@ class IRCClient:
         if self._task is not None:
             self._task.cancel()
         self.writer.close()
+
+
+def _server_time(tags: bytes) -> float | None:
+    for tag in tags.lstrip(b"@").split(b";"):
+        name, _, value = tag.partition(b"=")
+        if name == b"time":
+            stamp = dt.datetime.fromisoformat(value.decode().replace("Z", "+00:00"))
+            return stamp.timestamp()
+    return None
 
 
 class IRCNetwork:

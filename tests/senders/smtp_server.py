@@ -117,11 +117,13 @@ class SMTPServer:
         sink: Sink | None = None,
         tls: tuple[Path, Path] | None = None,
         login: tuple[str, str] | None = None,
+        implicit_tls: bool = False,
     ) -> None:
         self.sink = sink or Sink()
         self.port = free_port()
         self.tls = tls
         self.login = login
+        self.implicit_tls = implicit_tls  # TLS from the first byte, rather than STARTTLS
         self._controller: Controller | None = None
 
     def _authenticate(
@@ -139,7 +141,11 @@ class SMTPServer:
         if self.tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*self.tls)
-            kwargs.update(tls_context=context, require_starttls=True)
+            if self.implicit_tls:
+                # aiosmtpd does not count implicit TLS as TLS for AUTH: the socket is TLS anyway.
+                kwargs.update(ssl_context=context, auth_require_tls=False)
+            else:
+                kwargs.update(tls_context=context, require_starttls=True)
         if self.login is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
         self._controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, **kwargs)

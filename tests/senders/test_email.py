@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from fmn.core.settings import Settings
@@ -144,7 +145,10 @@ async def test_smtp_down_then_back(
     assert await broker.queue_size(retry_queue(exchange, "email", 0)) == 0
 
 
-async def test_starttls_and_login(
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+# aiosmtpd does not know its implicit-TLS socket is TLS, and warns about AUTH over it.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_tls_and_login(
     amqp_url: str,
     redis_url: str,
     pg_url: str,
@@ -152,9 +156,10 @@ async def test_starttls_and_login(
     broker: Broker,
     tmp_path: Path,
     redis_client: aioredis.Redis,
+    tls: str,
 ) -> None:
     cert, key = self_signed_cert(tmp_path)
-    smtp = SMTPServer(tls=(cert, key), login=("fmn", "s3cret"))
+    smtp = SMTPServer(tls=(cert, key), login=("fmn", "s3cret"), implicit_tls=tls == "tls")
     smtp.start()
     settings = sender_settings(
         amqp_url,
@@ -163,7 +168,7 @@ async def test_starttls_and_login(
         exchange,
         email={
             "smtp_port": smtp.port,
-            "tls": "starttls",
+            "tls": tls,
             "ca_file": str(cert),
             "username": "fmn",
             "password": "s3cret",
