@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck venv clean lock
+.PHONY: run test lint typecheck venv clean lock frontend-test e2e
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,18 @@ OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
 $(OIDC_MODULES): tests/oidc/package.json tests/oidc/package-lock.json
 	cd tests/oidc && npm ci --no-audit --no-fund
 
-test: $(STAMP) $(OIDC_MODULES) lint typecheck
+# The web app: installed as its lock file pins, unit tests, eslint and type-check, build (frontend/dist).
+frontend-test: export CI := true
+frontend-test:
+	cd frontend && npm ci --no-audit --no-fund && npm test && npm run lint && npm run build
+
+# The browser tests of the built app in headless Chromium (Debian's), against a `fmn run` on a free
+# port and a temporary directory that they start and stop (frontend/e2e/run.mjs).
+e2e: export CI := true
+e2e: $(STAMP) frontend-test
+	cd frontend && npm run e2e
+
+test: $(STAMP) $(OIDC_MODULES) lint typecheck frontend-test e2e
 	$(BIN)/pytest -n auto --dist loadgroup -q
 
 # Refresh the constraints file after changing dependencies in pyproject.toml.

@@ -5,7 +5,7 @@ import { defineConfigWithVueTs, vueTsConfigs } from '@vue/eslint-config-typescri
 
 export default defineConfigWithVueTs(
   { name: 'fmn/files', files: ['**/*.{ts,mts,mjs,vue}'] },
-  { name: 'fmn/node-scripts', files: ['scripts/**', '*.config.ts'], languageOptions: { globals: globals.node } },
+  { name: 'fmn/node-scripts', files: ['scripts/**', 'e2e/**', '*.config.ts'], languageOptions: { globals: globals.node } },
   { name: 'fmn/ignores', ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'src/api/schema.d.ts'] },
   js.configs.recommended,
   pluginVue.configs['flat/recommended'],

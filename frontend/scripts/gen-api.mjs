@@ -18,11 +18,15 @@ const source = process.argv[2] ?? process.env.FMN_OPENAPI
 function fromCheckout() {
   const venv = resolve(repo, '.venv/bin/python')
   const python = existsSync(venv) ? venv : 'python3'
+  // With the dev routes `fmn run` adds (the mailbox of the embedded default), as its server answers.
   const code = [
     'import json, sys',
     'from fmn.api.app import create_app',
     'from fmn.core.settings import Settings',
-    'json.dump(create_app(Settings()).openapi(), sys.stdout)',
+    'from fmn.dev.outbox import Outbox',
+    'from fmn.dev.routes import DevInfo, make_dev_router',
+    'dev = make_dev_router(Outbox(), DevInfo(embedded=[], logins=[], smtp_sink=None))',
+    'json.dump(create_app(Settings(), extra_routers=[dev]).openapi(), sys.stdout)',
   ].join('\n')
   return JSON.parse(execFileSync(python, ['-c', code], { cwd: repo, encoding: 'utf8', maxBuffer: 64 << 20 }))
 }
@@ -31,7 +35,7 @@ let input
 let origin
 if (!source) {
   input = fromCheckout()
-  origin = 'the fmn package of this checkout (fmn.api.app)'
+  origin = 'the fmn package of this checkout (fmn.api.app, with the dev routes of fmn run)'
 } else {
   input = /^https?:\/\//.test(source) ? new URL(source) : pathToFileURL(resolve(source))
   origin = source

@@ -20,6 +20,18 @@ describe('navigation', () => {
     expect(wrapper.find('a[href="/admin"]').exists()).toBe(true)
   })
 
+  it('shows the Mailbox link only when the API has the dev routes of the embedded default', async () => {
+    fakeApi({ 'GET /users/me': { body: ALICE }, 'GET /users/alice/rules': { body: [] } })
+    ;({ wrapper } = await mountWithApp(App))
+    expect(wrapper.find('a[href="/dev/mail"]').exists()).toBe(false)
+    wrapper.unmount()
+
+    const info = { embedded: ['email'], logins: [], smtp_sink: '127.0.0.1:2525' }
+    fakeApi({ 'GET /users/me': { body: ALICE }, 'GET /users/alice/rules': { body: [] }, 'GET /dev/info': { body: info } })
+    ;({ wrapper } = await mountWithApp(App))
+    expect(wrapper.find('a[href="/dev/mail"]').text()).toBe('Mailbox')
+  })
+
   it('asks logged-out visitors to log in, on pages that need it', async () => {
     fakeApi({})
     ;({ wrapper } = await mountWithApp(App, { route: '/history', loggedIn: false }))

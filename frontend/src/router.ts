@@ -27,6 +27,8 @@ export function createAppRouter(history: RouterHistory = createWebHistory(import
       },
       { path: '/history', component: () => import('@/views/HistoryView.vue'), meta: { auth: true, title: 'History' } },
       { path: '/settings', component: () => import('@/views/SettingsView.vue'), meta: { auth: true, title: 'Settings' } },
+      // The embedded default's mailbox (shown only when the API has its dev routes).
+      { path: '/dev/mail', component: () => import('@/views/DevMailView.vue'), meta: { auth: true, title: 'Mailbox' } },
       {
         path: '/admin',
         component: () => import('@/views/admin/AdminLayout.vue'),

@@ -31,4 +31,7 @@ export type Contract = [
   Check<Answer<S['DeadLetterPublic']>, T.DeadLetter>,
   Check<Answer<S['SystemStatus']>, T.SystemStatus>,
   Check<Answer<S['ValidationError']>, T.ValidationIssue>,
+  Check<Answer<S['DevInfo']>, T.DevInfo>,
+  Check<Answer<S['DevMail']>, T.DevMail>,
+  Check<Answer<S['ChatMessage']>, T.DevChatMessage>,
 ]

@@ -5,6 +5,9 @@ import type {
   Artifact,
   DeadLetter,
   Destination,
+  DevChatMessage,
+  DevInfo,
+  DevMail,
   Me,
   NewRule,
   NotificationRecord,
@@ -83,5 +86,12 @@ export const api = {
     replayDeadLetter: (id: string) => request<void>('POST', `/admin/deadletters/${encodeURIComponent(id)}/replay`),
     discardDeadLetter: (id: string) => request<void>('DELETE', `/admin/deadletters/${encodeURIComponent(id)}`),
     status: () => request<SystemStatus>('GET', '/admin/status'),
+  },
+
+  /** Only `fmn run` (the embedded default) serves these. */
+  dev: {
+    info: (signal?: AbortSignal) => request<DevInfo>('GET', '/dev/info', { signal }),
+    mail: (limit: number) => request<DevMail[]>('GET', '/dev/mail', { query: { limit } }),
+    chat: (limit: number) => request<DevChatMessage[]>('GET', '/dev/chat', { query: { limit } }),
   },
 }

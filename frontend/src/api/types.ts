@@ -186,3 +186,42 @@ export interface ValidationIssue {
   type?: string
   ctx?: Record<string, unknown> | null
 }
+
+// The embedded default's dev routes (`fmn run` only; elsewhere /dev/* answers 404).
+
+export interface DevLogin {
+  username: string
+  name: string
+  email: string
+  groups: string[]
+}
+
+/** GET /dev/info: what the embedded run is made of. Its presence is how the app knows dev mode is on. */
+export interface DevInfo {
+  /** The parts replaced by stand-ins: "database", "directory", "oidc", "email", "irc", "matrix", "bus", "cache". */
+  embedded: string[]
+  logins: DevLogin[]
+  smtp_sink: string | null
+}
+
+/** A mail the SMTP sink received (GET /dev/mail: the logged-in user's, newest first). */
+export interface DevMail {
+  id: number
+  received_at: string
+  mail_from: string
+  to: string[]
+  subject: string
+  text: string
+  /** The mail's HTML part as sent: shown only in a sandboxed frame without scripts. */
+  html: string | null
+}
+
+/** An IRC or Matrix message the stand-in senders kept (GET /dev/chat). */
+export interface DevChatMessage {
+  id: number
+  sent_at: string
+  protocol: string
+  address: string
+  text: string
+  html: string | null
+}

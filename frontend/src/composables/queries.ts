@@ -1,7 +1,7 @@
 // Shared queries and mutations, keyed so that a change invalidates exactly what it affects.
 import { computed, type MaybeRefOrGetter, toValue } from 'vue'
 import { useMutation, useQuery, useQueryClient } from '@tanstack/vue-query'
-import { api, type NewRule, type RulePatch } from '@/api'
+import { api, ApiError, type DevInfo, type NewRule, type RulePatch } from '@/api'
 import { useAuthStore } from '@/stores/auth'
 
 export const keys = {
@@ -12,6 +12,7 @@ export const keys = {
   groups: (user: string) => ['groups', user] as const,
   applications: ['applications'] as const,
   settings: (user: string) => ['settings', user] as const,
+  devInfo: ['dev-info'] as const,
 }
 
 export function useMe() {
@@ -21,6 +22,27 @@ export function useMe() {
     queryFn: api.getMe,
     enabled: computed(() => auth.loggedIn),
     staleTime: 5 * 60_000,
+  })
+}
+
+/**
+ * What the embedded default (`fmn run`) is made of, or null when the API has no dev routes (any
+ * real deployment): the dev pages are shown only when this is not null.
+ */
+export function useDevInfo() {
+  const auth = useAuthStore()
+  return useQuery({
+    queryKey: keys.devInfo,
+    queryFn: async ({ signal }): Promise<DevInfo | null> => {
+      try {
+        return await api.dev.info(signal)
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 404) return null
+        throw error
+      }
+    },
+    enabled: computed(() => auth.loggedIn),
+    staleTime: Infinity,
   })
 }
 

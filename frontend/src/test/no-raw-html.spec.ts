@@ -21,4 +21,16 @@ describe('no raw HTML', () => {
     const offenders = files.filter((file) => /v-html|innerHTML|outerHTML|insertAdjacentHTML/.test(readFileSync(file, 'utf8')))
     expect(offenders).toEqual([])
   })
+
+  it('shows other HTML (a mail) only in frames sandboxed without any permission, from srcdoc', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url))
+    const templates = sources(root).filter((file) => file.endsWith('.vue'))
+    const frames = templates.flatMap((file) => readFileSync(file, 'utf8').match(/<iframe[^>]*>/g) ?? [])
+    expect(frames.length).toBeGreaterThan(0)
+    for (const frame of frames) {
+      expect(frame).toMatch(/\ssandbox=""/)
+      expect(frame).toMatch(/\s:srcdoc=/)
+      expect(frame).not.toMatch(/\s:?src=/)
+    }
+  })
 })

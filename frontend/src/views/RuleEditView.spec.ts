@@ -77,7 +77,7 @@ describe('new rule', () => {
   it('sends My events with null params', async () => {
     const api = fakeApi({ ...baseRoutes(), 'POST /users/alice/rules': { status: 201, body: makeRule() } })
     ;({ wrapper } = await mountRoute('/rules/new'))
-    await wrapper.find('#tracking-related-events').setValue(true)
+    await wrapper.find('#rule-kind-related-events').setValue(true)
     await wrapper.findAll('input[id*="-dest-"]')[1]!.setValue(true)
     await wrapper.find('form[aria-label="Rule"]').trigger('submit')
     await settle()

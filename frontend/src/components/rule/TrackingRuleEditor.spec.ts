@@ -21,6 +21,22 @@ async function mountEditor(plain: RuleForm) {
 }
 
 describe('TrackingRuleEditor', () => {
+  it('labels each picker for itself: no id is used twice, whatever the kind (found by the e2e run)', async () => {
+    fakeApi({ 'GET /users/alice/groups': { body: ['packager'] } })
+    const { w, form } = await mountEditor(newRuleForm('alice'))
+    for (const kind of ['artifacts-owned', 'artifacts-group-owned', 'artifacts-followed', 'related-events', 'users-followed'] as const) {
+      form.trackingName = kind
+      await settle()
+      const ids = w.findAll('[id]').map((e) => e.attributes('id'))
+      expect(ids.filter((id, i) => ids.indexOf(id) !== i), kind).toEqual([])
+      for (const label of w.findAll('label[for]')) {
+        expect(w.findAll(`[id="${label.attributes('for')}"]`), label.text()).toHaveLength(1)
+      }
+      const picker = w.find('[role="combobox"]')
+      if (kind !== 'related-events') expect(w.find(`label[for="${picker.attributes('id')}"]`).exists(), kind).toBe(true)
+    }
+  })
+
   it('searches artifacts 500 ms after the last key, grouped by type', async () => {
     const api = fakeApi({
       'GET /artifacts': (call: Call) => ({
