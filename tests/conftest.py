@@ -22,6 +22,15 @@ CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not CORPUS_DIR.is_dir():
+        pytest.exit(
+            f"the corpus of real bus messages is missing: expected {CORPUS_DIR} "
+            "(the shared/ folder beside this checkout)",
+            returncode=1,
+        )
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A migrated PostgreSQL database for this worker."""
