@@ -79,9 +79,18 @@ class MatrixHandler(Handler):
         self._checked: dict[str, float] = {}  # recipient -> when their membership was checked
 
     async def setup(self) -> None:
-        response = await self.client.whoami()
+        """Check the access token. A homeserver that is away is not fatal (sends fail, and are
+        retried, until it is back); a refused token is."""
+        try:
+            response = await self.client.whoami()
+        except Exception as exc:
+            log.warning("Matrix homeserver unreachable at start (%r); going on", exc)
+            return
         if _is_error(response):
-            raise RuntimeError(f"Matrix access token refused: {response}")
+            if response.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_FORBIDDEN"):
+                raise RuntimeError(f"Matrix access token refused: {response}")
+            log.warning("Matrix homeserver error at start (%s); going on", response)
+            return
         log.info("logged in to Matrix as %s", response.user_id)
 
     async def stop(self) -> None:

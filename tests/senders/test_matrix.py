@@ -12,6 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from fmn.core.settings import Settings
+from fmn.senders.digest import Digest
+from fmn.senders.matrix import MatrixHandler
+from fmn.senders.state import RedisSenderState
 from fmn.transport import Broker
 from fmn.transport.topology import dead_letter_queue
 from fmn.workitem import ChatContent
@@ -177,3 +180,27 @@ async def test_unknown_and_invalid_recipients_are_dead_lettered(
         await person.wait_for(1)
         await eventually(lambda: queue_has(broker, dead_letter_queue(exchange, "matrix"), 2))
     assert len(person.messages) == 1
+
+
+async def test_digest_message(
+    settings: Settings, person: MatrixReader, redis_client: aioredis.Redis
+) -> None:
+    items = [
+        make_item("matrix", person.client.user_id, summary=f"update <b>{n}</b>") for n in range(3)
+    ]
+    state = RedisSenderState(redis_client, 60)
+    handler = MatrixHandler(settings.senders.matrix, state)
+    await handler.setup()
+    try:
+        digest = Digest("matrix", person.client.user_id, "alice", items, frozenset({"muted"}))
+        await handler.send_digest(digest)
+        [(_, content)] = await person.wait_for(1)
+    finally:
+        await handler.stop()
+    assert (
+        content["body"].splitlines()[0] == "3 notifications (held while notifications were muted):"
+    )
+    assert "- [koji] update <b>0</b> https://koji.example.org/" in content["body"]
+    markup = content["formatted_body"]
+    assert markup.count("<li>") == 3
+    assert "update &lt;b&gt;0&lt;/b&gt;" in markup  # a summary is text, not markup
