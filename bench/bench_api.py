@@ -519,7 +519,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument(
-        "--rate", type=float, nargs="*", default=[50.0, 100.0, 200.0], help="open-loop requests/s in all"
+        "--rate",
+        type=float,
+        nargs="*",
+        default=[50.0, 100.0, 200.0],
+        help="open-loop requests/s in all",
     )
     parser.add_argument("--part", choices=["all", "rules", "preview"], default="all")
     parser.add_argument("--previews", type=int, default=5)
