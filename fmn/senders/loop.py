@@ -16,6 +16,7 @@ flushed as one digest per destination when due. Every outcome is written to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections import OrderedDict, defaultdict, deque
@@ -110,7 +111,12 @@ class SenderLoop:
         tasks.append(asyncio.create_task(self._flusher(), name=f"{self.protocol}-digests"))
         try:
             async for delivery in self.broker.consume(self.queue, prefetch=self.config.prefetch):
-                await self.intake(delivery)
+                try:
+                    await self.intake(delivery)
+                except Exception:
+                    # Redis or the broker failing: give the item back and slow down.
+                    log.exception("could not take in a work item; returning it to the queue")
+                    await _give_back(delivery)
         finally:
             for task in tasks:
                 task.cancel()
@@ -143,7 +149,7 @@ class SenderLoop:
             await self._hold(delivery, item, hold.reason, hold.until.timestamp())
             return
         address = item.address
-        backlog = len(self._queues.get(address, ())) + self._in_flight[address]
+        backlog = len(self._queues.get(address, ())) + self._in_flight.get(address, 0)
         if address in self._collapsing or backlog >= self.config.digest_threshold:
             self._collapsing.add(address)
             due = self.clock().timestamp() + self.config.backlog_digest_delay
@@ -191,8 +197,9 @@ class SenderLoop:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Broker trouble while settling: the item stays unacked and comes back.
-                log.exception("could not settle %s", pending.item.key)
+                # Redis or broker trouble around the send: give the item back for later.
+                log.exception("could not settle %s; returning it to the queue", pending.item.key)
+                await _give_back(pending.delivery)
             finally:
                 self._in_flight[address] -= 1
                 if not self._in_flight[address]:
@@ -240,11 +247,13 @@ class SenderLoop:
         """Mark first, then ack: if we die between the two, the redelivered copy is dropped."""
         try:
             await self.state.mark_sent([key])
+        except Exception:
+            # It was delivered: ack all the same, the mark only matters for a redelivery.
+            log.exception("could not mark %s as sent", key)
+        try:
             await delivery.ack()
         except Exception:
-            # Left unacked, the item comes back and the idempotency check (if the mark was
-            # written) or a resend (if not) settles it.
-            log.exception("could not mark or ack %s", key)
+            log.exception("could not ack %s; a redelivered copy will be dropped", key)
 
     async def _retry(self, delivery: Delivery, item: WorkItem, attempt: int, reason: str) -> None:
         delays = self.config.retry_delays
@@ -363,6 +372,12 @@ class SenderLoop:
         await dead_letter(
             self.broker, self.config.exchange, self.protocol, item.to_bytes(), reason, 1
         )
+
+
+async def _give_back(delivery: Delivery) -> None:
+    await asyncio.sleep(1.0)
+    with contextlib.suppress(Exception):
+        await delivery.nack(requeue=True)
 
 
 def _one_line(text: str) -> str:
