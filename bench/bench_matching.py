@@ -203,7 +203,7 @@ async def measure(
     fresh = [parse_message(m) for m in raw]
     start = time.process_time()
     items = sum(
-        len(build_work_items(m, index.match(m), public_url="https://x.example")) for m in fresh
+        len(build_work_items(m, index.match(m))) for m in fresh
     )
     render_per_item_us = (time.process_time() - start) / max(items, 1) * 1e6
 

@@ -1,18 +1,35 @@
 """The recent-message archive: every received message with its match keys, so a rule preview
-reads only the messages that could match it; pruned past the retention period."""
+reads only the messages that could match it; pruned past the retention period.
+
+Whatever a bus message carries, the archive can store it: header values AMQP allows but JSON
+does not (bytes, decimals, timestamps), NaN, NUL characters and lone surrogates (which
+PostgreSQL's text refuses) are turned into storable values first. And should the database still
+refuse one message, the others of its batch are archived without it: a message that cannot be
+stored must not hold the consumer back (archiving is for previews, not for delivery).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import json
+import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.db.models import ArchivedMessage, ArchivedMessageKey
+from fmn.db.session import session_scope
 from fmn.rules.message import ParsedMessage
+
+log = logging.getLogger(__name__)
+
+Archivable = tuple[ParsedMessage, dict[str, Any]]
 
 # Key kinds, as the preview asks for them.
 KEY_ATTRIBUTES = {
@@ -43,15 +60,90 @@ def _insert(session: AsyncSession) -> Any:
     return module.insert(ArchivedMessage)
 
 
-async def archive_messages(
-    session: AsyncSession, messages: Sequence[tuple[ParsedMessage, dict[str, Any]]]
+def storable_text(value: str) -> str:
+    """The text without what PostgreSQL refuses: NUL characters and lone surrogates."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def storable_json(data: Any) -> Any:
+    """`data` if PostgreSQL's json type takes it as it is (the common case, checked at the cost
+    of one serialization), else a converted copy."""
+    try:
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError):
+        return _converted(data)
+    return data
+
+
+def _converted(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): _converted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_converted(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, decimal.Decimal):
+        return _converted(float(value)) if value.is_finite() else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database could not be reached (try again later), as opposed to refusing the data."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, OSError | TimeoutError)
+    return False
+
+
+async def archive_batch(
+    sessionmaker: async_sessionmaker[AsyncSession], messages: Sequence[Archivable]
 ) -> int:
+    """Archive a batch in one transaction; if the database refuses it (not an outage, which
+    raises), each message in its own transaction, leaving out the ones it refuses."""
+    try:
+        async with session_scope(sessionmaker) as session:
+            return await archive_messages(session, messages)
+    except Exception as exc:
+        if is_outage(exc) or len(messages) == 1:
+            raise
+        log.warning("archive refused a batch (%s); archiving its messages one by one", exc)
+    archived = 0
+    for message in messages:
+        try:
+            async with session_scope(sessionmaker) as session:
+                archived += await archive_messages(session, [message])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.error("message %s left out of the archive: %s", message[0].id, exc)
+    return archived
+
+
+async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]) -> int:
     """Store messages (parsed, serialized) and their keys; a message already archived (a
     redelivery) is skipped. Returns how many were new."""
     if not messages:
         return 0
     rows = [
-        {"message_id": parsed.id, "topic": parsed.topic, "sent_at": parsed.sent_at, "data": data}
+        {
+            "message_id": storable_text(parsed.id),
+            "topic": storable_text(parsed.topic),
+            "sent_at": parsed.sent_at,
+            "data": storable_json(data),
+        }
         for parsed, data in messages
     ]
     # One statement with a parameter list: SQLAlchemy batches it into multi-row INSERTs and the
@@ -63,9 +155,14 @@ async def archive_messages(
     )
     new = {message_id: pk for pk, message_id in (await session.execute(statement, rows)).all()}
     keys = [
-        {"message_pk": new[parsed.id], "kind": kind, "value": value, "sent_at": parsed.sent_at}
-        for parsed, _ in messages
-        if parsed.id in new
+        {
+            "message_pk": new[row["message_id"]],
+            "kind": kind,
+            "value": storable_text(value),
+            "sent_at": parsed.sent_at,
+        }
+        for (parsed, _), row in zip(messages, rows, strict=True)
+        if row["message_id"] in new
         for kind, value in match_keys(parsed)
     ]
     if keys:

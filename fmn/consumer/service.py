@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.consumer import metrics
-from fmn.consumer.archive import archive_messages, prune_archive
+from fmn.consumer.archive import archive_batch, prune_archive
 from fmn.consumer.control import CONTROL_BINDINGS, rule_change
 from fmn.consumer.counts import GeneratedCounts
 from fmn.core.settings import Settings
@@ -58,8 +58,8 @@ def decode(delivery: Delivery, max_body_bytes: int) -> dict[str, Any]:
         )
     try:
         body = json.loads(delivery.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadMessage(f"message {ident}: the body is not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
+        raise BadMessage(f"message {ident}: the body is not JSON ({exc!r:.200})") from None
     return {
         "topic": delivery.routing_key,
         "headers": delivery.headers,
@@ -235,6 +235,10 @@ class Consumer:
                 continue
             except BadMessage as exc:
                 log.warning("unreadable control message ignored: %s", exc)
+            except Exception:
+                # Whatever else a message can cause must not stop this replica; the periodic
+                # rebuild of the index catches up with a change left out here.
+                log.exception("control message %s could not be applied", delivery.routing_key)
             self._ready.set()
             metrics.WAITING.set(0)
             await delivery.ack()
@@ -288,24 +292,53 @@ class Consumer:
             inbox.put_nowait(delivery)
 
     async def _handle_batches(self, inbox: asyncio.Queue[Delivery]) -> None:
+        """Collect batches and handle several at once: while one waits for its confirms and its
+        database write, the next is parsed and matched."""
         loop = asyncio.get_running_loop()
         size = self.settings.consumer.batch_size
-        while True:
-            batch = [await inbox.get()]
-            deadline = loop.time() + self.settings.consumer.batch_wait
-            while len(batch) < size:
-                if not inbox.empty():
-                    batch.append(inbox.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(inbox.get(), remaining))
-                except TimeoutError:
-                    break
-            await self._ready.wait()
+        slots = asyncio.Semaphore(self.settings.consumer.concurrent_batches)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                batch = [await inbox.get()]
+                deadline = loop.time() + self.settings.consumer.batch_wait
+                while len(batch) < size:
+                    if not inbox.empty():
+                        batch.append(inbox.get_nowait())
+                        continue
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(inbox.get(), remaining))
+                    except TimeoutError:
+                        break
+                await self._ready.wait()
+                await slots.acquire()
+                task = asyncio.create_task(self._handle_batch_safely(batch))
+                running.add(task)
+                task.add_done_callback(lambda t: self._batch_done(t, running, slots))
+        finally:
+            for task in running:
+                task.cancel()  # unacknowledged messages go back to the queue
+
+    @staticmethod
+    def _batch_done(
+        task: asyncio.Task[None], running: set[asyncio.Task[None]], slots: asyncio.Semaphore
+    ) -> None:
+        running.discard(task)
+        slots.release()
+
+    async def _handle_batch_safely(self, batch: list[Delivery]) -> None:
+        try:
             await self.handle_batch(batch)
+        except Exception:
+            # A bug, not a bad message (those are dead-lettered one by one): hand the batch
+            # back to the broker rather than leave it unacknowledged.
+            log.exception("a batch of %d messages failed; returned to the queue", len(batch))
+            for delivery in batch:
+                with contextlib.suppress(Exception):
+                    await delivery.nack(requeue=True)
 
     async def handle_batch(self, batch: list[Delivery]) -> None:
         started = time.perf_counter()
@@ -322,7 +355,11 @@ class Consumer:
                 await delivery.nack(requeue=False)
                 continue
             good.append((delivery, parsed, data))
-        await self._retrying("publish and archive", lambda: self._commit(items, good))
+        # Two steps, each tried again on its own: a database outage while archiving must not
+        # publish the batch's work items again and again (senders would drop the copies, but
+        # every copy is still a message to carry and check).
+        await self._retrying("publish", lambda: self._publish(items))
+        await self._retrying("archive", lambda: self._archive(good))
         if self._stopping.is_set():
             return  # unacknowledged: the broker delivers them again
         for delivery, _, _ in good:
@@ -340,25 +377,26 @@ class Consumer:
         metrics.MATCHED.inc()
         for match in matches:
             self.counts.add(match.rule_ids)
-        return build_work_items(parsed, matches, public_url=self.settings.public_url)
+        return build_work_items(parsed, matches)
 
-    async def _commit(
-        self, items: list[WorkItem], good: list[tuple[Delivery, ParsedMessage, dict[str, Any]]]
-    ) -> None:
-        if items:
-            started = time.perf_counter()
-            await self.send.publish_many(
-                self.settings.send_queue.exchange,
-                [
-                    Outgoing(routing_key(item.protocol), item.to_bytes(), message_id=item.key)
-                    for item in items
-                ],
-            )
-            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-            for item in items:
-                metrics.NOTIFICATIONS.labels(item.protocol).inc()
-        async with session_scope(self.sessionmaker) as session:
-            await archive_messages(session, [(parsed, data) for _, parsed, data in good])
+    async def _publish(self, items: list[WorkItem]) -> None:
+        if not items:
+            return
+        started = time.perf_counter()
+        await self.send.publish_many(
+            self.settings.send_queue.exchange,
+            [
+                Outgoing(routing_key(item.protocol), item.to_bytes(), message_id=item.key)
+                for item in items
+            ],
+        )
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        for item in items:
+            metrics.NOTIFICATIONS.labels(item.protocol).inc()
+
+    async def _archive(self, good: list[tuple[Delivery, ParsedMessage, dict[str, Any]]]) -> None:
+        if good:
+            await archive_batch(self.sessionmaker, [(parsed, data) for _, parsed, data in good])
 
     # -- periodic writes -----------------------------------------------------------------------
 

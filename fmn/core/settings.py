@@ -48,7 +48,7 @@ class BusSettings(Section):
     exchange: str = "amq.topic"
     queue: str = "fmn"
     routing_keys: list[str] = Field(default_factory=lambda: ["#"])
-    prefetch_count: int = 100
+    prefetch_count: int = 1000
     # Prepended to topics the API publishes (Fedora uses "org.fedoraproject.prod").
     topic_prefix: str = ""
 
@@ -188,6 +188,9 @@ class ConsumerSettings(Section):
     batch_size: int = 200
     # Seconds to wait for more messages before handling a batch that is not full.
     batch_wait: float = 0.005
+    # Batches handled at once (one parses while others wait for confirms and the database);
+    # bus.prefetch_count should cover batch_size * concurrent_batches.
+    concurrent_batches: int = 4
     # A message body larger than this is refused (dead-lettered to "<queue>.rejected").
     max_body_bytes: int = 8 * 1024 * 1024
     # Seconds between full rebuilds of the rule index, a safety net for a missed change message.

@@ -33,7 +33,6 @@ IRC_LINE_BYTES = 400  # of the 512 an IRC line may have, leave room for "PRIVMSG
 MATRIX_TEXT_LIMIT = 2000
 LIST_LIMIT = 200
 URL_LIMIT = 2048
-SENDER_NAME = "Fedora Notifications"
 
 # Line breaks and every other C0/C1 control, plus Unicode line separators and the bidi controls
 # that can make a line display as something else than it is.
@@ -124,23 +123,21 @@ class _Content:
     def line(self) -> str:
         return f"{self.prefix}{self.summary}" + (f" {self.url}" if self.url else "")
 
-    def email(self, rules: Sequence[CompiledRule], public_url: str) -> EmailContent:
-        base = public_url.rstrip("/")
-        links = [(_rule_label(rule), f"{base}/rules/{rule.id}") for rule in rules]
-        footer = "\n".join(
-            f"Sent by {SENDER_NAME} because of your rule {label}: {link}" for label, link in links
-        )
-        text = self.text + (f"\n{self.url}" if self.url else "") + f"\n\n-- \n{footer}\n"
+    def email(self, rules: Sequence[CompiledRule]) -> EmailContent:
+        # The footer naming the rules, with links to edit them and to unsubscribe, is the email
+        # sender's: it writes it for single mails and digests alike.
+        text = self.text + (f"\n{self.url}" if self.url else "") + "\n"
         metadata = dict(self.metadata)
-        metadata["Rules"] = one_line(", ".join(label for label, _ in links), METADATA_LIMIT)
+        labels = ", ".join(_rule_label(rule) for rule in rules)
+        metadata["Rules"] = one_line(labels, METADATA_LIMIT)
         return EmailContent(
             subject=one_line(self.prefix + self.summary, SUBJECT_LIMIT),
             text=text,
-            html=self._email_html(links),
+            html=self._email_html(),
             metadata=metadata,
         )
 
-    def _email_html(self, links: list[tuple[str, str]]) -> str:
+    def _email_html(self) -> str:
         esc = html.escape
         parts = [
             "<!DOCTYPE html>",
@@ -149,13 +146,7 @@ class _Content:
         ]
         if self.url:
             parts.append(f'<p><a href="{esc(self.url)}">{esc(self.url)}</a></p>')
-        parts.append('<hr><div style="font-size: small; color: #666">')
-        parts.extend(
-            f'<p>Sent by {SENDER_NAME} because of your rule <a href="{esc(link)}">{esc(label)}</a>'
-            "</p>"
-            for label, link in links
-        )
-        parts.append("</div></body></html>")
+        parts.append("</body></html>")
         return "\n".join(parts)
 
     def irc(self) -> ChatContent:
@@ -179,9 +170,9 @@ def _rule_label(rule: CompiledRule) -> str:
 
 
 def build_work_items(
-    message: ParsedMessage, matches: Sequence[Match], *, public_url: str
+    message: ParsedMessage, matches: Sequence[Match]
 ) -> list[WorkItem]:
-    """One work item per match; `public_url` is the web app's, for the rule links."""
+    """One work item per match."""
     if not matches:
         return []
     content = _Content.of(message)
@@ -189,7 +180,7 @@ def build_work_items(
     for match in matches:
         email = chat = None
         if match.protocol == "email":
-            email = content.email(match.rules, public_url)
+            email = content.email(match.rules)
         elif match.protocol == "irc":
             chat = content.irc()
         else:
