@@ -290,7 +290,7 @@ async def expected_notifications(
 
 
 def _irc_line(parsed: ParsedMessage, match: Any) -> str:
-    (item,) = build_work_items(parsed, [match], public_url=PUBLIC_URL)
+    (item,) = build_work_items(parsed, [match])
     assert item.chat is not None
     return one_line(item.chat.text)
 
