@@ -181,6 +181,8 @@ class SenderSettings(Section):
     # Redis for the senders' durable state (sent keys, held notifications, Matrix rooms);
     # None uses cache.url, and "mem://" keeps it in memory (embedded default only).
     state_url: str | None = None
+    # Port of the sender process's Prometheus /metrics endpoint; none when unset.
+    metrics_port: int | None = None
 
 
 class ConsumerSettings(Section):

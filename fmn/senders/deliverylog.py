@@ -8,6 +8,7 @@ import contextlib
 import logging
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +20,13 @@ log = logging.getLogger(__name__)
 # Rows kept while the database is unreachable; beyond this the oldest are dropped (the log is a
 # history, not the source of truth for delivery, so it must never block sending).
 MAX_BUFFER = 100_000
+
+
+OUTCOMES = Counter(
+    "fmn_sender_deliveries_total",
+    "Delivery attempts and outcomes by protocol (sent, failed and retried, dead, held, digested)",
+    ["protocol", "status"],
+)
 
 
 class DeliveryLog:
@@ -39,6 +47,8 @@ class DeliveryLog:
         attempt: int = 1,
         detail: str | None = None,
     ) -> None:
+        # Every outcome passes here: sent, failed (will retry), dead, held, digested.
+        OUTCOMES.labels(item.protocol, str(status)).inc()
         if self.sessionmaker is None:
             return
         self._rows.append(

@@ -157,6 +157,10 @@ async def _serve(
 
 
 def run_sender_process(protocol: str, settings: Settings) -> None:
+    from fmn.core.metrics import serve_metrics
+
+    serve_metrics(settings.senders.metrics_port)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
