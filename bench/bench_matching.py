@@ -202,9 +202,7 @@ async def measure(
     # Rendering, for the matched messages only, with fresh messages (no cached text).
     fresh = [parse_message(m) for m in raw]
     start = time.process_time()
-    items = sum(
-        len(build_work_items(m, index.match(m))) for m in fresh
-    )
+    items = sum(len(build_work_items(m, index.match(m))) for m in fresh)
     render_per_item_us = (time.process_time() - start) / max(items, 1) * 1e6
 
     # One user's rules replaced (a rule renamed, one added), as on an fmn.rule.* message.

@@ -169,9 +169,7 @@ def _rule_label(rule: CompiledRule) -> str:
     return f'"{one_line(rule.name, 100)}"' if rule.name else f"#{rule.id}"
 
 
-def build_work_items(
-    message: ParsedMessage, matches: Sequence[Match]
-) -> list[WorkItem]:
+def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[WorkItem]:
     """One work item per match."""
     if not matches:
         return []
