@@ -14,7 +14,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from fmn.db.models import DeliveryStatus, DigestMode
 from fmn.rules import schema
 
-HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+# Anchored: pydantic's `pattern` searches, so an unanchored one passes "xx07:50yy".
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class _In(BaseModel):

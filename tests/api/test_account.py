@@ -56,6 +56,8 @@ async def test_settings_bad_input_names_the_field(client: httpx.AsyncClient, aut
         ({"timezone": "Mars/Olympus"}, ["body", "timezone"]),
         ({"timezone": "../../etc/passwd"}, ["body", "timezone"]),
         ({"quiet_hours": {"start": "25:00", "end": "07:00"}}, ["body", "quiet_hours", "start"]),
+        # Found by schemathesis: a valid time inside other text once reached the database code.
+        ({"quiet_hours": {"start": "22:00", "end": "x07:50*"}}, ["body", "quiet_hours", "end"]),
         ({"muted_until": "2030-01-01T00:00:00"}, ["body", "muted_until"]),  # no time zone
         ({"extra": 1}, ["body", "extra"]),
     ]:
