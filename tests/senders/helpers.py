@@ -92,7 +92,7 @@ async def publish(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any] | Any], timeout: float = 15.0, interval: float = 0.05
+    check: Callable[[], Awaitable[Any] | Any], timeout: float = 60.0, interval: float = 0.05
 ) -> Any:
     """Wait until `check()` returns something truthy; return it."""
     deadline = asyncio.get_running_loop().time() + timeout
