@@ -227,7 +227,7 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
     publisher = Publisher(system.amqp_direct, world, tally)
     changes = iter(range(1, 1_000_000))
     try:
-        await system.start()
+        await system.start(log)
         log(f"system ready in {time.time() - started:.0f} s ({config.mode} mode), in {system.dir}")
         await publisher.connect()
         ctx = Context(system, publisher.extra)

@@ -100,13 +100,16 @@ class System:
 
     # ---- start ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, log: Callable[[str], None] = print) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        started = time.time()
         await self._services()
         urls = self._fmn_urls()
         self.smtp.start()
         self._cleanups.append(self.smtp.stop)
+        log(f"services, proxies and SMTP server ready in {time.time() - started:.1f} s")
         await self._irc_network()
+        log(f"IRC network ready in {time.time() - started:.1f} s")
         directory_port = free_port()
         self.directory_url = f"http://127.0.0.1:{directory_port}"
         config = write_config(self.dir / "fmn.toml", self._settings(urls))
@@ -128,6 +131,7 @@ class System:
                 self.processes[name].start()
         self._monitor = await aio_pika.connect_robust(self.amqp_direct)
         await self.wait_ready()
+        log(f"fmn processes ready in {time.time() - started:.1f} s")
 
     async def _services(self) -> None:
         await asyncio.to_thread(services.rabbitmqctl, "add_vhost", self.vhost)

@@ -4,6 +4,7 @@ mandatory publishing so an unroutable work item is an error rather than a silent
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -29,6 +30,9 @@ from fmn.transport.base import (
 
 log = logging.getLogger(__name__)
 
+# What settling a delivery raises when its channel or connection is gone.
+_CHANNEL_GONE = (AMQPError, ChannelInvalidStateError, ConnectionError)
+
 _EXCHANGE_TYPES = {
     "topic": aio_pika.ExchangeType.TOPIC,
     "direct": aio_pika.ExchangeType.DIRECT,
@@ -49,23 +53,30 @@ class _AmqpDelivery(Delivery):
     async def ack(self) -> None:
         try:
             await self._message.ack()
-        except ChannelInvalidStateError:
-            self._gone("ack")
+        except _CHANNEL_GONE as exc:
+            self._gone("ack", exc)
 
     async def nack(self, requeue: bool = True) -> None:
         try:
             await self._message.nack(requeue=requeue)
-        except ChannelInvalidStateError:
-            self._gone("nack")
+        except _CHANNEL_GONE as exc:
+            self._gone("nack", exc)
 
-    def _gone(self, verb: str) -> None:
-        # The channel it came on closed (connection lost, broker restarted): the broker has put
-        # the message back already and delivers it again, so there is nothing left to settle.
+    def _gone(self, verb: str, exc: BaseException) -> None:
+        # The channel it came on closed, before or while settling (connection lost, broker
+        # restarted): the broker puts the message back and delivers it again; nothing is left
+        # to settle here, and the caller must not fail for it.
         log.warning(
-            "could not %s message %s: its channel closed; the broker delivers it again",
-            verb,
-            self.message_id,
+            "could not %s message %s (%r); the broker delivers it again", verb, self.message_id, exc
         )
+
+
+def _short_string(value: str | None) -> str | None:
+    """An AMQP short string (at most 255 bytes): a longer value, such as the idempotency key of
+    a bus message with a long id, is replaced by its SHA-256, rather than failing the publish."""
+    if value is None or len(value) <= 63 or len(value.encode("utf-8", "replace")) <= 255:
+        return value
+    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
 
 
 class AmqpBroker(Broker):
@@ -142,7 +153,7 @@ class AmqpBroker(Broker):
             return await target.publish(
                 aio_pika.Message(
                     out.body,
-                    message_id=out.message_id,
+                    message_id=_short_string(out.message_id),
                     headers=dict(out.headers),
                     content_type=out.content_type,
                     delivery_mode=(

@@ -9,7 +9,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.soak_proxy import Proxy
-from tests.consumer.conftest import client_broker  # noqa: F401 - a fixture, used here
+
+# The consumer tests' fixtures: a real consumer on RabbitMQ and PostgreSQL.
+from tests.consumer.conftest import (  # noqa: F401 - fixtures
+    client_broker,
+    consumer_db_url,
+    consumer_settings,
+    directory,
+    sessionmaker,
+    start_consumer,
+)
 
 
 @pytest.fixture

@@ -6,12 +6,15 @@ already and delivers it again)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiormq.exceptions import AMQPConnectionError
 
 from bench.soak_proxy import Proxy
 from fmn.transport import Broker, Delivery, Outgoing, QueueSpec, make_broker
+from fmn.transport.amqp import _AmqpDelivery
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -31,17 +34,20 @@ async def test_consumption_resumes_after_the_connection_is_lost(
     proxy, client = amqp_proxy, client_broker
     broker = make_broker(_through(amqp_url, proxy), "outage test")
     await broker.connect()
+    # An exchange of its own: a publish it routes can only have reached this test's queue.
+    exchange = f"outage-test-{uuid.uuid4().hex[:8]}"
+    await client.declare_exchange(exchange, "topic", durable=False)
     try:
         spec = QueueSpec(
             "" if exclusive else "outage-test-durable",
             durable=not exclusive,
             exclusive=exclusive,
             auto_delete=exclusive,
-            bindings=[("amq.topic", "outage.test.#")],
+            bindings=[(exchange, "outage.test.#")],
         )
         queue = await broker.declare_queue(spec)
         deliveries = aiter(broker.consume(queue, prefetch=5))
-        await client.publish("amq.topic", Outgoing("outage.test.one", b"1"))
+        await client.publish(exchange, Outgoing("outage.test.one", b"1"))
         first = await _next(deliveries)
         assert first.body == b"1"
 
@@ -55,7 +61,7 @@ async def test_consumption_resumes_after_the_connection_is_lost(
             # An exclusive queue is declared again, with its bindings, once reconnected.
             for _ in range(300):
                 try:
-                    await client.publish("amq.topic", Outgoing("outage.test.two", b"2"))
+                    await client.publish(exchange, Outgoing("outage.test.two", b"2"))
                     return
                 except Exception:
                     await asyncio.sleep(0.1)
@@ -70,10 +76,26 @@ async def test_consumption_resumes_after_the_connection_is_lost(
             assert b"1" in bodies  # the unacked one came back
     finally:
         await broker.close()
+        channel = client.channel  # type: ignore[attr-defined]
         if not exclusive:
-            await _delete(client, "outage-test-durable")
+            await channel.queue_delete("outage-test-durable")
+        await channel.exchange_delete(exchange)
 
 
-async def _delete(broker: Broker, queue: str) -> None:
-    channel = broker.channel  # type: ignore[attr-defined]
-    await channel.queue_delete(queue)
+class _Dying:
+    """An incoming message whose connection dies while it is being settled."""
+
+    body, routing_key, exchange, message_id, redelivered = b"", "k", "", "m1", False
+    headers: dict[str, object] = {}
+
+    async def ack(self) -> None:
+        raise AMQPConnectionError("Server connection unexpectedly closed")
+
+    async def nack(self, requeue: bool = True) -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+async def test_settling_while_the_connection_dies_does_not_raise() -> None:
+    delivery = _AmqpDelivery(_Dying())  # type: ignore[arg-type]
+    await delivery.ack()
+    await delivery.nack(requeue=True)
