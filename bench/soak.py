@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aio_pika
@@ -56,6 +56,7 @@ from fmn.senders.deadletters import list_dead_letters
 from fmn.transport import make_broker
 
 Log = Callable[[str], None]
+More = Callable[[], Awaitable[list[int]]]
 
 
 class Publisher:
@@ -108,15 +109,22 @@ class Publisher:
         task.add_done_callback(lambda _: self._in_flight.release())
         return task
 
-    async def run(self, count: int, rate: float) -> None:
+    async def run(self, rate: float, first: int, until: asyncio.Event, more: More) -> None:
+        """At `rate` messages/s: the world's `first` messages, then more (from `more`, made as
+        needed) until `until` is set, so that every fault has traffic to disturb."""
         loop = asyncio.get_running_loop()
         started = loop.time()
+        stream = list(range(first))
         tasks = []
-        for i in range(count):
-            delay = started + i / rate - loop.time()
+        n = 0
+        while n < len(stream) or not until.is_set():
+            if n == len(stream):
+                stream += await more()
+            delay = started + n / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(await self._spawn(i))
+            tasks.append(await self._spawn(stream[n]))
+            n += 1
         await asyncio.gather(*tasks)
 
     async def extra(self, messages: list[Message]) -> None:
@@ -240,9 +248,22 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
             for name in config.faults
         ]
         tasks.append(asyncio.create_task(_collect(system, tally, crashes, log)))
-        publishing = asyncio.create_task(publisher.run(config.messages, config.rate))
+        faults_done = asyncio.Event()
+
+        async def more() -> list[int]:
+            start = len(world.messages)
+            extra = make_messages(templates, 500, start=start, seed=config.seed)
+            await world.add_messages(extra)
+            return list(range(start, start + len(extra)))
+
+        publishing = asyncio.create_task(
+            publisher.run(config.rate, config.messages, faults_done, more)
+        )
         injected.extend(faults)
-        results = await _run_faults(faults, ctx, tally, config, log)
+        try:
+            results = await _run_faults(faults, ctx, tally, config, log)
+        finally:
+            faults_done.set()
         await publishing
         log(f"published {publisher.published:,} messages")
         await _drain(tally, config.recovery_timeout, log)
@@ -309,6 +330,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--recovery-timeout", type=float, default=120.0)
     parser.add_argument("--workdir", type=Path, default=Path("soak-run"))
     parser.add_argument("--redis-db", type=int, default=0)
+    parser.add_argument("--irc-lease", type=float, default=30.0, help="senders.instance_lease")
     parser.add_argument("--json", type=Path, help="also write the report here")
     return parser.parse_args()
 
@@ -325,6 +347,7 @@ def main() -> int:
         recovery_timeout=args.recovery_timeout,
         workdir=args.workdir,
         redis_db=args.redis_db,
+        irc_lease=args.irc_lease,
     )
 
     def say(line: str) -> None:

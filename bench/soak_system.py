@@ -54,6 +54,8 @@ class SoakConfig:
     # Sender retry delays: long enough in total to outlast every fault, so none dead-letters.
     retry_delays: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 15.0, 30.0])
     smtp_connections: int = 4
+    # How long a killed IRC sender's lease keeps its restarted successor standing by.
+    irc_lease: float = 30.0
 
 
 def _host_port(url: str, default: int) -> tuple[str, int]:
@@ -200,6 +202,7 @@ class System:
                 # Collapsing a burst into one digest would hide which notifications it carries;
                 # digests have their own tests (tests/senders/test_digests.py).
                 "digest_threshold": 1_000_000_000,
+                "instance_lease": self.config.irc_lease,
                 "log_flush_interval": 0.5,
                 "digest_poll_interval": 1.0,
             },
