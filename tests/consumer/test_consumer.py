@@ -128,16 +128,10 @@ async def test_both_replicas_see_a_rule_change(
     await wait_until(both)
 
 
-async def test_ownership_change_takes_effect(
-    start_consumer: Any,
-    client_broker: Broker,
-    consumer_settings: Settings,
-    directory: SwitchableDirectory,
-    sessionmaker: async_sessionmaker[AsyncSession],
+async def bob_becomes_a_committer_of_tzdata(
+    directory: SwitchableDirectory, client_broker: Broker
 ) -> None:
-    await add_rules(sessionmaker, rule(3, "bob", {"name": "artifacts-owned", "params": ["bob"]}))
-    consumer = await start_consumer()
-    # bob becomes a committer of tzdata; Pagure announces it.
+    """The directory changes, and Pagure announces it on the bus."""
     changed = json.loads(json.dumps(DIRECTORY))
     changed["projects"]["rpms/tzdata"]["access_users"]["commit"] = ["bob"]
     directory.replace(changed)
@@ -155,6 +149,18 @@ async def test_ownership_change_takes_effect(
             },
         },
     )
+
+
+async def test_ownership_change_takes_effect(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(sessionmaker, rule(3, "bob", {"name": "artifacts-owned", "params": ["bob"]}))
+    consumer = await start_consumer()
+    await bob_becomes_a_committer_of_tzdata(directory, client_broker)
 
     async def bob_owns_tzdata() -> bool:
         return 3 in consumer.index.candidates(parse_message(TZDATA_EDIT))
@@ -175,17 +181,8 @@ async def test_failing_directory_makes_messages_wait_not_vanish(
 ) -> None:
     await add_rules(sessionmaker, rule(3, "bob", {"name": "artifacts-owned", "params": ["bob"]}))
     consumer = await start_consumer()
-    changed = json.loads(json.dumps(DIRECTORY))
-    changed["projects"]["rpms/tzdata"]["access_users"]["commit"] = ["bob"]
-    directory.replace(changed)
     directory.failing = True
-    await publish(
-        client_broker,
-        {
-            "topic": "pagure.project.user.added",
-            "body": {"project": {"fullname": "rpms/tzdata"}, "new_user": "bob"},
-        },
-    )
+    await bob_becomes_a_committer_of_tzdata(directory, client_broker)
 
     async def waiting() -> bool:
         return not consumer._ready.is_set()
