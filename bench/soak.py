@@ -40,6 +40,7 @@ from bench.soak_report import (
     FaultResult,
     Report,
     Tally,
+    describe_duplicates,
     explain,
     latency_summary,
 )
@@ -71,6 +72,12 @@ class Publisher:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._in_flight = asyncio.Semaphore(32)
+        # Messages not confirmed yet, with their first attempt's time.
+        self.pending: dict[int, float] = {}
+
+    def waiting_since(self, moment: float) -> bool:
+        """Whether a message first tried before `moment` is still not confirmed."""
+        return any(t <= moment for t in self.pending.values())
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self.url)
@@ -84,8 +91,9 @@ class Publisher:
     async def _publish(self, index: int) -> None:
         assert self._exchange is not None
         message = self.world.messages[index]
+        # From the first attempt: a message the broker could not take yet is already late.
+        first = self.pending[index] = time.time()
         while True:
-            started = time.time()
             headers = {**message.headers, "sent-at": dt.datetime.now(dt.UTC).isoformat()}
             outgoing = aio_pika.Message(
                 message.body,
@@ -99,7 +107,8 @@ class Publisher:
             except (aio_pika.exceptions.AMQPError, ConnectionError, TimeoutError, RuntimeError):
                 await asyncio.sleep(0.5)  # the broker is away: the same message again, later
                 continue
-            self.tally.published_at[index] = started
+            self.tally.published_at[index] = first
+            del self.pending[index]
             self.published += 1
             return
 
@@ -143,11 +152,14 @@ async def _collect(system: System, tally: Tally, crashes: list[str], log: Log) -
         await asyncio.sleep(0.2)
 
 
-async def _caught_up(tally: Tally, after: float, lifted: float, timeout: float) -> float | None:
-    """Seconds from `lifted` until every notification of the messages published between
-    `after` and `lifted` arrived (None if not within `timeout`)."""
+async def _caught_up(
+    tally: Tally, publisher: Publisher, after: float, lifted: float, timeout: float
+) -> float | None:
+    """Seconds from `lifted` until every message tried before it was published and every
+    notification of those published between `after` and `lifted` arrived (None if not within
+    `timeout`)."""
     deadline = time.time() + timeout
-    while tally.missing(after, lifted):
+    while publisher.waiting_since(lifted) or tally.missing(after, lifted):
         if time.time() > deadline:
             return None
         await asyncio.sleep(0.25)
@@ -155,7 +167,12 @@ async def _caught_up(tally: Tally, after: float, lifted: float, timeout: float) 
 
 
 async def _run_faults(
-    faults: list[Fault], ctx: Context, tally: Tally, config: SoakConfig, log: Log
+    faults: list[Fault],
+    ctx: Context,
+    tally: Tally,
+    publisher: Publisher,
+    config: SoakConfig,
+    log: Log,
 ) -> list[FaultResult]:
     """Faults spread over the publishing time, each after the previous one recovered."""
     results = []
@@ -170,14 +187,14 @@ async def _run_faults(
         await asyncio.sleep(config.fault_seconds)
         await fault.lift(ctx)
         lifted = time.time()
-        recovery = await _caught_up(tally, window, lifted, config.recovery_timeout)
+        recovery = await _caught_up(tally, publisher, window, lifted, config.recovery_timeout)
         try:
             await ctx.system.wait_ready(timeout=config.recovery_timeout)
             ready: float | None = time.time() - lifted
         except RuntimeError as exc:
             log(f"!! not every process is back: {str(exc)[:2000]}")
             ready = None
-        worst = tally.latencies(during=(injected, lifted))
+        worst = tally.latencies((injected, lifted))
         result = FaultResult(fault.name, injected, lifted, recovery, max(worst, default=None))
         result.ready = ready
         result.window = (window, time.time())
@@ -261,7 +278,7 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
         )
         injected.extend(faults)
         try:
-            results = await _run_faults(faults, ctx, tally, config, log)
+            results = await _run_faults(faults, ctx, tally, publisher, config, log)
         finally:
             faults_done.set()
         await publishing
@@ -297,6 +314,7 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
         extra_copies=sum(len(times) - 1 for times in arrived),
         lost=len(lost),
         lost_examples=[f"{n.key} ({n.ident[:80]})" for n in lost[:10]],
+        duplicate_examples=describe_duplicates(tally, results),
         dead_lettered=len(letters),
         dead_letters=letters,
         unexplained_dead_letters=sum(1 for d in letters if d.explanation.startswith("UNEXPLAINED")),
@@ -304,6 +322,9 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
         rejected_bus_messages=rejected,
         faults=results,
         latency=latency_summary(tally.latencies()),
+        calm_latency=latency_summary(
+            tally.latencies(*((f.window[0], f.injected_at) for f in results))
+        ),
         crashes=crashes,
         seconds=time.time() - started,
         settings={

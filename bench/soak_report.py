@@ -77,14 +77,16 @@ class Tally:
             if after <= self.published_at.get(n.message, math.inf) <= before
         ]
 
-    def latencies(self, during: tuple[float, float] | None = None) -> list[float]:
+    def latencies(self, *during: tuple[float, float]) -> list[float]:
+        """First arrival minus publish time, of messages published in any of the `during`
+        windows (all messages without one)."""
         values = []
         for n in self.world.notifications:
             times = self.arrivals.get(n.ident)
             sent = self.published_at.get(n.message)
             if not times or sent is None:
                 continue
-            if during is not None and not during[0] <= sent <= during[1]:
+            if during and not any(start <= sent <= end for start, end in during):
                 continue
             values.append(times[0] - sent)
         return values
@@ -105,6 +107,7 @@ class Report:
     extra_copies: int  # arrivals beyond the first
     lost: int
     lost_examples: list[str]
+    duplicate_examples: list[str]
     dead_lettered: int
     dead_letters: list[DeadLetterInfo]
     unexplained_dead_letters: int
@@ -112,6 +115,8 @@ class Report:
     rejected_bus_messages: int
     faults: list[FaultResult]
     latency: dict[str, float]
+    # Only notifications of messages published while no fault was on or being recovered from.
+    calm_latency: dict[str, float]
     crashes: list[str]
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
@@ -143,8 +148,10 @@ class Report:
             f"unexpected arrivals     {self.unexpected_arrivals:>9,}",
             f"rejected bus messages   {self.rejected_bus_messages:>9,}",
             f"processes crashed       {len(self.crashes):>9,}",
-            "latency (publish -> SMTP server / IRC client): "
+            "latency (publish -> SMTP server / IRC client), all: "
             + ", ".join(f"{k} {v * 1000:,.0f} ms" for k, v in self.latency.items()),
+            "latency, messages published with no fault on: "
+            + ", ".join(f"{k} {v * 1000:,.0f} ms" for k, v in self.calm_latency.items()),
             "",
             f"{'fault':<52} {'caught up':>9} {'all ready':>9} {'worst latency':>14} {'lost':>6}",
         ]
@@ -157,12 +164,29 @@ class Report:
         if reasons:
             lines += ["", "dead letters:"]
             lines += [f"  {n:>6} x {why}: {reason}" for (why, reason), n in reasons.items()]
+        if self.duplicate_examples:
+            lines += ["", "duplicated, for example:", *(f"  {d}" for d in self.duplicate_examples)]
         if self.lost_examples:
             lines += ["", "lost, for example:", *(f"  {k}" for k in self.lost_examples)]
         if self.crashes:
             lines += ["", "crashes:", *(f"  {c}" for c in self.crashes)]
         lines += ["", f"run took {self.seconds:.0f} s; {'OK' if self.ok else 'NOT OK'}"]
         return "\n".join(lines)
+
+
+def describe_duplicates(tally: Tally, faults: list[FaultResult], most: int = 20) -> list[str]:
+    """Each notification that arrived twice: when, and during which fault's window."""
+    by_ident = {n.ident: n for n in tally.world.notifications}
+    found = []
+    for ident, times in tally.arrivals.items():
+        if len(times) < 2:
+            continue
+        n = by_ident[ident]
+        sent = tally.published_at.get(n.message, times[0])
+        window = next((f.name for f in faults if f.window[0] <= sent < f.window[1]), "no fault")
+        arrivals = ", ".join(f"+{t - sent:.1f} s" for t in times)
+        found.append(f"{n.key} published during '{window}', arrived {arrivals}")
+    return found[:most]
 
 
 def latency_summary(values: list[float]) -> dict[str, float]:

@@ -234,11 +234,14 @@ class System:
     async def consumers_on(self, queue: str) -> int:
         """Consumers RabbitMQ counts on a queue (0 if it does not exist yet)."""
         assert self._monitor is not None
-        channel = await self._monitor.channel()
+        try:
+            channel = await self._monitor.channel()
+        except Exception:  # the broker is away, or not back yet
+            return 0
         try:
             declared = await channel.declare_queue(queue, passive=True)
             return int(declared.declaration_result.consumer_count or 0)
-        except aio_pika.exceptions.ChannelClosed:
+        except Exception:  # the queue does not exist yet, or the broker went away
             return 0
         finally:
             with contextlib.suppress(Exception):

@@ -147,7 +147,10 @@ class AmqpBroker(Broker):
         return queue
 
     async def publish_many(self, exchange: str, messages: Sequence[Outgoing]) -> None:
-        target = await self._exchange(exchange)
+        try:
+            target = await self._exchange(exchange)
+        except _CHANNEL_GONE as exc:
+            raise PublishFailed(f"the channel is closed: {exc!r}") from exc
 
         async def one(out: Outgoing) -> Any:
             return await target.publish(
@@ -171,7 +174,8 @@ class AmqpBroker(Broker):
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             first = failures[0]
-            if isinstance(first, DeliveryError | PublishError | AMQPError | ConnectionError):
+            # A closed channel (connection lost mid-batch) is a publish to try again too.
+            if isinstance(first, (DeliveryError, PublishError, *_CHANNEL_GONE)):
                 raise PublishFailed(f"{len(failures)} of {len(messages)} not confirmed: {first!r}")
             raise first
 

@@ -10,11 +10,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiormq.exceptions import AMQPConnectionError
+from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from bench.soak_proxy import Proxy
-from fmn.transport import Broker, Delivery, Outgoing, QueueSpec, make_broker
-from fmn.transport.amqp import _AmqpDelivery
+from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
+from fmn.transport.amqp import AmqpBroker, _AmqpDelivery
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -99,3 +99,20 @@ async def test_settling_while_the_connection_dies_does_not_raise() -> None:
     delivery = _AmqpDelivery(_Dying())  # type: ignore[arg-type]
     await delivery.ack()
     await delivery.nack(requeue=True)
+
+
+class _ClosedExchange:
+    async def publish(self, *args: object, **kwargs: object) -> None:
+        raise ChannelInvalidStateError("<RobustChannel> closed")
+
+
+async def test_a_publish_on_a_closed_channel_is_a_publish_to_try_again() -> None:
+    # Not a bare ChannelInvalidStateError: the consumer tries a PublishFailed again.
+    broker = AmqpBroker("amqp://unused")
+
+    async def exchange(name: str) -> _ClosedExchange:
+        return _ClosedExchange()
+
+    broker._exchange = exchange  # type: ignore[assignment,method-assign]
+    with pytest.raises(PublishFailed):
+        await broker.publish_many("fmn.send", [Outgoing("send.email", b"{}")])
