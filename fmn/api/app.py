@@ -14,6 +14,7 @@ from fmn.api.limits import BodySizeLimit
 from fmn.api.metrics import MetricsMiddleware, metrics_endpoint
 from fmn.api.pagination import PAGE_HEADERS
 from fmn.api.routes import account, admin, misc, preview, rules, unsubscribe, users
+from fmn.api.rules_shortcut import RulesListShortcut
 from fmn.api.services import Overrides, start_services, stop_services
 from fmn.core.settings import Settings, get_settings
 from fmn.directory.base import Directory
@@ -76,6 +77,7 @@ def create_app(
         app.add_route(f"{PREFIX}/metrics", metrics_endpoint, include_in_schema=False)
 
     # Added innermost first: CORS wraps CatchAll so that 500s carry CORS headers too.
+    app.add_middleware(RulesListShortcut, fastapi=app, prefix=PREFIX)
     app.add_middleware(CatchAll)
     app.add_middleware(
         CORSMiddleware,

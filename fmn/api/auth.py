@@ -106,11 +106,11 @@ class TokenVerifier:
         cached (first login: create the user); if it fails, nothing is cached."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise AuthError("Invalid token")
+        remembered = self.remembered(token)
+        if remembered is not None:
+            return remembered
         key = token_key(token)
         now = time.time()
-        memo = self._memo.get(key)
-        if memo is not None and memo[0] > now:
-            return memo[1]
         raw = await self.cache.get(key)
         if raw is not None:
             identity = Identity.from_json(raw, self.admin_groups)
@@ -123,6 +123,16 @@ class TokenVerifier:
             raise AuthError("Token expired")
         self._remember(key, identity, now)
         return identity
+
+    def remembered(self, token: str) -> Identity | None:
+        """The identity of a token this process checked (or found in the shared cache) less
+        than MEMO_TTL seconds ago and that has not expired; None otherwise."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        memo = self._memo.get(token_key(token))
+        if memo is not None and memo[0] > time.time():
+            return memo[1]
+        return None
 
     def _remember(self, key: str, identity: Identity, now: float) -> None:
         self._memo[key] = (min(identity.expires_at, now + MEMO_TTL), identity)

@@ -11,7 +11,7 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, Select, bindparam, func, select
+from sqlalchemy import JSON, Select, String, bindparam, column, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.schemas import RulePublic
@@ -90,6 +90,45 @@ def _page_statement(dialect: str, by_user: bool, by_id: bool, by_disabled: bool)
     )
 
 
+# PostgreSQL: a digest of everything a user's rules list shows, at the time it is read
+# (see fmn.api.rule_cache): for each row of the rule tables belonging to the user, its id,
+# xmin (the transaction that wrote this version of the row) and ctid (where that version
+# lies: a row changed twice in one transaction gets a new one), and each rule's count of
+# the last 7 days. Parameters :username and :since (FINGERPRINT_ASYNCPG: $1 and $2).
+FINGERPRINT = """
+SELECT md5(string_agg(format('%s:%s:%s:%s:%s:%s:%s:%s:%s:%s', r.id, r.xmin, r.ctid,
+                             t.id, t.xmin, t.ctid, g.v, d.v, f.v, w.n), ';' ORDER BY r.id)
+           || format('/%s:%s:%s', u.id, u.xmin, u.ctid))
+FROM users u
+JOIN rules r ON r.user_id = u.id
+LEFT JOIN tracking_rules t ON t.rule_id = r.id
+LEFT JOIN LATERAL (
+    SELECT array_agg(format('%s:%s:%s', g.id, g.xmin, g.ctid) ORDER BY g.id) AS v
+    FROM generation_rules g WHERE g.rule_id = r.id) g ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(format('%s:%s:%s', d.id, d.xmin, d.ctid) ORDER BY d.id) AS v
+    FROM generation_rules g JOIN destinations d ON d.generation_rule_id = g.id
+    WHERE g.rule_id = r.id) d ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(format('%s:%s:%s', f.id, f.xmin, f.ctid) ORDER BY f.id) AS v
+    FROM generation_rules g JOIN filters f ON f.generation_rule_id = g.id
+    WHERE g.rule_id = r.id) f ON true
+LEFT JOIN LATERAL (
+    SELECT sum(c.count) AS n FROM generated c WHERE c.rule_id = r.id AND c."when" >= :since
+) w ON true
+WHERE u.name = :username
+GROUP BY u.id, u.xmin, u.ctid"""
+FINGERPRINT_ASYNCPG = FINGERPRINT.replace(":username", "$1").replace(":since", "$2")
+
+
+@cache
+def _fingerprinted_page_statement() -> Select[Any]:
+    """A user's page with the fingerprint of all their rules (PostgreSQL), in one statement:
+    both describe the same snapshot."""
+    digest = text(FINGERPRINT).columns(column("digest", String))
+    return _page_statement("postgresql", True, False, False).add_columns(digest.scalar_subquery())
+
+
 @cache
 def _count_statement(by_user: bool, by_id: bool, by_disabled: bool) -> Select[Any]:
     conditions = _conditions(by_user, by_id, by_disabled)
@@ -98,7 +137,7 @@ def _count_statement(by_user: bool, by_id: bool, by_disabled: bool) -> Select[An
 
 def _rule(row: Any) -> SimpleNamespace:
     """A row shaped like the ORM's Rule, as far as rule_to_schema reads it."""
-    rid, name, disabled, muted, uid, uname, tname, tparams, _, gens, dests, filters, _ = row
+    rid, name, disabled, muted, uid, uname, tname, tparams, _, gens, dests, filters = row[:12]
     generation = {
         gid: SimpleNamespace(id=gid, destinations=[], filters=[]) for (gid,) in sorted(gens or [])
     }
@@ -128,23 +167,57 @@ async def read_rules(
 ) -> tuple[list[RulePublic], int]:
     """One page of the rules matching the given conditions, by id, and how many match."""
     shape = (username is not None, rule_id is not None, disabled is not None)
-    values = {
+    connection = await session.connection()
+    statement = _page_statement(connection.dialect.name, *shape)
+    values = _values(username, rule_id, disabled, offset, limit)
+    rows = (await connection.execute(statement, values)).all()
+    if not rows:
+        return [], await _total_past_the_end(session, shape, values)
+    return _public(rows), int(rows[0][12])
+
+
+async def read_user_page(
+    session: AsyncSession, username: str, offset: int, limit: int
+) -> tuple[list[RulePublic], int, str | None]:
+    """PostgreSQL: one page of a user's rules, how many they have, and the fingerprint of them
+    all (`fingerprint_sql`; None when the page is empty)."""
+    values = _values(username, None, None, offset, limit)
+    connection = await session.connection()
+    rows = (await connection.execute(_fingerprinted_page_statement(), values)).all()
+    if not rows:
+        return [], await _total_past_the_end(session, (True, False, False), values), None
+    return _public(rows), int(rows[0][12]), rows[0][13]
+
+
+def week_ago() -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+
+
+def _values(
+    username: str | None, rule_id: int | None, disabled: bool | None, offset: int, limit: int
+) -> dict[str, Any]:
+    return {
         "username": username,
         "rule_id": rule_id,
         "disabled": disabled,
-        "since": dt.datetime.now(dt.UTC) - dt.timedelta(days=7),
+        "since": week_ago(),
         "offset": offset,
         "limit": limit,
     }
+
+
+async def _total_past_the_end(
+    session: AsyncSession, shape: tuple[bool, bool, bool], values: dict[str, Any]
+) -> int:
+    """The total when a page came back empty (the window count is not there to read)."""
+    if not values["offset"]:
+        return 0
     connection = await session.connection()
-    statement = _page_statement(connection.dialect.name, *shape)
-    rows = (await connection.execute(statement, values)).all()
-    if not rows:
-        total = 0
-        if offset:  # past the end: the window count is not there to read
-            total = int((await connection.execute(_count_statement(*shape), values)).scalar_one())
-        return [], total
-    public = [
+    return int((await connection.execute(_count_statement(*shape), values)).scalar_one())
+
+
+def _public(rows: Any) -> list[RulePublic]:
+    return [
         # rule_to_schema validated everything; adding muted_until needs no second validation.
         RulePublic.model_construct(
             **rule_to_schema(typing.cast(models.Rule, _rule(row)), int(row[8])).__dict__,
@@ -152,4 +225,3 @@ async def read_rules(
         )
         for row in rows
     ]
-    return public, int(rows[0][-1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.destinations import user_destinations
+from fmn.api.rule_queries import week_ago
 from fmn.api.schemas import RulePublic
 from fmn.api.services import Services
 from fmn.core.settings import Settings
@@ -28,10 +28,6 @@ def rules_query() -> Select[Any]:
 
 def user_rules_query(username: str) -> Select[Any]:
     return rules_query().join(models.Rule.user).where(models.User.name == username)
-
-
-def week_ago() -> dt.datetime:
-    return dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
 
 
 async def to_public(

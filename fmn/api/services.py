@@ -8,9 +8,12 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from cashews import Cache
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from fmn.api.announce import Announcer
 from fmn.api.auth import TokenVerifier
 from fmn.api.limits import RateLimiter
+from fmn.api.rule_cache import RulePages
 from fmn.core.settings import DatabaseSettings, Settings
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.directory.base import Directory
@@ -53,6 +57,8 @@ class Services:
     announcer: Announcer
     limiter: RateLimiter
     preview_slots: asyncio.Semaphore
+    # The rules list's pages as JSON, kept while the database says they are still true.
+    rule_pages: RulePages = field(default_factory=RulePages)
     engines: list[AsyncEngine] = field(default_factory=list)
     owns_directory: bool = False
     owns_bus: bool = False
@@ -74,18 +80,26 @@ class Services:
 
 def make_read_engine(settings: DatabaseSettings) -> AsyncEngine | None:
     """PostgreSQL connections in autocommit mode, for requests that only read: no BEGIN and
-    ROLLBACK around their queries, and a one-round-trip liveness ping (a connection in a
-    transaction mode pings in three). None for other databases."""
+    ROLLBACK around their queries. None for other databases.
+
+    No pre-ping (a round trip per request, as much as the rules list's own query): a
+    connection the server closed (restart, terminated backend) is known to asyncpg as closed,
+    and is replaced when taken from the pool."""
     url = make_url(settings.url)
     if url.get_backend_name() != "postgresql":
         return None
-    return create_async_engine(
-        url,
-        echo=settings.echo,
-        pool_size=settings.pool_size,
-        pool_pre_ping=True,
-        isolation_level="AUTOCOMMIT",
+    engine = create_async_engine(
+        url, echo=settings.echo, pool_size=settings.pool_size, isolation_level="AUTOCOMMIT"
     )
+    event.listen(engine.sync_engine, "checkout", _closed_is_disconnected)
+    return engine
+
+
+def _closed_is_disconnected(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """The pool's checkout hook: a connection asyncpg knows is closed is thrown away (the pool
+    then takes or opens another)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed the connection")
 
 
 def make_cache(url: str) -> Cache:

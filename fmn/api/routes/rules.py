@@ -32,12 +32,17 @@ router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
 
 @router.get("", response_model=list[RulePublic])
 async def list_rules(
-    username: Username, _owner: Owner, session: ReadSessionDep, page: PageDep, response: Response
-) -> list[RulePublic]:
+    username: Username,
+    _owner: Owner,
+    session: ReadSessionDep,
+    page: PageDep,
+    services: ServicesDep,
+) -> Response:
     """The user's rules by id, each with its notification count of the last 7 days."""
-    rules, total = await read_rules(session, username=username, offset=page.offset, limit=page.size)
-    page.headers(response, total)
-    return rules
+    found = await services.rule_pages.get(session, username, page.offset, page.size)
+    response = Response(found.body, media_type="application/json")
+    page.headers(response, found.total)
+    return response
 
 
 async def rule_writer(
