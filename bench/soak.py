@@ -9,12 +9,14 @@ back, the SMTP server refusing mail, the directory failing during an ownership c
 each fault the harness measures how long the system took to catch up; at the end it reports
 expected, delivered, duplicated, lost and dead-lettered notifications and the latencies.
 
-    .venv/bin/python bench/soak.py --messages 100000 --rate 150            # restarts services
-    .venv/bin/python bench/soak.py --messages 3000 --rate 40 --mode proxy  # touches nothing shared
+    .venv/bin/python bench/soak.py --messages 100000 --rate 150            # private services
+    .venv/bin/python bench/soak.py --messages 3000 --rate 40 --mode proxy  # the machine's, proxied
 
-"restart" mode stops and starts the machine's RabbitMQ, Redis and PostgreSQL (and starts them
-again whatever happens); "proxy" mode cuts TCP proxies instead. Exit status 0 when nothing was
-lost or duplicated, every dead letter is explained and every fault was recovered from.
+"restart" mode runs RabbitMQ, Redis and PostgreSQL instances of its own (bench/soak_services.py)
+and really stops (or kill -9s) and starts them; it removes them at the end whatever happened.
+"proxy" mode uses the machine's services through TCP proxies, which it cuts. Exit status 0 when
+nothing was lost or duplicated, every dead letter is explained and every fault was recovered
+from.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
 import signal
 import sys
 import time
@@ -31,12 +34,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aio_pika
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.soak_faults import FAULT_NAMES, Context, Fault, make_fault
+from bench.soak_faults import CRASH_NAMES, FAULT_NAMES, Context, Fault, make_fault
 from bench.soak_report import (
     DeadLetterInfo,
+    DeliveryRows,
     FaultResult,
     Report,
     Tally,
@@ -53,6 +60,7 @@ from bench.soak_world import (
     make_messages,
     ownership_change,
 )
+from fmn.db.models import Delivery
 from fmn.senders.deadletters import list_dead_letters
 from fmn.transport import make_broker
 
@@ -64,8 +72,8 @@ class Publisher:
     """Publishes the world's messages as fedora-messaging does (persistent, confirmed), each
     tried again until the broker confirms it, so a broker outage delays but loses nothing."""
 
-    def __init__(self, url: str, world: World, tally: Tally) -> None:
-        self.url = url
+    def __init__(self, world: World, tally: Tally) -> None:
+        self.url = ""
         self.world = world
         self.tally = tally
         self.published = 0
@@ -79,8 +87,10 @@ class Publisher:
         """Whether a message first tried before `moment` is still not confirmed."""
         return any(t <= moment for t in self.pending.values())
 
-    async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.url)
+    async def connect(self, url: str) -> None:
+        """To RabbitMQ at `url` (known once the system has started)."""
+        self.url = url
+        self._connection = await aio_pika.connect_robust(url)
         channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await channel.get_exchange("amq.topic")
 
@@ -235,6 +245,35 @@ async def _dead_letters(system: System, world: World) -> tuple[list[DeadLetterIn
     return infos, rejected
 
 
+def _duplicated_keys(tally: Tally, most: int = 20) -> list[str]:
+    by_ident = {n.ident: n.key for n in tally.world.notifications}
+    return [by_ident[i] for i, times in tally.arrivals.items() if len(times) > 1][:most]
+
+
+async def _delivery_log(system: System, keys: list[str]) -> DeliveryRows:
+    """The senders' delivery log rows of these notifications (diagnostics; empty if the
+    database cannot be read)."""
+    rows: DeliveryRows = {}
+    if not keys:
+        return rows
+    engine = create_async_engine(system.pg_direct, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                select(Delivery.idempotency_key, Delivery.created_at, Delivery.status)
+                .add_columns(Delivery.attempt)
+                .where(Delivery.idempotency_key.in_(keys))
+            )
+            for key, at, status, attempt in result:
+                stamp = at.replace(tzinfo=at.tzinfo or dt.UTC).timestamp()
+                rows.setdefault(key, []).append((stamp, str(status), attempt))
+    except Exception as exc:  # diagnostics only: the report must still be written
+        print(f"soak: could not read the delivery log: {exc!r}")
+    finally:
+        await engine.dispose()
+    return rows
+
+
 async def run_soak(config: SoakConfig, log: Log = print) -> Report:
     started = time.time()
     templates = corpus_templates()
@@ -249,12 +288,12 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
     crashes: list[str] = []
     injected: list[Fault] = []
     tasks: list[asyncio.Task[None]] = []
-    publisher = Publisher(system.amqp_direct, world, tally)
+    publisher = Publisher(world, tally)
     changes = iter(range(1, 1_000_000))
     try:
         await system.start(log)
         log(f"system ready in {time.time() - started:.0f} s ({config.mode} mode), in {system.dir}")
-        await publisher.connect()
+        await publisher.connect(system.amqp_direct)
         ctx = Context(system, publisher.extra)
         faults = [
             make_fault(
@@ -285,6 +324,8 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
         log(f"published {publisher.published:,} messages")
         await _drain(tally, config.recovery_timeout, log)
         letters, rejected = await _dead_letters(system, world)
+        # While the database is still there (restart mode removes it with the services).
+        deliveries = await _delivery_log(system, _duplicated_keys(tally))
     finally:
         for task in tasks:
             task.cancel()
@@ -314,7 +355,12 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
         extra_copies=sum(len(times) - 1 for times in arrived),
         lost=len(lost),
         lost_examples=[f"{n.key} ({n.ident[:80]})" for n in lost[:10]],
-        duplicate_examples=describe_duplicates(tally, results),
+        duplicate_examples=describe_duplicates(
+            tally,
+            results,
+            deliveries,
+            {name: p.started_at[1:] for name, p in system.processes.items()},
+        ),
         dead_lettered=len(letters),
         dead_letters=letters,
         unexplained_dead_letters=sum(1 for d in letters if d.explanation.startswith("UNEXPLAINED")),
@@ -343,8 +389,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--mode", choices=["restart", "proxy"], default="restart")
     parser.add_argument(
         "--faults",
-        default=",".join(FAULT_NAMES),
-        help=f"comma-separated, in order (default: all of {', '.join(FAULT_NAMES)})",
+        default=",".join(FAULT_NAMES + CRASH_NAMES),
+        help="comma-separated, in order (default: all of "
+        f"{', '.join(FAULT_NAMES + CRASH_NAMES)}; the -kill ones are a crash in restart mode)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="times through the fault list")
     parser.add_argument("--fault-seconds", type=float, default=10.0)
@@ -370,6 +417,10 @@ def main() -> int:
         redis_db=args.redis_db,
         irc_lease=args.irc_lease,
     )
+
+    # The harness's own broker connections say so at every broker restart: not news here.
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
     def say(line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)

@@ -4,22 +4,20 @@ puts the world back as it was whatever happened (it runs in the harness's `final
 RabbitMQ, PostgreSQL and Redis go down in one of two ways:
 - "proxy" mode: the TCP proxy between fmn and the service is cut (every connection reset, new
   ones refused), the service itself untouched, so other people's tests are not disturbed;
-- "restart" mode: the real service is stopped and started again (`rabbitmqctl stop_app`,
-  `redis-cli shutdown`, `pg_ctlcluster stop`); for the bench only, as it affects every user of
-  the machine's services (the Redis of this machine keeps nothing across a restart).
+- "restart" mode: the soak's own instance of the service (bench/soak_services.py) is stopped
+  and started again: cleanly (`rabbitmq`, `redis`, `postgresql`) or as a crash (`rabbitmq-kill`,
+  `redis-kill`, `postgresql-kill`: kill -9 of the Erlang VM or of redis-server, PostgreSQL's
+  immediate stop). The machine's shared services are never touched.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import os
-import subprocess
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from bench.soak_services import PrivateService
 from bench.soak_system import System
 from bench.soak_world import Message
 
@@ -76,45 +74,29 @@ class CutProxy(Fault):
         await asyncio.to_thread(ctx.system.proxy.restore, self.service)
 
 
-def _run(*command: str, timeout: float = 180) -> None:
-    subprocess.run(command, check=True, capture_output=True, timeout=timeout)
-
-
-def _answers(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), 1):
-            return True
-    except OSError:
-        return False
-
-
-async def _wait_port(port: int, up: bool, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while _answers(port) != up:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"port {port} still {'down' if up else 'up'} after {timeout} s")
-        await asyncio.sleep(0.2)
-
-
 class RestartService(Fault):
-    """The real service stopped, and started again when lifted."""
+    """The soak's own instance of the service (restart mode) stopped, cleanly or as a crash
+    (kill -9 or its like, see bench/soak_services.py), and started again when lifted."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, crash: bool) -> None:
         self.service = service
-        self.name = f"{_LABELS[service]} restarted"
+        self.crash = crash
+        how = "killed (kill -9) and started again" if crash else "restarted"
+        if crash and service == "pg":
+            how = "crashed (pg_ctl stop -m immediate) and started again"
+        self.name = f"{_LABELS[service]} {how}"
+
+    def _instance(self, ctx: Context) -> PrivateService:
+        assert ctx.system.private is not None, "restart mode runs private services"
+        return ctx.system.private.services[self.service]
 
     async def inject(self, ctx: Context) -> None:
-        await asyncio.to_thread(_STOP[self.service])
-        await _wait_port(_PORTS[self.service], up=False)
+        await asyncio.to_thread(self._instance(ctx).stop, self.crash)
 
     async def lift(self, ctx: Context) -> None:
-        if not _answers(_PORTS[self.service]):
-            await asyncio.to_thread(_START[self.service])
-        await _wait_port(_PORTS[self.service], up=True)
-        if self.service == "amqp":
-            await asyncio.to_thread(_run, "rabbitmqctl", "-q", "await_startup")
+        instance = self._instance(ctx)
+        if not instance.running:
+            await asyncio.to_thread(instance.start)
 
 
 class SmtpRefusing(Fault):
@@ -145,38 +127,6 @@ class DirectoryFailing(Fault):
 
 
 _LABELS = {"amqp": "RabbitMQ", "pg": "PostgreSQL", "redis": "Redis"}
-_PORTS = {"amqp": 5672, "pg": 5432, "redis": 6379}
-
-
-def _pg_version() -> str:
-    return sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(x) for x in v.split(".")])[-1]
-
-
-def _start_redis() -> None:
-    Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
-    Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
-    # The command the machine's Redis was started with (see .ci/run).
-    _run(
-        "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-        "--logfile", "/var/log/redis/ci.log",
-    )  # fmt: skip
-
-
-_STOP: dict[str, Callable[[], None]] = {
-    "amqp": lambda: _run("rabbitmqctl", "-q", "stop_app"),
-    "redis": lambda: _run("redis-cli", "-p", "6379", "shutdown", "nosave"),
-    "pg": lambda: _run(
-        "pg_ctlcluster", "--skip-systemctl-redirect", _pg_version(), "main", "stop", "-m", "fast"
-    ),
-}
-_START: dict[str, Callable[[], None]] = {
-    "amqp": lambda: _run("rabbitmqctl", "-q", "start_app"),
-    "redis": _start_redis,
-    "pg": lambda: _run(
-        "pg_ctlcluster", "--skip-systemctl-redirect", _pg_version(), "main", "start"
-    ),
-}
 
 FAULT_NAMES = (
     "kill-consumer",
@@ -188,17 +138,21 @@ FAULT_NAMES = (
     "smtp-refusing",
     "directory-failing",
 )
+# A service crashed rather than stopped (restart mode; in proxy mode the same cut as above).
+CRASH_NAMES = ("rabbitmq-kill", "redis-kill", "postgresql-kill")
 _SERVICES = {"rabbitmq": "amqp", "redis": "redis", "postgresql": "pg"}
 
 
 def make_fault(name: str, mode: str, ownership_change: Callable[[], Message]) -> Fault:
-    if name in _SERVICES:
-        service = _SERVICES[name]
-        return CutProxy(service) if mode == "proxy" else RestartService(service)
+    crash = name in CRASH_NAMES
+    if name.removesuffix("-kill") in _SERVICES:
+        service = _SERVICES[name.removesuffix("-kill")]
+        return CutProxy(service) if mode == "proxy" else RestartService(service, crash)
     if name.startswith("kill-"):
         return KillProcess({"kill-consumer": "consumer-1"}.get(name, name.removeprefix("kill-")))
     if name == "smtp-refusing":
         return SmtpRefusing()
     if name == "directory-failing":
         return DirectoryFailing(ownership_change)
-    raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULT_NAMES)}")
+    known = ", ".join(FAULT_NAMES + CRASH_NAMES)
+    raise ValueError(f"unknown fault {name!r}; known: {known}")

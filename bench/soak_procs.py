@@ -43,6 +43,8 @@ class FmnProcess:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # When each start happened (time.time()), for telling what a duplicate or a loss followed.
+    started_at: list[float] = field(default_factory=list)
     # Exits nobody asked for (a crash), with their return codes.
     crashes: list[int] = field(default_factory=list)
 
@@ -59,6 +61,7 @@ class FmnProcess:
                 stdin=subprocess.DEVNULL,
             )
         self.starts += 1
+        self.started_at.append(time.time())
 
     @property
     def alive(self) -> bool:

@@ -174,8 +174,22 @@ class Report:
         return "\n".join(lines)
 
 
-def describe_duplicates(tally: Tally, faults: list[FaultResult], most: int = 20) -> list[str]:
-    """Each notification that arrived twice: when, and during which fault's window."""
+# (time, status, attempt) of each row of the delivery log, by idempotency key.
+DeliveryRows = dict[str, list[tuple[float, str, int]]]
+
+
+def describe_duplicates(
+    tally: Tally,
+    faults: list[FaultResult],
+    deliveries: DeliveryRows | None = None,
+    starts: dict[str, list[float]] | None = None,
+    most: int = 20,
+) -> list[str]:
+    """Each notification that arrived twice: when it was published and during which fault's
+    window, when each copy arrived, what the senders' delivery log says about it (a copy the
+    log records as sent twice was sent twice by the senders; one sent once was duplicated
+    before the sender, i.e. two work items), and which fmn processes (re)started between its
+    publication and its last arrival. Times are seconds after the message's publication."""
     by_ident = {n.ident: n for n in tally.world.notifications}
     found = []
     for ident, times in tally.arrivals.items():
@@ -184,8 +198,24 @@ def describe_duplicates(tally: Tally, faults: list[FaultResult], most: int = 20)
         n = by_ident[ident]
         sent = tally.published_at.get(n.message, times[0])
         window = next((f.name for f in faults if f.window[0] <= sent < f.window[1]), "no fault")
-        arrivals = ", ".join(f"+{t - sent:.1f} s" for t in times)
-        found.append(f"{n.key} published during '{window}', arrived {arrivals}")
+        text = f"{n.key} ({n.protocol}) published during '{window}', arrived " + ", ".join(
+            f"+{t - sent:.1f} s" for t in times
+        )
+        if deliveries is not None:
+            rows = sorted(deliveries.get(n.key, []))
+            logged = ", ".join(f"{status} +{t - sent:.1f} s (attempt {a})" for t, status, a in rows)
+            text += f"; delivery log: {logged or 'nothing'}"
+        restarted = sorted(
+            (t, name)
+            for name, moments in (starts or {}).items()
+            for t in moments
+            if sent <= t <= max(times)
+        )
+        if restarted:
+            text += "; started meanwhile: " + ", ".join(
+                f"{name} +{t - sent:.1f} s" for t, name in restarted
+            )
+        found.append(text)
     return found[:most]
 
 

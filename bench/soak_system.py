@@ -1,8 +1,10 @@
 """The whole system under soak, started and always stopped here: a fresh RabbitMQ vhost,
 PostgreSQL database and Redis keys; an SMTP server and an IRC network (InspIRCd + Atheme, the
 sender tests' servers); the local directory server; two `fmn consumer`, `fmn sender email` and
-`fmn sender irc`. In "proxy" mode fmn's processes reach RabbitMQ, PostgreSQL and Redis through
-cuttable TCP proxies (bench/soak_proxy.py); in "restart" mode directly.
+`fmn sender irc`. In "proxy" mode fmn's processes reach the machine's RabbitMQ, PostgreSQL and
+Redis through cuttable TCP proxies (bench/soak_proxy.py); in "restart" mode they use private
+instances that the soak starts, restarts and removes itself (bench/soak_services.py), so that
+the machine's shared services are never touched.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aio_pika
+import asyncpg
 import httpx
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -26,6 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from bench.soak_procs import FmnProcess, stop_all, write_config
 from bench.soak_proxy import ProxyProcess
+from bench.soak_services import PrivateServices
 from bench.soak_smtp import SmtpProcess
 from bench.soak_world import MAIL_DOMAIN, PUBLIC_URL, REFUSED_EMAIL, World, irc_ident
 from fmn.db import migrations
@@ -90,6 +94,7 @@ class System:
         self.vhost = f"fmn-soak-{self.tag}"
         self.db_name = f"fmn_soak_{self.tag}"
         self.proxy: ProxyProcess | None = None
+        self.private: PrivateServices | None = None
         self.smtp = SmtpProcess(refuse={REFUSED_EMAIL})
         self.irc: Any = None  # tests.senders.irc_server.IRCNetwork
         self.readers: list[Any] = []
@@ -136,13 +141,10 @@ class System:
         log(f"fmn processes ready in {time.time() - started:.1f} s")
 
     async def _services(self) -> None:
-        await asyncio.to_thread(services.rabbitmqctl, "add_vhost", self.vhost)
-        self._cleanups.append(lambda: services.delete_vhost(self.vhost))
-        await asyncio.to_thread(
-            services.rabbitmqctl, "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"
-        )
-        self.pg_direct = await asyncio.to_thread(services.recreate_database, self.db_name)
-        self._cleanups.append(lambda: services.drop_database(self.db_name))
+        if self.config.mode == "restart":
+            await self._private_services()
+        else:
+            await self._shared_services()
         await asyncio.to_thread(migrations.upgrade, self.pg_direct)
         engine = create_async_engine(self.pg_direct, poolclass=NullPool)
         try:
@@ -151,8 +153,34 @@ class System:
                 await transfer.import_rules(session, rules)
         finally:
             await engine.dispose()
-        self.redis_direct = f"{services.REDIS_HOST}/{self.config.redis_db}"
         await _forget_redis_keys(self.redis_direct)
+
+    async def _private_services(self) -> None:
+        """RabbitMQ, PostgreSQL and Redis of the soak's own, for restart mode: fresh, so the
+        default vhost, a new database and Redis database 0 are the soak's alone."""
+        self.private = private = PrivateServices(self.dir)
+        # Before starting: a half-started service is removed too.
+        self._cleanups.append(private.remove)
+        await asyncio.to_thread(private.start)
+        self.amqp_direct = private.amqp.url
+        conn = await asyncpg.connect(private.pg.admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        finally:
+            await conn.close()
+        base = private.pg.admin_dsn.rsplit("/", 1)[0]
+        self.pg_direct = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{self.db_name}"
+        self.redis_direct = f"{private.redis.url}/0"
+
+    async def _shared_services(self) -> None:
+        await asyncio.to_thread(services.rabbitmqctl, "add_vhost", self.vhost)
+        self._cleanups.append(lambda: services.delete_vhost(self.vhost))
+        await asyncio.to_thread(
+            services.rabbitmqctl, "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"
+        )
+        self.pg_direct = await asyncio.to_thread(services.recreate_database, self.db_name)
+        self._cleanups.append(lambda: services.drop_database(self.db_name))
+        self.redis_direct = f"{services.REDIS_HOST}/{self.config.redis_db}"
 
     def _fmn_urls(self) -> dict[str, str]:
         """Where fmn's processes find RabbitMQ, PostgreSQL and Redis."""

@@ -213,8 +213,7 @@ class SenderLoop:
             await asyncio.sleep(0.05)
             self._enqueue(pending)
             return
-        sent = await pending.already_sent if pending.already_sent else set()
-        if key in self._sent_here or sent:
+        if await self._already_sent(pending):
             log.debug("already sent: %s", key)
             await delivery.ack()
             return
@@ -237,6 +236,22 @@ class SenderLoop:
             task.add_done_callback(self._finishing.discard)
         finally:
             self._sending.discard(key)
+
+    async def _already_sent(self, pending: _Pending) -> bool:
+        """Whether the item was sent already: by this process, or by the answer Redis gave at
+        intake. If Redis could not answer then (it was away), it is asked again now: an item
+        that waited in its destination's queue through a short Redis outage must not be given
+        back to the broker once Redis is there again (found by the soak: every item taken in
+        during a Redis restart then cost its worker a second, long after Redis was back)."""
+        key = pending.item.key
+        if key in self._sent_here:
+            return True
+        if pending.already_sent is not None:
+            try:
+                return bool(await pending.already_sent)
+            except Exception:
+                pending.already_sent = None  # failed at intake: ask again below
+        return bool(await self.state.sent_among([key]))
 
     def _remember_sent(self, key: str) -> None:
         self._sent_here[key] = None

@@ -10,11 +10,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
+from aiormq.exceptions import AMQPConnectionError
 
 from bench.soak_proxy import Proxy
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
-from fmn.transport.amqp import AmqpBroker, _AmqpDelivery
+from fmn.transport.amqp import _AmqpDelivery
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -101,18 +101,39 @@ async def test_settling_while_the_connection_dies_does_not_raise() -> None:
     await delivery.nack(requeue=True)
 
 
-class _ClosedExchange:
-    async def publish(self, *args: object, **kwargs: object) -> None:
-        raise ChannelInvalidStateError("<RobustChannel> closed")
-
-
-async def test_a_publish_on_a_closed_channel_is_a_publish_to_try_again() -> None:
-    # Not a bare ChannelInvalidStateError: the consumer tries a PublishFailed again.
-    broker = AmqpBroker("amqp://unused")
-
-    async def exchange(name: str) -> _ClosedExchange:
-        return _ClosedExchange()
-
-    broker._exchange = exchange  # type: ignore[assignment,method-assign]
-    with pytest.raises(PublishFailed):
-        await broker.publish_many("fmn.send", [Outgoing("send.email", b"{}")])
+@pytest.mark.parametrize("when", ["before", "mid-batch"])
+async def test_a_publish_on_a_channel_that_closed_is_a_publish_to_try_again(
+    amqp_url: str, amqp_proxy: Proxy, client_broker: Broker, when: str
+) -> None:
+    # Not a bare ChannelInvalidStateError or ConnectionError: the consumer tries a PublishFailed
+    # again, where another error hands its whole batch back (commit 2fbf29a).
+    exchange = f"outage-test-{uuid.uuid4().hex[:8]}"
+    await client_broker.declare_exchange(exchange, "topic", durable=False)
+    spec = QueueSpec("", exclusive=True, auto_delete=True, bindings=[(exchange, "#")])
+    broker = make_broker(_through(amqp_url, amqp_proxy), "outage test")
+    await broker.connect()
+    try:
+        await broker.declare_queue(spec)  # so that the publishes are routable
+        batch = [Outgoing(f"outage.{n}", b"x" * 2000) for n in range(2000)]
+        if when == "before":
+            amqp_proxy.set_cut(True)
+            await asyncio.sleep(0.5)  # the client has seen its connection go
+            publishing = asyncio.ensure_future(broker.publish_many(exchange, batch))
+            await asyncio.sleep(1)
+            amqp_proxy.set_cut(False)
+            # It may wait for the connection to come back and publish then, or fail: as a
+            # PublishFailed, nothing else.
+            try:
+                await asyncio.wait_for(publishing, 120)
+            except PublishFailed:
+                pass
+            return
+        publishing = asyncio.ensure_future(broker.publish_many(exchange, batch))
+        await asyncio.sleep(0)  # the batch is on its way, its confirms not back
+        amqp_proxy.set_cut(True)
+        with pytest.raises(PublishFailed):
+            await asyncio.wait_for(publishing, 60)
+    finally:
+        amqp_proxy.set_cut(False)
+        await broker.close()
+        await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
