@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -347,6 +348,73 @@ def run_wrk(port: int, script: Path, connections: int, duration: int) -> dict[st
     }
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (Linux /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                pass
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process still there."""
+    tick = os.sysconf("SC_CLK_TCK")
+    times = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
+async def backend_pids() -> list[int]:
+    conn = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", DB)
+    finally:
+        await conn.close()
+    return [r["pid"] for r in rows]
+
+
+def run_wrk_measured(
+    api_pid: int, port: int, script: Path, connections: int, duration: int
+) -> dict[str, Any]:
+    """run_wrk, plus the CPU time each side spent per request: the API's processes, the
+    PostgreSQL backends of the benchmark database, and wrk itself."""
+    api_before = cpu_seconds(process_tree(api_pid))
+    pg_before = cpu_seconds(asyncio.run(backend_pids()))
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run_wrk(port, script, connections, duration)
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    api_after = cpu_seconds(process_tree(api_pid))
+    pg_after = cpu_seconds(asyncio.run(backend_pids()))
+    requests = result["rps"] * duration
+
+    def per_request(before: dict[int, float], after: dict[int, float]) -> float:
+        spent = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+        return round(spent / requests * 1000, 3)
+
+    wrk_spent = (wrk_after.ru_utime + wrk_after.ru_stime) - (
+        wrk_before.ru_utime + wrk_before.ru_stime
+    )
+    cpu = {
+        "api": per_request(api_before, api_after),
+        "postgresql": per_request(pg_before, pg_after),
+        "wrk": round(wrk_spent / requests * 1000, 3),
+    }
+    cpu["total"] = round(sum(cpu.values()), 3)
+    result["cpu_ms_per_request"] = cpu
+    return result
+
+
 OPEN_LOOP = r"""
 # Open-loop load: `clients` keep-alive connections, each sending GETs on a fixed schedule (the
 # total rate split evenly); latency runs from the scheduled time, so queueing counts. Plain
@@ -559,8 +627,9 @@ def main() -> None:
             print(f"API process CPU per rules list: {cpu}", file=sys.stderr)
             script = wrk_script(workdir, port, load_tokens)
             run_wrk(port, script, args.connections, 3)  # warm-up
-            closed = run_wrk(port, script, args.connections, args.duration)
+            closed = run_wrk_measured(api.pid, port, script, args.connections, args.duration)
             print(closed["raw"], file=sys.stderr)
+            print(f"CPU per request: {closed['cpu_ms_per_request']}", file=sys.stderr)
             for rate in args.rate:
                 opened[str(rate)] = run_open_loop(
                     port, load_tokens, rate, args.duration, args.connections, workdir

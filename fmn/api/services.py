@@ -89,7 +89,14 @@ def make_read_engine(settings: DatabaseSettings) -> AsyncEngine | None:
     if url.get_backend_name() != "postgresql":
         return None
     engine = create_async_engine(
-        url, echo=settings.echo, pool_size=settings.pool_size, isolation_level="AUTOCOMMIT"
+        url,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        # Beyond pool_size, requests wait for a connection rather than open one that is
+        # closed again on return: under a burst, opening and closing connections (a
+        # PostgreSQL process each) cost more than the queries.
+        max_overflow=0,
+        isolation_level="AUTOCOMMIT",
     )
     event.listen(engine.sync_engine, "checkout", _closed_is_disconnected)
     return engine
