@@ -212,6 +212,13 @@ async def publish(channel: aio_pika.abc.AbstractChannel, message: dict[str, Any]
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: its cost per message, whatever else the
+    machine is doing (wall-clock rates move with the load of a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -291,6 +298,7 @@ async def main() -> None:
 
         # Sustained throughput.
         total = 0
+        cpu_before = cpu_seconds(consumer.pid)
         started = time.perf_counter()
         for start in range(0, args.messages, 500):
             batch = [
@@ -301,9 +309,12 @@ async def main() -> None:
         counter.expect(total)
         await wait_for_items(counter, 600)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(consumer.pid) - cpu_before
         print(
             f"throughput: {args.messages:,} messages, {total:,} work items in {elapsed:.2f} s "
-            f"= {args.messages / elapsed:,.0f} msg/s"
+            f"= {args.messages / elapsed:,.0f} msg/s; consumer CPU {cpu:.1f} s = "
+            f"{cpu / args.messages * 1e6:,.0f} µs per message ({args.messages / cpu:,.0f} msg/s "
+            f"per core); load average {os.getloadavg()[0]:.1f}"
         )
 
         # Latency at a fixed rate.

@@ -288,7 +288,10 @@ class Consumer:
     # -- bus messages --------------------------------------------------------------------------
 
     async def _receive(self, queue: str, inbox: asyncio.Queue[Delivery]) -> None:
-        async for delivery in self.bus.consume(queue, prefetch=self.settings.bus.prefetch_count):
+        # Every batch is settled within moments, so acks can go out in runs.
+        async for delivery in self.bus.consume(
+            queue, prefetch=self.settings.bus.prefetch_count, acks_in_order=True
+        ):
             inbox.put_nowait(delivery)
 
     async def _handle_batches(self, inbox: asyncio.Queue[Delivery]) -> None:

@@ -1,15 +1,22 @@
 """RabbitMQ through aio-pika: a robust connection, publisher confirms pipelined across a batch,
-mandatory publishing so an unroutable work item is an error rather than a silent loss."""
+mandatory publishing so an unroutable work item is an error rather than a silent loss.
+
+The consumer's hot path (publishing work items, acking bus messages) goes to aiormq, the channel
+under aio-pika, without waiting for each frame to be written: aio-pika's publish holds the
+channel's lock until its frame is on the socket, which serialises a batch's publishes."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aio_pika
+import aiormq
+import aiormq.abc
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -18,6 +25,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError, PublishError
+from aiormq import spec
 
 from fmn.transport.base import (
     Broker,
@@ -40,9 +48,41 @@ _EXCHANGE_TYPES = {
 }
 
 
+class _InOrderAcks:
+    """The acks of one channel's deliveries, sent as one `basic.ack` with `multiple` for each
+    run of settled deliveries instead of one frame each. A delivery's ack waits until every
+    earlier one on the channel is settled (acked here, or nacked on its own)."""
+
+    def __init__(self, channel: aiormq.abc.AbstractChannel) -> None:
+        self.channel = channel
+        self._outstanding: deque[int] = deque()  # delivery tags, in delivery order
+        self._settled: dict[int, bool] = {}  # tag -> still to be acked (False: nacked already)
+        self._acked_up_to = 0
+        self._lock = asyncio.Lock()  # multiple-acks must reach the socket in tag order
+
+    def delivered(self, tag: int) -> None:
+        self._outstanding.append(tag)
+
+    async def settle(self, tag: int, ack: bool) -> None:
+        self._settled[tag] = ack
+        last = 0
+        while self._outstanding and self._outstanding[0] in self._settled:
+            head = self._outstanding.popleft()
+            if self._settled.pop(head):
+                last = head
+        if last:
+            async with self._lock:
+                if last > self._acked_up_to:
+                    self._acked_up_to = last
+                    await self.channel.basic_ack(last, multiple=True, wait=False)
+
+
 class _AmqpDelivery(Delivery):
-    def __init__(self, message: AbstractIncomingMessage) -> None:
+    def __init__(self, message: AbstractIncomingMessage, acks: _InOrderAcks | None = None) -> None:
         self._message = message
+        self._acks = acks
+        if acks is not None and message.delivery_tag is not None:
+            acks.delivered(message.delivery_tag)
         self.body = message.body
         self.routing_key = message.routing_key or ""
         self.exchange = message.exchange or ""
@@ -52,13 +92,18 @@ class _AmqpDelivery(Delivery):
 
     async def ack(self) -> None:
         try:
-            await self._message.ack()
+            if self._acks is not None and self._message.delivery_tag is not None:
+                await self._acks.settle(self._message.delivery_tag, ack=True)
+            else:
+                await self._message.ack()
         except _CHANNEL_GONE as exc:
             self._gone("ack", exc)
 
     async def nack(self, requeue: bool = True) -> None:
         try:
             await self._message.nack(requeue=requeue)
+            if self._acks is not None and self._message.delivery_tag is not None:
+                await self._acks.settle(self._message.delivery_tag, ack=False)
         except _CHANNEL_GONE as exc:
             self._gone("nack", exc)
 
@@ -110,13 +155,6 @@ class AmqpBroker(Broker):
             raise RuntimeError("broker not connected")
         return self._channel
 
-    async def _exchange(self, name: str) -> AbstractExchange:
-        if name == "":
-            return self.channel.default_exchange
-        if name not in self._exchanges:
-            self._exchanges[name] = await self.channel.get_exchange(name, ensure=False)
-        return self._exchanges[name]
-
     async def declare_exchange(self, name: str, type: ExchangeType, durable: bool = True) -> None:
         if name.startswith("amq."):
             return
@@ -148,25 +186,25 @@ class AmqpBroker(Broker):
 
     async def publish_many(self, exchange: str, messages: Sequence[Outgoing]) -> None:
         try:
-            target = await self._exchange(exchange)
+            channel = await self.channel.get_underlay_channel()
         except _CHANNEL_GONE as exc:
             raise PublishFailed(f"the channel is closed: {exc!r}") from exc
+        assert isinstance(channel, aiormq.Channel)  # its basic_publish takes `wait`
 
         async def one(out: Outgoing) -> Any:
-            return await target.publish(
-                aio_pika.Message(
-                    out.body,
-                    message_id=_short_string(out.message_id),
-                    headers=dict(out.headers),
-                    content_type=out.content_type,
-                    delivery_mode=(
-                        aio_pika.DeliveryMode.PERSISTENT
-                        if out.persistent
-                        else aio_pika.DeliveryMode.NOT_PERSISTENT
-                    ),
-                ),
+            properties = spec.Basic.Properties(
+                content_type=out.content_type,
+                delivery_mode=2 if out.persistent else 1,
+                message_id=_short_string(out.message_id),
+                headers=dict(out.headers),
+            )
+            return await channel.basic_publish(
+                out.body,
+                exchange=exchange,
                 routing_key=out.routing_key,
+                properties=properties,
                 mandatory=True,
+                wait=False,
             )
 
         # All publishes go out before any confirm is awaited: one round trip for the batch.
@@ -179,7 +217,9 @@ class AmqpBroker(Broker):
                 raise PublishFailed(f"{len(failures)} of {len(messages)} not confirmed: {first!r}")
             raise first
 
-    async def consume(self, queue: str, prefetch: int = 10) -> AsyncIterator[Delivery]:  # type: ignore[override]
+    async def consume(  # type: ignore[override]
+        self, queue: str, prefetch: int = 10, acks_in_order: bool = False
+    ) -> AsyncIterator[Delivery]:
         channel = await self._connection_or_fail().channel()
         await channel.set_qos(prefetch_count=prefetch)
         # Declared on this channel (not only looked up), so that this channel restores the
@@ -191,9 +231,14 @@ class AmqpBroker(Broker):
         else:
             q = await channel.declare_queue(queue, passive=True)
         try:
+            acks: _InOrderAcks | None = None
             async with q.iterator() as iterator:
                 async for message in iterator:
-                    yield _AmqpDelivery(message)
+                    if acks_in_order and (acks is None or acks.channel is not message.channel):
+                        # A new channel (the first, or one reopened after a reconnection):
+                        # its delivery tags start again.
+                        acks = _InOrderAcks(message.channel)
+                    yield _AmqpDelivery(message, acks)
         finally:
             if not channel.is_closed:
                 await channel.close()

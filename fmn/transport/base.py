@@ -83,8 +83,16 @@ class Broker(abc.ABC):
         await self.publish_many(exchange, [message])
 
     @abc.abstractmethod
-    def consume(self, queue: str, prefetch: int = 10) -> AsyncIterator[Delivery]:
-        """Deliveries from a queue, until the broker is closed."""
+    def consume(
+        self, queue: str, prefetch: int = 10, acks_in_order: bool = False
+    ) -> AsyncIterator[Delivery]:
+        """Deliveries from a queue, until the broker is closed.
+
+        With acks_in_order, a broker may hold an ack back until every earlier delivery is
+        settled too, and then settle them all at once (one AMQP frame for a run of acks): for a
+        consumer that settles everything within moments, never for one that holds deliveries
+        back for long (that would hold back the acks of all later ones).
+        """
 
     @abc.abstractmethod
     async def queue_size(self, queue: str) -> int:

@@ -185,7 +185,9 @@ class MemoryBroker(Broker):
             if not self._deliver(exchange, message):
                 raise PublishFailed(f"unroutable: {exchange!r} {out.routing_key!r}")
 
-    async def consume(self, queue: str, prefetch: int = 10) -> AsyncIterator[Delivery]:  # type: ignore[override]
+    async def consume(  # type: ignore[override]
+        self, queue: str, prefetch: int = 10, acks_in_order: bool = False
+    ) -> AsyncIterator[Delivery]:
         q = self._queues[queue]
         event = asyncio.Event()
         q.waiters.append(event)

@@ -4,6 +4,7 @@ messages, requeue, and delayed retry through a TTL queue that dead-letters back.
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 
@@ -89,3 +90,70 @@ async def test_many_publishes_are_all_confirmed(broker: Broker) -> None:
             break
         await asyncio.sleep(0.05)
     assert await broker.queue_size(send_queue(exchange, "irc")) == 200
+
+
+class _Taker:
+    """Deliveries taken one by one from a single consumer of a queue."""
+
+    def __init__(self, broker: Broker, queue: str) -> None:
+        self._deliveries = broker.consume(queue, prefetch=100, acks_in_order=True)
+
+    async def take(self, n: int) -> list[Delivery]:
+        return [await asyncio.wait_for(anext(self._deliveries), 10.0) for _ in range(n)]
+
+    async def close(self) -> None:
+        await self._deliveries.aclose()  # type: ignore[attr-defined]
+
+
+async def test_acks_in_order_settle_every_message_and_lose_none(amqp_url: str) -> None:
+    """The consumer's acks go out in runs (one frame for many): settled in any order, every
+    message ends acked, dropped or requeued as asked, and one whose ack is still outstanding is
+    delivered again if the connection goes, however many later ones were acked."""
+    queue = unique("q")
+    first = make_broker(amqp_url)
+    await first.connect()
+    await first.declare_queue(QueueSpec(queue, auto_delete=False))
+    await first.publish_many("", [Outgoing(queue, str(i).encode()) for i in range(60)])
+
+    # Everything but the oldest acked, then the connection lost: the oldest is not lost.
+    taken = await _Taker(first, queue).take(60)
+    for delivery in taken[1:]:
+        await delivery.ack()
+    await first.close()
+
+    second = make_broker(amqp_url)
+    await second.connect()
+    again = await _Taker(second, queue).take(1)
+    assert again[0].body == b"0"
+    await second.close()
+
+    # Settled out of order, with drops and one requeue: exactly the requeued one is left.
+    third = make_broker(amqp_url)
+    await third.connect()
+    size = await third.queue_size(queue)
+    assert size >= 1
+    taker = _Taker(third, queue)
+    taken = await taker.take(size)
+    order = list(range(len(taken)))
+    random.Random(7).shuffle(order)
+    requeued = taken[order[len(order) // 2]].body
+    for i in order:
+        delivery = taken[i]
+        if delivery.body == requeued:
+            await delivery.nack(requeue=True)
+        elif i % 5 == 0:
+            await delivery.nack(requeue=False)
+        else:
+            await delivery.ack()
+    last = await taker.take(1)
+    assert last[0].body == requeued
+    await last[0].ack()
+    await taker.close()
+    await third.close()
+
+    # A new connection sees an empty queue: every ack reached the broker (an unacked message
+    # would have gone back to the queue when the connection closed).
+    fourth = make_broker(amqp_url)
+    await fourth.connect()
+    assert await fourth.queue_size(queue) == 0
+    await fourth.close()
