@@ -4,7 +4,9 @@ API, `fmn rules import/export` and the consumer's index loading."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,25 +42,38 @@ def filters_to_rows(filters: schema.Filters) -> list[models.Filter]:
 def rule_to_schema(
     rule: models.Rule, generated_last_week: int = 0, is_admin: bool = False
 ) -> schema.Rule:
+    return _rule_schema(
+        {"id": rule.id, "name": rule.name, "disabled": rule.disabled},
+        {"id": rule.user.id, "name": rule.user.name, "is_admin": is_admin},
+        {"name": rule.tracking_rule.name, "params": rule.tracking_rule.params},
+        [
+            (
+                gr.id,
+                [{"protocol": d.protocol, "address": d.address} for d in gr.destinations],
+                gr.filters,
+            )
+            for gr in rule.generation_rules
+        ],
+        generated_last_week,
+    )
+
+
+def _rule_schema(
+    rule: dict[str, Any],
+    user: dict[str, Any],
+    tracking_rule: dict[str, Any],
+    generation_rules: Sequence[tuple[int, list[dict[str, str]], Sequence[Any]]],
+    generated_last_week: int,
+) -> schema.Rule:
+    """The JSON model of a rule from its parts (filters: rows with `name` and `params`)."""
     return schema.Rule.model_validate(
         {
-            "id": rule.id,
-            "name": rule.name,
-            "disabled": rule.disabled,
-            "user": {"id": rule.user.id, "name": rule.user.name, "is_admin": is_admin},
-            "tracking_rule": {
-                "name": rule.tracking_rule.name,
-                "params": rule.tracking_rule.params,
-            },
+            **rule,
+            "user": user,
+            "tracking_rule": tracking_rule,
             "generation_rules": [
-                {
-                    "id": gr.id,
-                    "destinations": [
-                        {"protocol": d.protocol, "address": d.address} for d in gr.destinations
-                    ],
-                    "filters": filters_to_schema(gr.filters),
-                }
-                for gr in rule.generation_rules
+                {"id": gr_id, "destinations": destinations, "filters": filters_to_schema(filters)}
+                for gr_id, destinations, filters in generation_rules
             ],
             "generated_last_week": generated_last_week,
         }
@@ -111,22 +126,65 @@ async def load_rules(
     unmuted_at: dt.datetime | None = None,
 ) -> list[schema.Rule]:
     """Rules as JSON models, ordered by id; optionally one user's, optionally enabled only,
-    optionally without the rules muted at a given time."""
-    query = select(models.Rule).options(*RULE_LOAD_OPTIONS).order_by(models.Rule.id)
+    optionally without the rules muted at a given time.
+
+    Read with four Core queries (rules with owner and tracking rule; generation rules;
+    destinations; filters), not through the ORM: a consumer loads every rule at start, and
+    building ORM objects took most of that time (5 s for 10,000 rules)."""
+    R, U, T = models.Rule, models.User, models.TrackingRule
+    conditions: list[Any] = []
     if username is not None:
-        query = query.join(models.Rule.user).where(models.User.name == username)
+        conditions.append(U.name == username)
     if enabled_only:
-        query = query.where(models.Rule.disabled.is_(False))
+        conditions.append(R.disabled.is_(False))
     if unmuted_at is not None:
-        query = query.where(
-            or_(models.Rule.muted_until.is_(None), models.Rule.muted_until <= unmuted_at)
+        conditions.append(or_(R.muted_until.is_(None), R.muted_until <= unmuted_at))
+    selected = select(R.id).join(U, R.user_id == U.id).where(*conditions)
+    rows = (
+        await session.execute(
+            select(R.id, R.name, R.disabled, U.id, U.name, T.name, T.params)
+            .join(U, R.user_id == U.id)
+            .join(T, T.rule_id == R.id)
+            .where(*conditions)
+            .order_by(R.id)
         )
-    rules = (await session.scalars(query)).all()
+    ).all()
+    G, D, F = models.GenerationRule, models.Destination, models.Filter
+    generation: dict[int, list[tuple[int, list[dict[str, str]], list[Any]]]] = defaultdict(list)
+    by_id: dict[int, tuple[int, list[dict[str, str]], list[Any]]] = {}
+    for gr_id, rule_id in await session.execute(
+        select(G.id, G.rule_id).where(G.rule_id.in_(selected)).order_by(G.id)
+    ):
+        by_id[gr_id] = (gr_id, [], [])
+        generation[rule_id].append(by_id[gr_id])
+    for gr_id, protocol, address in await session.execute(
+        select(D.generation_rule_id, D.protocol, D.address)
+        .join(G, D.generation_rule_id == G.id)
+        .where(G.rule_id.in_(selected))
+        .order_by(D.id)
+    ):
+        by_id[gr_id][1].append({"protocol": protocol, "address": address})
+    for filter_row in await session.execute(
+        select(F.generation_rule_id, F.name, F.params)
+        .join(G, F.generation_rule_id == G.id)
+        .where(G.rule_id.in_(selected))
+        .order_by(F.id)
+    ):
+        by_id[filter_row.generation_rule_id][2].append(filter_row)
     counts: dict[int, int] = {}
     if with_counts:
         week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
-        counts = await generated_since(session, [r.id for r in rules], week_ago)
-    return [rule_to_schema(r, counts.get(r.id, 0)) for r in rules]
+        counts = await generated_since(session, [row[0] for row in rows], week_ago)
+    return [
+        _rule_schema(
+            {"id": rule_id, "name": name, "disabled": disabled},
+            {"id": user_id, "name": user_name, "is_admin": False},
+            {"name": tracking_name, "params": tracking_params},
+            generation.get(rule_id, []),
+            counts.get(rule_id, 0),
+        )
+        for rule_id, name, disabled, user_id, user_name, tracking_name, tracking_params in rows
+    ]
 
 
 async def owners_unmuted_between(
