@@ -7,7 +7,9 @@ queues. Prints:
   fedora-messaging's own Twisted consumer, which is how the consumer's transport was chosen);
 - sustained throughput: N messages published as fast as possible, until every expected work
   item is in the send queues;
-- latency at a fixed rate: bus publish to work item, p50/p99.
+- latency at a fixed rate: bus publish to work item, p50/p99;
+- a rule change with two replicas: from the `fmn.rule.create.v1` message on the bus until both
+  replicas' indexes hold the new rule (read from their Prometheus metrics).
 
 Run: .venv/bin/python bench/bench_consumer.py [--rules 10000] [--messages 20000] [--rate 1000]
 Needs RabbitMQ (guest/guest) and PostgreSQL (trust, user postgres) on 127.0.0.1.
@@ -21,6 +23,7 @@ import datetime as dt
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +35,7 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -219,6 +223,88 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_consumer(env: dict[str, str], metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fmn", "--log-level", "WARNING", "consumer"],
+        env={**env, "FMN_CONSUMER__METRICS_PORT": str(metrics_port)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+    )
+
+
+async def indexed_rules(http: httpx.AsyncClient, port: int) -> int:
+    text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("fmn_consumer_index_rules "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("no fmn_consumer_index_rules metric")
+
+
+async def rule_change_seconds(
+    db_name: str,
+    channel: aio_pika.abc.AbstractChannel,
+    ports: list[int],
+    owner: str,
+    trials: int,
+) -> list[float]:
+    """For each trial: a new rule written as the API writes it, then announced on the bus; the
+    time until every replica's index holds it."""
+    conn = await asyncpg.connect(f"{PG}/{db_name}")
+    user_id = await conn.fetchval("SELECT id FROM users WHERE name = $1", owner)
+    first_id = await conn.fetchval("SELECT max(id) + 1 FROM rules")
+    seen: list[float] = []
+    async with httpx.AsyncClient(timeout=5) as http:
+        for rule_id in range(first_id, first_id + trials):
+            before = {port: await indexed_rules(http, port) for port in ports}
+            await conn.execute(
+                "INSERT INTO rules (id, name, disabled, user_id) VALUES ($1, $2, false, $3)",
+                rule_id,
+                f"bench rule {rule_id}",
+                user_id,
+            )
+            await conn.execute(
+                "INSERT INTO tracking_rules (rule_id, name, params) VALUES ($1, $2, $3)",
+                rule_id,
+                "users-followed",
+                json.dumps([owner]),
+            )
+            await conn.execute(
+                "INSERT INTO generation_rules (id, rule_id) VALUES ($1, $1)", rule_id
+            )
+            await conn.execute(
+                "INSERT INTO destinations (generation_rule_id, protocol, address) "
+                "VALUES ($1, 'email', $2)",
+                rule_id,
+                f"{owner}@example.org",
+            )
+            started = time.perf_counter()
+            await publish(
+                channel,
+                {
+                    "topic": "org.fedoraproject.prod.fmn.rule.create.v1",
+                    "headers": {},
+                    "body": {"rule": {"id": rule_id}, "user": {"name": owner}},
+                },
+            )
+            waiting = set(ports)
+            while waiting:
+                if time.perf_counter() - started > 30:
+                    raise SystemExit(f"rule {rule_id} not in every replica after 30 s")
+                for port in list(waiting):
+                    if await indexed_rules(http, port) > before[port]:
+                        waiting.discard(port)
+                await asyncio.sleep(0.002)
+            seen.append(time.perf_counter() - started)
+    await conn.close()
+    return seen
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -252,7 +338,7 @@ async def main() -> None:
     db_url = await setup_database(db_name, rules)
     workdir = Path(tempfile.mkdtemp(prefix="fmn-bench-"))
     (workdir / "directory.json").write_text(directory.model_dump_json())
-    consumer = None
+    consumer = replica = None
     try:
         ceiling = await bare_ceiling(vhost_url, 20_000)
         print(f"ceiling, aio-pika consumer that only acks: {ceiling:,.0f} msg/s")
@@ -270,12 +356,8 @@ async def main() -> None:
             "FMN_CACHE__URL": "mem://",
             "FMN_DIRECTORY__LOCAL_FILE": str(workdir / "directory.json"),
         }
-        consumer = subprocess.Popen(
-            [sys.executable, "-m", "fmn", "--log-level", "WARNING", "consumer"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "consumer.log", "w"),
-        )
+        ports = [free_port(), free_port()]
+        consumer = start_consumer(env, ports[0], workdir / "consumer.log")
         connection = await aio_pika.connect_robust(vhost_url)
         channel = await connection.channel(publisher_confirms=True)
         started = time.perf_counter()
@@ -339,11 +421,26 @@ async def main() -> None:
             f"p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
             f"max {max(lat):.1f} ms"
         )
+
+        # A rule change with two replicas.
+        replica = start_consumer(env, ports[1], workdir / "replica.log")
+        while (await underlay.queue_declare("fmn", passive=True)).consumer_count < 2:
+            if replica.poll() is not None:
+                raise RuntimeError((workdir / "replica.log").read_text()[-3000:])
+            await asyncio.sleep(0.2)
+        owner = rules[0].user.name
+        changes = await rule_change_seconds(db_name, channel, ports, owner, trials=20)
+        ms = [x * 1000 for x in changes]
+        print(
+            f"rule change, two replicas, bus message until both indexes hold the rule "
+            f"({len(ms)} changes): p50 {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms"
+        )
         await connection.close()
     finally:
-        if consumer is not None:
-            consumer.terminate()
-            consumer.wait(30)
+        for process in (consumer, replica):
+            if process is not None:
+                process.terminate()
+                process.wait(30)
         rabbitmqctl("delete_vhost", vhost)
 
 
