@@ -11,7 +11,8 @@ queues. Prints:
 - a rule change with two replicas: from the `fmn.rule.create.v1` message on the bus until both
   replicas' indexes hold the new rule (read from their Prometheus metrics).
 
-Run: .venv/bin/python bench/bench_consumer.py [--rules 10000] [--messages 20000] [--rate 1000]
+Run: .venv/bin/python bench/bench_consumer.py [--rules 10000] [--messages 20000]
+         [--rate 300 1000] [--seconds 10] [--replicas 1]
 Needs RabbitMQ (guest/guest) and PostgreSQL (trust, user postgres) on 127.0.0.1.
 """
 
@@ -314,7 +315,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--rate", type=int, default=1000, help="messages/s for the latency run")
+    parser.add_argument(
+        "--rate", type=int, nargs="+", default=[1000], help="messages/s of each latency run"
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="consumer processes sharing the bus queue"
+    )
     parser.add_argument("--seconds", type=int, default=10, help="length of the latency run")
     args = parser.parse_args()
 
@@ -338,7 +344,7 @@ async def main() -> None:
     db_url = await setup_database(db_name, rules)
     workdir = Path(tempfile.mkdtemp(prefix="fmn-bench-"))
     (workdir / "directory.json").write_text(directory.model_dump_json())
-    consumer = replica = None
+    consumers: list[subprocess.Popen[bytes]] = []
     try:
         ceiling = await bare_ceiling(vhost_url, 20_000)
         print(f"ceiling, aio-pika consumer that only acks: {ceiling:,.0f} msg/s")
@@ -356,31 +362,43 @@ async def main() -> None:
             "FMN_CACHE__URL": "mem://",
             "FMN_DIRECTORY__LOCAL_FILE": str(workdir / "directory.json"),
         }
-        ports = [free_port(), free_port()]
-        consumer = start_consumer(env, ports[0], workdir / "consumer.log")
         connection = await aio_pika.connect_robust(vhost_url)
         channel = await connection.channel(publisher_confirms=True)
-        started = time.perf_counter()
-        underlay = await channel.get_underlay_channel()
-        while True:  # the consumer is ready once its shared queue has a consumer
+        ports: list[int] = []
+
+        async def consumer_count() -> int:
+            nonlocal channel
             try:
-                declared = await underlay.queue_declare("fmn", passive=True)
-                if declared.consumer_count:
-                    break
-            except aio_pika.exceptions.AMQPError:
-                channel = await connection.channel(publisher_confirms=True)
                 underlay = await channel.get_underlay_channel()
-            if consumer.poll() is not None:
-                raise RuntimeError((workdir / "consumer.log").read_text()[-3000:])
-            await asyncio.sleep(0.2)
-        print(f"consumer ready (index built) in {time.perf_counter() - started:.1f} s")
+                return (await underlay.queue_declare("fmn", passive=True)).consumer_count or 0
+            except aio_pika.exceptions.AMQPError:  # no queue yet: the first declares it
+                channel = await connection.channel(publisher_confirms=True)
+                return 0
+
+        async def add_consumer() -> None:
+            """One more replica, ready once the shared queue counts its consumer."""
+            ports.append(free_port())
+            log = workdir / f"consumer-{len(ports)}.log"
+            consumers.append(start_consumer(env, ports[-1], log))
+            while await consumer_count() < len(consumers):
+                if consumers[-1].poll() is not None:
+                    raise RuntimeError(log.read_text()[-3000:])
+                await asyncio.sleep(0.2)
+
+        started = time.perf_counter()
+        while len(consumers) < args.replicas:
+            await add_consumer()
+        print(
+            f"{len(consumers)} consumer(s) ready (index built) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
 
         counter = ItemCounter(connection, "fmn.send")
         await counter.start()
 
         # Sustained throughput.
         total = 0
-        cpu_before = cpu_seconds(consumer.pid)
+        cpu_before = sum(cpu_seconds(c.pid) for c in consumers)
         started = time.perf_counter()
         for start in range(0, args.messages, 500):
             batch = [
@@ -391,7 +409,7 @@ async def main() -> None:
         counter.expect(total)
         await wait_for_items(counter, 600)
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(consumer.pid) - cpu_before
+        cpu = sum(cpu_seconds(c.pid) for c in consumers) - cpu_before
         print(
             f"throughput: {args.messages:,} messages, {total:,} work items in {elapsed:.2f} s "
             f"= {args.messages / elapsed:,.0f} msg/s; consumer CPU {cpu:.1f} s = "
@@ -399,48 +417,44 @@ async def main() -> None:
             f"per core); load average {os.getloadavg()[0]:.1f}"
         )
 
-        # Latency at a fixed rate.
-        counter.latencies.clear()
-        base = counter.count
-        n = args.rate * args.seconds
-        expected = 0
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        in_flight: set[asyncio.Future[None]] = set()
-        for i in range(n):
-            await asyncio.sleep(max(0.0, t0 + i / args.rate - loop.time()))
-            expected += per_message[i % len(messages)]
-            future = asyncio.ensure_future(publish(channel, messages[i % len(messages)]))
-            in_flight.add(future)
-            future.add_done_callback(in_flight.discard)
-        counter.expect(base + expected)
-        await wait_for_items(counter, 120)
-        lat = [x * 1000 for x in counter.latencies]
-        print(
-            f"latency at {args.rate} msg/s for {args.seconds} s ({len(lat)} work items): "
-            f"p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
-            f"max {max(lat):.1f} ms"
-        )
+        # Latency at fixed rates.
+        for rate in args.rate:
+            counter.latencies.clear()
+            base = counter.count
+            expected = 0
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            in_flight: set[asyncio.Future[None]] = set()
+            for i in range(rate * args.seconds):
+                await asyncio.sleep(max(0.0, t0 + i / rate - loop.time()))
+                expected += per_message[i % len(messages)]
+                future = asyncio.ensure_future(publish(channel, messages[i % len(messages)]))
+                in_flight.add(future)
+                future.add_done_callback(in_flight.discard)
+            counter.expect(base + expected)
+            await wait_for_items(counter, 120)
+            lat = [x * 1000 for x in counter.latencies]
+            print(
+                f"latency at {rate} msg/s for {args.seconds} s ({len(lat)} work items): "
+                f"p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
+                f"max {max(lat):.1f} ms; load average {os.getloadavg()[0]:.1f}"
+            )
 
-        # A rule change with two replicas.
-        replica = start_consumer(env, ports[1], workdir / "replica.log")
-        while (await underlay.queue_declare("fmn", passive=True)).consumer_count < 2:
-            if replica.poll() is not None:
-                raise RuntimeError((workdir / "replica.log").read_text()[-3000:])
-            await asyncio.sleep(0.2)
+        # A rule change with two replicas (or as many as run).
+        while len(consumers) < 2:
+            await add_consumer()
         owner = rules[0].user.name
         changes = await rule_change_seconds(db_name, channel, ports, owner, trials=20)
         ms = [x * 1000 for x in changes]
         print(
-            f"rule change, two replicas, bus message until both indexes hold the rule "
-            f"({len(ms)} changes): p50 {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms"
+            f"rule change, {len(consumers)} replicas, bus message until every index holds the "
+            f"rule ({len(ms)} changes): p50 {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms"
         )
         await connection.close()
     finally:
-        for process in (consumer, replica):
-            if process is not None:
-                process.terminate()
-                process.wait(30)
+        for process in consumers:
+            process.terminate()
+            process.wait(30)
         rabbitmqctl("delete_vhost", vhost)
 
 
