@@ -1,15 +1,15 @@
 """The rules list's page cache: each API process keeps the JSON of the pages it served, and
 serves one again only while PostgreSQL says that nothing the page shows has changed.
 
-Every request still asks the database, but a much cheaper question than the page itself: a
-fingerprint of the user's rules — the id, transaction id (xmin) and tuple address (ctid) of each
-row of the rule tables that belongs to the user, and each rule's notification count of the last
-7 days. Any committed insert, update or delete gives a row a new xmin and ctid (or removes it),
-so a page written by anyone — this process, another worker, an admin, `fmn rules import`, plain
-SQL — is never served stale, and nothing has to remember to invalidate anything. The page and
-its fingerprint are read by one statement, so they describe the same snapshot.
+Every request still asks the database, but only for a fingerprint of the user's rules (one
+text), not the rows to decode, shape and serialize: the id and transaction id (xmin) of each row
+of the rule tables that belongs to the user, and the notification counts of the last 7 days.
+Any committed insert, update or delete gives a row a new xmin (or removes it), so a page
+written by anyone — this process, another worker, an admin, `fmn rules import`, plain SQL — is
+never served stale, and nothing has to remember to invalidate anything. The page and its
+fingerprint are read by one statement, so they describe the same snapshot.
 
-Only for PostgreSQL (xmin and ctid are its own); other databases read the page every time.
+Only for PostgreSQL (xmin is its own); other databases read the page every time.
 """
 
 from __future__ import annotations

@@ -302,11 +302,12 @@ async def test_fast_reads_match_the_store(
     await make_rule(session, alice, name="off", disabled=True)
     session.add(models.Generated(rule_id=second.id, count=4))
     await session.commit()
+    second_id = second.id
     session.expire_all()
     stored = [r.model_dump(mode="json") for r in await load_rules(session, username="alice")]
     served = (await client.get(API, headers=auth("alice"))).json()
     assert [{k: v for k, v in r.items() if k != "muted_until"} for r in served] == stored
-    single = (await client.get(f"{API}/{second.id}", headers=auth("alice"))).json()
+    single = (await client.get(f"{API}/{second_id}", headers=auth("alice"))).json()
     assert single == served[1]
     admin = (await client.get("/api/v1/admin/rules?username=alice", headers=auth("root"))).json()
     assert admin == served

@@ -47,6 +47,7 @@ async def test_the_list_shows_every_committed_change_whoever_made_it(
     )
     await make_rule(session, alice, name="other")
     await session.commit()
+    rule_id = rule.id  # `stored` expires the session's objects
     # Two API processes: `reader` keeps serving the list, `writer` changes things.
     reader, writer = client_of(await make_app()), client_of(await make_app())
     alices, roots = auth("alice"), auth("root")
@@ -62,15 +63,15 @@ async def test_the_list_shows_every_committed_change_whoever_made_it(
     # The user, through the other process: a rename keeping every id, then a mute.
     body = {k: v for k, v in first[0].items() if k not in ("generated_last_week",)}
     body["name"] = "renamed"
-    assert (await writer.put(f"{API}/{rule.id}", headers=alices, json=body)).status_code == 200
+    assert (await writer.put(f"{API}/{rule_id}", headers=alices, json=body)).status_code == 200
     assert (await reader_sees_the_store())[0]["name"] == "renamed"
     patch = {"disabled": True}
-    assert (await writer.patch(f"{API}/{rule.id}", headers=alices, json=patch)).status_code == 200
+    assert (await writer.patch(f"{API}/{rule_id}", headers=alices, json=patch)).status_code == 200
     assert (await reader_sees_the_store())[0]["disabled"] is True
 
     # An admin.
     response = await writer.patch(
-        f"/api/v1/admin/rules/{rule.id}", headers=roots, json={"disabled": False}
+        f"/api/v1/admin/rules/{rule_id}", headers=roots, json={"disabled": False}
     )
     assert response.status_code == 200, response.text
     assert (await reader_sees_the_store())[0]["disabled"] is False
@@ -81,7 +82,7 @@ async def test_the_list_shows_every_committed_change_whoever_made_it(
     exported[0]["generation_rules"][0]["filters"]["topic"] = "*.build.complete"
     report = await transfer.import_rules(session, transfer.parse_rules(exported))
     await session.commit()
-    assert report.updated == [rule.id]
+    assert report.updated == [rule_id]
     generation = (await reader_sees_the_store())[0]["generation_rules"][0]
     assert generation["filters"]["topic"] == "*.build.complete"
     # ... and adding a rule.
@@ -98,16 +99,21 @@ async def test_the_list_shows_every_committed_change_whoever_made_it(
             "UPDATE destinations SET address = 'elsewhere@example.org' WHERE generation_rule_id IN "
             "(SELECT id FROM generation_rules WHERE rule_id = :rule)"
         ),
-        {"rule": rule.id},
+        {"rule": rule_id},
     )
     await session.commit()
     destinations = (await reader_sees_the_store())[0]["generation_rules"][0]["destinations"]
     assert destinations == [{"protocol": "email", "address": "elsewhere@example.org"}]
 
     # The consumer counting notifications.
-    session.add(models.Generated(rule_id=rule.id, when=dt.datetime.now(dt.UTC), count=5))
+    session.add(models.Generated(rule_id=rule_id, when=dt.datetime.now(dt.UTC), count=5))
     await session.commit()
     assert (await reader_sees_the_store())[0]["generated_last_week"] == 5
+    await session.execute(
+        text("UPDATE generated SET count = count + 2 WHERE rule_id = :rule"), {"rule": rule_id}
+    )
+    await session.commit()
+    assert (await reader_sees_the_store())[0]["generated_last_week"] == 7
 
     # Deleting.
     for r in await reader_sees_the_store():
