@@ -18,7 +18,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import JSON, Table, UnicodeText, bindparam, delete, insert, select
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -60,9 +61,14 @@ def match_keys(message: ParsedMessage) -> list[tuple[str, str]]:
 
 
 def _insert(session: AsyncSession) -> Any:
+    """INSERT of archived messages whose `data` comes as JSON text, serialized once by
+    storable_json_text (the JSON column type would serialize it a second time)."""
     dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(_MESSAGES)
+    if dialect == "postgresql":
+        data: Any = cast_(bindparam("data_json", type_=UnicodeText), JSON)
+        return postgresql.insert(_MESSAGES).values(data=data)
+    # SQLite keeps JSON as text (and a CAST to JSON there would mean NUMERIC).
+    return sqlite.insert(_MESSAGES).values(data=bindparam("data_json", type_=UnicodeText))
 
 
 def storable_text(value: str) -> str:
@@ -76,14 +82,13 @@ def storable_text(value: str) -> str:
     return value
 
 
-def storable_json(data: Any) -> Any:
-    """`data` if PostgreSQL's json type takes it as it is (the common case, checked at the cost
-    of one serialization), else a converted copy."""
+def storable_json_text(data: Any) -> str:
+    """`data` as JSON text that PostgreSQL's json type takes: as it is (the common case,
+    serialized once), else a converted copy."""
     try:
-        json.dumps(data, allow_nan=False)
+        return json.dumps(data, allow_nan=False)
     except (TypeError, ValueError):
-        return _converted(data)
-    return data
+        return json.dumps(_converted(data), allow_nan=False)
 
 
 def _converted(value: Any) -> Any:
@@ -147,7 +152,7 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
             "message_id": storable_text(parsed.id),
             "topic": storable_text(parsed.topic),
             "sent_at": parsed.sent_at,
-            "data": storable_json(data),
+            "data_json": storable_json_text(data),
         }
         for parsed, data in messages
     ]

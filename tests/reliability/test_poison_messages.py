@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import decimal
+import json
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from bench.soak_proxy import Proxy
-from fmn.consumer.archive import archive_batch, storable_json, storable_text
+from fmn.consumer.archive import archive_batch, storable_json_text, storable_text
 from fmn.consumer.service import Consumer
 from fmn.core.settings import Settings
 from fmn.db import models
@@ -47,9 +48,13 @@ async def _eventually(check: Any, timeout: float = 20) -> Any:
 def test_storable_values() -> None:
     assert storable_text("a\x00b\ud800c") == "ab?c"
     data = {"h": {"d": decimal.Decimal("1.5"), "b": b"\xff", "n": float("nan")}, "x": [1, "y"]}
-    assert storable_json(data) == {"h": {"d": 1.5, "b": "\ufffd", "n": "nan"}, "x": [1, "y"]}
+    assert json.loads(storable_json_text(data)) == {
+        "h": {"d": 1.5, "b": "\ufffd", "n": "nan"},
+        "x": [1, "y"],
+    }
     plain = {"a": [1, 2.5, None, "\x00\ud800"]}
-    assert storable_json(plain) is plain  # json takes NUL and surrogate escapes as they are
+    # json takes NUL and surrogate escapes as they are
+    assert storable_json_text(plain) == json.dumps(plain)
 
 
 async def test_values_postgresql_refuses_are_archived_and_notified(
