@@ -360,6 +360,7 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
             results,
             deliveries,
             {name: p.started_at[1:] for name, p in system.processes.items()},
+            kills={name: p.killed_at for name, p in system.processes.items()},
         ),
         dead_lettered=len(letters),
         dead_letters=letters,

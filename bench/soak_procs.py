@@ -45,6 +45,7 @@ class FmnProcess:
     starts: int = 0
     # When each start happened (time.time()), for telling what a duplicate or a loss followed.
     started_at: list[float] = field(default_factory=list)
+    killed_at: list[float] = field(default_factory=list)  # each kill -9 the soak gave it
     # Exits nobody asked for (a crash), with their return codes.
     crashes: list[int] = field(default_factory=list)
 
@@ -80,6 +81,7 @@ class FmnProcess:
     def kill(self) -> None:
         """kill -9, as a crash or an OOM kill would."""
         if self.process is not None:
+            self.killed_at.append(time.time())
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(30)
             self.process = None

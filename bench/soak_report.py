@@ -184,6 +184,7 @@ def describe_duplicates(
     deliveries: DeliveryRows | None = None,
     starts: dict[str, list[float]] | None = None,
     most: int = 20,
+    kills: dict[str, list[float]] | None = None,
 ) -> list[str]:
     """Each notification that arrived twice: when it was published and during which fault's
     window, when each copy arrived, what the senders' delivery log says about it (a copy the
@@ -199,24 +200,29 @@ def describe_duplicates(
         sent = tally.published_at.get(n.message, times[0])
         window = next((f.name for f in faults if f.window[0] <= sent < f.window[1]), "no fault")
         text = f"{n.key} ({n.protocol}) published during '{window}', arrived " + ", ".join(
-            f"+{t - sent:.1f} s" for t in times
+            f"+{t - sent:.3f} s" for t in times
         )
         if deliveries is not None:
             rows = sorted(deliveries.get(n.key, []))
             logged = ", ".join(f"{status} +{t - sent:.1f} s (attempt {a})" for t, status, a in rows)
             text += f"; delivery log: {logged or 'nothing'}"
-        restarted = sorted(
-            (t, name)
-            for name, moments in (starts or {}).items()
-            for t in moments
-            if sent <= t <= max(times)
-        )
-        if restarted:
-            text += "; started meanwhile: " + ", ".join(
-                f"{name} +{t - sent:.1f} s" for t, name in restarted
-            )
+        # To the millisecond: a copy that arrived just before a kill -9 of its sender is the
+        # window between the server's acceptance and the sent key (docs/reliability.md).
+        for label, events, digits in (("started", starts, 1), ("killed", kills, 3)):
+            during = _events_between(events or {}, sent, max(times))
+            if during:
+                text += f"; {label} meanwhile: " + ", ".join(
+                    f"{name} +{t - sent:.{digits}f} s" for t, name in during
+                )
         found.append(text)
     return found[:most]
+
+
+def _events_between(
+    events: dict[str, list[float]], start: float, end: float
+) -> list[tuple[float, str]]:
+    found = [(t, name) for name, moments in events.items() for t in moments]
+    return sorted((t, name) for t, name in found if start <= t <= end)
 
 
 def latency_summary(values: list[float]) -> dict[str, float]:

@@ -108,7 +108,15 @@ async def single_instance(
     async def renew() -> None:
         while True:
             await asyncio.sleep(ttl / 3)
-            if not await state.lease(name, owner, ttl):
+            try:
+                held = await state.lease(name, owner, ttl)
+            except Exception as exc:
+                # Redis away for a moment (a restart): try again at the next renewal. Ending
+                # here would let the lease lapse for good while this sender goes on, and a
+                # standby instance would then start beside it.
+                log.warning("could not renew the %s sender lease (%r); will retry", protocol, exc)
+                continue
+            if not held:
                 log.error("lost the %s sender lease to another instance; stopping", protocol)
                 stop.set()
                 return

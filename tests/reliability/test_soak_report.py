@@ -28,13 +28,14 @@ def test_a_duplicate_is_described_with_its_fault_the_delivery_log_and_restarts()
     fault = FaultResult("kill -9 sender-email", 105.0, 110.0, 3.0, window=(90.0, 140.0))
     rows = {"k0": [(129.9, "sent", 1), (100.9, "sent", 1)]}
     starts = {"sender-email": [110.0], "consumer-1": [50.0]}
+    kills = {"sender-email": [101.05], "consumer-1": [40.0]}
 
-    found = describe_duplicates(tally, [fault], rows, starts)
+    found = describe_duplicates(tally, [fault], rows, starts, kills=kills)
 
     assert found == [
-        "k0 (email) published during 'kill -9 sender-email', arrived +1.0 s, +30.0 s; "
+        "k0 (email) published during 'kill -9 sender-email', arrived +1.000 s, +30.000 s; "
         "delivery log: sent +0.9 s (attempt 1), sent +29.9 s (attempt 1); "
-        "started meanwhile: sender-email +10.0 s"
+        "started meanwhile: sender-email +10.0 s; killed meanwhile: sender-email +1.050 s"
     ]
 
 
