@@ -421,6 +421,7 @@ async def main() -> None:
         for rate in args.rate:
             counter.latencies.clear()
             base = counter.count
+            cpu_before = sum(cpu_seconds(c.pid) for c in consumers)
             expected = 0
             loop = asyncio.get_running_loop()
             t0 = loop.time()
@@ -434,10 +435,12 @@ async def main() -> None:
             counter.expect(base + expected)
             await wait_for_items(counter, 120)
             lat = [x * 1000 for x in counter.latencies]
+            cpu = sum(cpu_seconds(c.pid) for c in consumers) - cpu_before
             print(
                 f"latency at {rate} msg/s for {args.seconds} s ({len(lat)} work items): "
                 f"p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
-                f"max {max(lat):.1f} ms; load average {os.getloadavg()[0]:.1f}"
+                f"max {max(lat):.1f} ms; consumer CPU {cpu / (rate * args.seconds) * 1e6:,.0f} "
+                f"µs per message; load average {os.getloadavg()[0]:.1f}"
             )
 
         # A rule change with two replicas (or as many as run).

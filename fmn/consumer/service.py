@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import gc
 import json
 import logging
@@ -96,6 +97,9 @@ class Consumer:
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Messages whose work items are confirmed, waiting to be archived and acked.
+        self._to_archive: list[tuple[Delivery, ParsedMessage, dict[str, Any]]] = []
+        self._archive_due = asyncio.Event()
         self._disabled_owners: set[str] = set()
         self._mute_checked = dt.datetime.now(dt.UTC)
 
@@ -136,6 +140,7 @@ class Consumer:
         self._tasks = [
             asyncio.create_task(self._receive(self.settings.bus.queue, inbox)),
             asyncio.create_task(self._handle_batches(inbox)),
+            asyncio.create_task(self._archive_and_ack()),
             asyncio.create_task(self._handle_control()),
             asyncio.create_task(self._every(self.settings.consumer.counts_interval, self.flush)),
             asyncio.create_task(self._every(self.settings.consumer.rebuild_interval, self.rebuild)),
@@ -358,17 +363,34 @@ class Consumer:
                 await delivery.nack(requeue=False)
                 continue
             good.append((delivery, parsed, data))
-        # Two steps, each tried again on its own: a database outage while archiving must not
-        # publish the batch's work items again and again (senders would drop the copies, but
-        # every copy is still a message to carry and check).
+        # Publishing and archiving are tried again each on its own: a database outage while
+        # archiving must not publish the batch's work items again and again (senders would drop
+        # the copies, but every copy is still a message to carry and check).
         await self._retrying("publish", lambda: self._publish(items))
-        await self._retrying("archive", lambda: self._archive(good))
         if self._stopping.is_set():
             return  # unacknowledged: the broker delivers them again
-        for delivery, _, _ in good:
-            await delivery.ack()
-        metrics.MESSAGES.labels("handled").inc(len(good))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._to_archive.extend(good)
+        self._archive_due.set()
+
+    async def _archive_and_ack(self) -> None:
+        """Archive the handled messages of several batches in one transaction, then ack them.
+        The archive is for previews, so it can wait for company (consumer.archive_wait); a
+        transaction per batch cost more than the batch itself at moderate rates."""
+        while True:
+            await self._archive_due.wait()
+            if len(self._to_archive) < self.settings.consumer.batch_size:
+                await self._sleep(self.settings.consumer.archive_wait)
+            self._archive_due.clear()
+            chunk, self._to_archive = self._to_archive, []
+            if not chunk:
+                continue
+            await self._retrying("archive", functools.partial(self._archive, chunk))
+            if self._stopping.is_set():
+                return  # unacknowledged: the broker delivers them again
+            for delivery, _, _ in chunk:
+                await delivery.ack()
+            metrics.MESSAGES.labels("handled").inc(len(chunk))
 
     def _notifications(self, parsed: ParsedMessage) -> list[WorkItem]:
         if parsed.deprecated:
