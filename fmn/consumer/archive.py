@@ -127,8 +127,12 @@ async def archive_batch(
         async with session_scope(sessionmaker) as session:
             return await archive_messages(session, messages)
     except Exception as exc:
-        if is_outage(exc) or len(messages) == 1:
+        if is_outage(exc):
             raise
+        if len(messages) == 1:
+            # Refused, not unreachable: trying again would refuse it again, for ever.
+            log.error("message %s left out of the archive: %s", messages[0][0].id, exc)
+            return 0
         log.warning("archive refused a batch (%s); archiving its messages one by one", exc)
     archived = 0
     for message in messages:

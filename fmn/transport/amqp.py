@@ -19,7 +19,6 @@ import aiormq
 import aiormq.abc
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
@@ -130,7 +129,6 @@ class AmqpBroker(Broker):
         self.connection_name = connection_name
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
         # What each declared queue is, so a consuming channel can declare it again itself.
         self._specs: dict[str, QueueSpec] = {}
 
@@ -147,7 +145,6 @@ class AmqpBroker(Broker):
             await self._connection.close()
         self._connection = None
         self._channel = None
-        self._exchanges.clear()
 
     @property
     def channel(self) -> AbstractChannel:
@@ -158,9 +155,7 @@ class AmqpBroker(Broker):
     async def declare_exchange(self, name: str, type: ExchangeType, durable: bool = True) -> None:
         if name.startswith("amq."):
             return
-        self._exchanges[name] = await self.channel.declare_exchange(
-            name, _EXCHANGE_TYPES[type], durable=durable
-        )
+        await self.channel.declare_exchange(name, _EXCHANGE_TYPES[type], durable=durable)
 
     async def declare_queue(self, spec: QueueSpec) -> str:
         queue = await self._declare(self.channel, spec)
