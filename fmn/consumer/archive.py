@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 import logging
 import math
@@ -60,15 +61,21 @@ def match_keys(message: ParsedMessage) -> list[tuple[str, str]]:
     return keys
 
 
-def _insert(session: AsyncSession) -> Any:
+@functools.cache
+def _insert(dialect: str) -> Any:
     """INSERT of archived messages whose `data` comes as JSON text, serialized once by
-    storable_json_text (the JSON column type would serialize it a second time)."""
-    dialect = session.get_bind().dialect.name
+    storable_json_text (the JSON column type would serialize it a second time); a message
+    already there is skipped. Built once per dialect: building it cost more than running it."""
     if dialect == "postgresql":
         data: Any = cast_(bindparam("data_json", type_=UnicodeText), JSON)
-        return postgresql.insert(_MESSAGES).values(data=data)
-    # SQLite keeps JSON as text (and a CAST to JSON there would mean NUMERIC).
-    return sqlite.insert(_MESSAGES).values(data=bindparam("data_json", type_=UnicodeText))
+        statement: Any = postgresql.insert(_MESSAGES).values(data=data)
+    else:
+        # SQLite keeps JSON as text (and a CAST to JSON there would mean NUMERIC).
+        data = bindparam("data_json", type_=UnicodeText)
+        statement = sqlite.insert(_MESSAGES).values(data=data)
+    return statement.on_conflict_do_nothing(index_elements=["message_id"]).returning(
+        _MESSAGES.c.id, _MESSAGES.c.message_id
+    )
 
 
 def storable_text(value: str) -> str:
@@ -162,11 +169,7 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
     ]
     # One statement with a parameter list: SQLAlchemy batches it into multi-row INSERTs and the
     # compiled form is cached (a .values(rows) statement is compiled anew for each batch size).
-    statement = (
-        _insert(session)
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(_MESSAGES.c.id, _MESSAGES.c.message_id)
-    )
+    statement = _insert(session.get_bind().dialect.name)
     new = {message_id: pk for pk, message_id in (await session.execute(statement, rows)).all()}
     keys = [
         {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,14 @@ RULE_LOAD_OPTIONS = (
 )
 
 
-def filters_to_schema(rows: Sequence[models.Filter]) -> schema.Filters:
+class _FilterRow(Protocol):
+    """A filter as stored: an ORM Filter or a Core row of the filters table."""
+
+    name: str
+    params: Any
+
+
+def filters_to_schema(rows: Sequence[_FilterRow]) -> schema.Filters:
     values = {row.name: row.params for row in rows if row.name in schema.FILTER_NAMES}
     return schema.Filters.model_validate(values)
 
@@ -62,7 +69,7 @@ def _rule_schema(
     rule: dict[str, Any],
     user: dict[str, Any],
     tracking_rule: dict[str, Any],
-    generation_rules: Sequence[tuple[int, list[dict[str, str]], Sequence[Any]]],
+    generation_rules: Sequence[tuple[int, list[dict[str, str]], Sequence[_FilterRow]]],
     generated_last_week: int,
 ) -> schema.Rule:
     """The JSON model of a rule from its parts (filters: rows with `name` and `params`)."""
