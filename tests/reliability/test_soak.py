@@ -1,4 +1,4 @@
-"""The soak, short: a couple of thousand bus messages through the real system (two consumer
+"""The soak, short: a few thousand bus messages through the real system (two consumer
 processes, the email and IRC senders, an SMTP server, an IRC network, the directory server)
 while every fault happens once, injected without touching the machine's shared services:
 kill -9 of a consumer and of each sender, RabbitMQ, Redis and PostgreSQL cut off (TCP proxies),
@@ -40,8 +40,8 @@ def test_a_mail_names_its_notification() -> None:
 @pytest.mark.timeout(600)
 async def test_every_fault_once_nothing_lost_nothing_twice(tmp_path: Path) -> None:
     config = SoakConfig(
-        messages=1200,
-        rate=20.0,
+        messages=2400,
+        rate=40.0,
         mode="proxy",
         faults=list(FAULT_NAMES),
         fault_seconds=3.0,
