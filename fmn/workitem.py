@@ -7,6 +7,7 @@ senders) and an idempotency key (bus message id + destination) so a redelivery s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +20,25 @@ FORMAT_VERSION: Literal[1] = 1
 def routing_key(protocol: str) -> str:
     """The private exchange's routing key for a protocol's queue."""
     return f"send.{protocol}"
+
+
+# Several work items of one protocol travel in one AMQP message, one JSON object a line (JSON
+# Lines): publishing is per message, so this divides the consumer's publishing cost by the batch.
+# A message of one line is exactly one work item, as dead letters and retries always are.
+ITEMS_HEADER = "fmn-items"
+
+
+def pack(items: Sequence[WorkItem]) -> bytes:
+    """The body of an AMQP message carrying these work items."""
+    return b"\n".join(item.to_bytes() for item in items)
+
+
+def unpack(body: bytes) -> list[bytes]:
+    """The work items (each still as bytes) of an AMQP message body; a body that is not a batch
+    is one item, readable or not, so nothing in it is skipped."""
+    if b"\n" not in body:
+        return [body]
+    return [line for line in body.split(b"\n") if line.strip()] or [body]
 
 
 def idempotency_key(message_id: str, protocol: str, address: str) -> str:

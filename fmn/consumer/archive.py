@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 _MESSAGES = cast(Table, ArchivedMessage.__table__)
 _KEYS = cast(Table, ArchivedMessageKey.__table__)
 
-Archivable = tuple[ParsedMessage, dict[str, Any]]
+# A message: parsed, in fedora-messaging's serialized form, and its body as received (None if
+# not at hand), which is stored as it came when PostgreSQL's json type takes it as it is.
+Archivable = tuple[ParsedMessage, dict[str, Any], bytes | None]
 
 # Key kinds, as the preview asks for them.
 KEY_ATTRIBUTES = {
@@ -96,6 +98,28 @@ def storable_json_text(data: Any) -> str:
         return json.dumps(data, allow_nan=False)
     except (TypeError, ValueError):
         return json.dumps(_converted(data), allow_nan=False)
+
+
+def storable_message_json(data: dict[str, Any], raw_body: bytes | None) -> str:
+    """A serialized message as JSON text, its body taken as received when that text is JSON
+    PostgreSQL takes (strict UTF-8, no NaN or Infinity): serializing the body again was the
+    archive's largest cost."""
+    body = _stored_as_received(raw_body)
+    if body is None or "body" not in data:
+        return storable_json_text(data)
+    rest = storable_json_text({k: v for k, v in data.items() if k != "body"})
+    return ("{" if rest == "{}" else rest[:-1] + ", ") + '"body": ' + body + "}"
+
+
+def _stored_as_received(raw: bytes | None) -> str | None:
+    # json.loads took it already, so it is JSON; these are what it takes and PostgreSQL does not
+    # (a string that merely contains "NaN" goes the slow way too, to no harm).
+    if raw is None or b"NaN" in raw or b"Infinity" in raw or raw.startswith(b"\xef\xbb\xbf"):
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:  # UTF-16 or -32 JSON, or lone surrogates
+        return None
 
 
 def _converted(value: Any) -> Any:
@@ -163,9 +187,9 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
             "message_id": storable_text(parsed.id),
             "topic": storable_text(parsed.topic),
             "sent_at": parsed.sent_at,
-            "data_json": storable_json_text(data),
+            "data_json": storable_message_json(data, raw_body),
         }
-        for parsed, data in messages
+        for parsed, data, raw_body in messages
     ]
     # One statement with a parameter list: SQLAlchemy batches it into multi-row INSERTs and the
     # compiled form is cached (a .values(rows) statement is compiled anew for each batch size).
@@ -178,7 +202,7 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
             "value": storable_text(value),
             "sent_at": parsed.sent_at,
         }
-        for (parsed, _), row in zip(messages, rows, strict=True)
+        for (parsed, _, _), row in zip(messages, rows, strict=True)
         if row["message_id"] in new
         for kind, value in match_keys(parsed)
     ]

@@ -41,7 +41,7 @@ from fmn.rules.message import BadMessage, ParsedMessage, parse_message
 from fmn.rules.render import build_work_items
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
 from fmn.transport.topology import declare_send_topology
-from fmn.workitem import WorkItem, routing_key
+from fmn.workitem import ITEMS_HEADER, WorkItem, pack, routing_key
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,27 @@ def decode(delivery: Delivery, max_body_bytes: int) -> dict[str, Any]:
         "id": delivery.message_id,
         "body": body,
     }
+
+
+def batch_messages(items: list[WorkItem], per_message: int) -> list[Outgoing]:
+    """The AMQP messages carrying these work items: per protocol, up to per_message each."""
+    by_protocol: dict[str, list[WorkItem]] = {}
+    for item in items:
+        by_protocol.setdefault(item.protocol, []).append(item)
+    messages = []
+    for protocol, same in by_protocol.items():
+        for start in range(0, len(same), per_message):
+            chunk = same[start : start + per_message]
+            messages.append(
+                Outgoing(
+                    routing_key(protocol),
+                    pack(chunk),
+                    # One item: its own key, as before batching; several: the first one's.
+                    message_id=chunk[0].key if len(chunk) == 1 else f"{chunk[0].key}+{len(chunk)}",
+                    headers={ITEMS_HEADER: len(chunk)},
+                )
+            )
+    return messages
 
 
 class Consumer:
@@ -410,10 +431,7 @@ class Consumer:
         started = time.perf_counter()
         await self.send.publish_many(
             self.settings.send_queue.exchange,
-            [
-                Outgoing(routing_key(item.protocol), item.to_bytes(), message_id=item.key)
-                for item in items
-            ],
+            batch_messages(items, self.settings.consumer.items_per_message),
         )
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         for item in items:
@@ -421,7 +439,9 @@ class Consumer:
 
     async def _archive(self, good: list[tuple[Delivery, ParsedMessage, dict[str, Any]]]) -> None:
         if good:
-            await archive_batch(self.sessionmaker, [(parsed, data) for _, parsed, data in good])
+            await archive_batch(
+                self.sessionmaker, [(parsed, data, d.body) for d, parsed, data in good]
+            )
 
     # -- periodic writes -----------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """The sender loop shared by every protocol.
 
-For each work item from the protocol's queue:
+A message from the protocol's queue carries one work item or several (fmn.workitem.pack); each
+is handled on its own (fmn.senders.parts), and the message is acked when all of them are settled.
+For each work item:
   unreadable, wrong protocol or bad address   -> dead-letter queue, with the reason
   user muted, in quiet hours or on a digest   -> held in Redis for a digest, ack
   destination's backlog past the threshold    -> held for a collapsed digest, ack
@@ -32,6 +34,7 @@ from fmn.senders.deliverylog import DeliveryLog
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
+from fmn.senders.parts import split
 from fmn.senders.state import HeldItem, SenderState
 from fmn.transport.base import Broker, Delivery, Outgoing
 from fmn.transport.topology import declare_send_topology, retry_queue, send_queue
@@ -97,6 +100,10 @@ class SenderLoop:
         self._sent_here: OrderedDict[str, None] = OrderedDict()
         # Marking sent and acking happen off the send path, in order, in these tasks.
         self._finishing: set[asyncio.Task[None]] = set()
+        # Items (body, attempt) this process put in a retry or dead-letter queue: when a
+        # message of several items comes back because another of its items was given back,
+        # these are not passed on a second time.
+        self._passed_on: OrderedDict[tuple[int, int], None] = OrderedDict()
 
     @property
     def queue(self) -> str:
@@ -110,13 +117,19 @@ class SenderLoop:
         ]
         tasks.append(asyncio.create_task(self._flusher(), name=f"{self.protocol}-digests"))
         try:
-            async for delivery in self.broker.consume(self.queue, prefetch=self.config.prefetch):
-                try:
-                    await self.intake(delivery)
-                except Exception:
-                    # Redis or the broker failing: give the item back and slow down.
-                    log.exception("could not take in a work item; returning it to the queue")
-                    await _give_back(delivery)
+            async for message in self.broker.consume(self.queue, prefetch=self.config.prefetch):
+                parts = split(message)
+                for number, delivery in enumerate(parts):
+                    try:
+                        await self.intake(delivery)
+                    except Exception:
+                        # Redis or the broker failing: give the item back and slow down; the
+                        # message's other items go back with it, untried.
+                        log.exception("could not take in a work item; returning it to the queue")
+                        await _give_back(delivery)
+                        for rest in parts[number + 1 :]:
+                            await rest.nack(requeue=True)
+                        break
         finally:
             for task in tasks:
                 task.cancel()
@@ -127,7 +140,11 @@ class SenderLoop:
     # ---- intake -------------------------------------------------------------------------
 
     async def intake(self, delivery: Delivery) -> None:
-        attempt = int(delivery.headers.get(ATTEMPT_HEADER, 0) or 0)
+        attempt = _attempt(delivery)
+        if delivery.redelivered and (hash(delivery.body), attempt) in self._passed_on:
+            log.debug("passed on already: %s", delivery.message_id)
+            await delivery.ack()
+            return
         try:
             item = WorkItem.from_bytes(delivery.body)
         except (ValidationError, ValueError) as exc:
@@ -253,6 +270,11 @@ class SenderLoop:
                 pending.already_sent = None  # failed at intake: ask again below
         return bool(await self.state.sent_among([key]))
 
+    def _remember_passed_on(self, delivery: Delivery) -> None:
+        self._passed_on[(hash(delivery.body), _attempt(delivery))] = None
+        if len(self._passed_on) > 10_000:
+            self._passed_on.popitem(last=False)
+
     def _remember_sent(self, key: str) -> None:
         self._sent_here[key] = None
         if len(self._sent_here) > 10_000:
@@ -287,6 +309,7 @@ class SenderLoop:
                 headers={ATTEMPT_HEADER: attempt + 1, REASON_HEADER: reason[:1000]},
             ),
         )
+        self._remember_passed_on(delivery)
         await delivery.ack()
 
     async def _give_up(
@@ -297,12 +320,14 @@ class SenderLoop:
         await dead_letter(
             self.broker, self.config.exchange, self.protocol, delivery.body, reason, attempts
         )
+        self._remember_passed_on(delivery)
         await delivery.ack()
 
     async def _dead_letter_body(self, delivery: Delivery, reason: str, attempts: int) -> None:
         await dead_letter(
             self.broker, self.config.exchange, self.protocol, delivery.body, reason, attempts
         )
+        self._remember_passed_on(delivery)
         await delivery.ack()
 
     # ---- digests ------------------------------------------------------------------------
@@ -387,6 +412,11 @@ class SenderLoop:
         await dead_letter(
             self.broker, self.config.exchange, self.protocol, item.to_bytes(), reason, 1
         )
+
+
+def _attempt(delivery: Delivery) -> int:
+    """Attempts made before this delivery (0 for an item fresh from the consumer)."""
+    return int(delivery.headers.get(ATTEMPT_HEADER, 0) or 0)
 
 
 async def _give_back(delivery: Delivery) -> None:

@@ -44,5 +44,5 @@ def koji_build(owner: str, package: str, sent_at: dt.datetime) -> dict[str, Any]
 
 
 async def archive(session: AsyncSession, messages: list[dict[str, Any]]) -> None:
-    await archive_messages(session, [(parse_message(m), m) for m in messages])
+    await archive_messages(session, [(parse_message(m), m, None) for m in messages])
     await session.commit()

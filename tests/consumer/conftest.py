@@ -22,7 +22,7 @@ from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.rules import schema, transfer
 from fmn.transport import Broker, Outgoing, make_broker
 from fmn.transport.topology import send_queue
-from fmn.workitem import WorkItem
+from fmn.workitem import WorkItem, unpack
 from tests import services
 
 DIRECTORY = {
@@ -166,7 +166,7 @@ async def work_items(
             if delivery is None:
                 await asyncio.sleep(0.05)
                 continue
-            items.append(WorkItem.from_bytes(delivery.body))
+            items.extend(WorkItem.from_bytes(body) for body in unpack(delivery.body))
             await delivery.ack()
     return items
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from bench.soak_procs import FmnProcess, write_config
 from fmn.db import migrations
 from fmn.transport.topology import send_queue
+from fmn.workitem import unpack
 from tests import services
 
 pytestmark = pytest.mark.xdist_group("reliability")
@@ -84,7 +85,7 @@ class Bus:
                 assert self.consumer.alive, self.consumer.tail()
                 self.connection.sleep(0.02)
                 continue
-            if json.loads(body)["message"]["id"] == message_id:
+            if any(json.loads(item)["message"]["id"] == message_id for item in unpack(body)):
                 return
         raise AssertionError(f"the good message was not handled\n{self.consumer.tail()}")
 

@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from bench.soak_proxy import Proxy
-from fmn.consumer.archive import archive_batch, storable_json_text, storable_text
+from fmn.consumer.archive import (
+    archive_batch,
+    storable_json_text,
+    storable_message_json,
+    storable_text,
+)
 from fmn.consumer.service import Consumer
 from fmn.core.settings import Settings
 from fmn.db import models
@@ -55,6 +60,23 @@ def test_storable_values() -> None:
     plain = {"a": [1, 2.5, None, "\x00\ud800"]}
     # json takes NUL and surrogate escapes as they are
     assert storable_json_text(plain) == json.dumps(plain)
+
+
+def test_a_body_is_stored_as_received_when_postgresql_takes_it() -> None:
+    data = {"topic": "t", "headers": {"h": 1}, "id": "m", "body": {"a": "\u00e9\x00", "n": [1.5]}}
+    raw = '{"a":"\u00e9\\u0000",  "n": [1.5]}'.encode()
+    assert json.loads(raw) == data["body"]
+    stored = storable_message_json(data, raw)
+    assert raw.decode() in stored and json.loads(stored) == data
+    # What PostgreSQL's json type refuses, or what is not UTF-8, is serialized anew.
+    for body, received in [
+        ({"n": "nan"}, b'{"n": NaN}'),
+        ({"a": 1}, '{"a": 1}'.encode("utf-16")),
+        ({"a": 1}, b'\xef\xbb\xbf{"a": 1}'),
+    ]:
+        message = {**data, "body": body}
+        assert storable_message_json(message, received) == storable_json_text(message)
+    assert storable_message_json(data, None) == storable_json_text(data)
 
 
 async def test_values_postgresql_refuses_are_archived_and_notified(
@@ -107,7 +129,7 @@ async def test_a_message_the_database_refuses_is_left_out_of_the_archive_only(
 ) -> None:
     good = {"topic": "t", "headers": {}, "id": "good", "body": {}}
     refused = {"topic": "t", "headers": {}, "id": "x" * 300, "body": {}}  # over String(255)
-    messages = [(parse_message(m), m) for m in (good, refused)]
+    messages = [(parse_message(m), m, None) for m in (good, refused)]
     assert await archive_batch(sessionmaker, messages) == 1
     assert [row.message_id for row in await _archived(sessionmaker)] == ["good"]
     # Alone, it is left out too (not raised, which the consumer would take for an outage and

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from fmn.consumer.service import batch_messages
 from fmn.db.models import Delivery
 from fmn.transport.base import Broker, Outgoing
 from fmn.workitem import (
@@ -80,14 +81,22 @@ def make_item(
 
 
 async def publish(
-    broker: Broker, exchange: str, *items: WorkItem | bytes, protocol: str = ""
+    broker: Broker,
+    exchange: str,
+    *items: WorkItem | bytes,
+    protocol: str = "",
+    per_message: int = 1,
 ) -> None:
+    """Publish work items as the consumer does (per_message of them in one AMQP message), or
+    raw bodies."""
     out = []
     for item in items:
         if isinstance(item, WorkItem):
-            out.append(Outgoing(routing_key(item.protocol), item.to_bytes(), message_id=item.key))
+            out.extend(batch_messages([item], 1))
         else:
             out.append(Outgoing(routing_key(protocol), item))
+    if per_message > 1:
+        out = batch_messages([i for i in items if isinstance(i, WorkItem)], per_message)
     await broker.publish_many(exchange, out)
 
 

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 
@@ -58,7 +59,11 @@ def start_sender(config: Path, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([FMN, "sender", "email"], env=env, stdout=out, stderr=out)
 
 
+# One work item per AMQP message, or ten (as the consumer packs them): a message whose items
+# were partly sent when the sender died comes back whole, and only its unsent items go out.
+@pytest.mark.parametrize("per_message", [1, 10])
 async def test_killed_mid_queue_then_restarted(
+    per_message: int,
     amqp_url: str,
     redis_url: str,
     pg_url: str,
@@ -96,7 +101,7 @@ async def test_killed_mid_queue_then_restarted(
     log = tmp_path / "sender.log"
     items = [make_item("email", f"user{i}@example.org") for i in range(total)]
     try:
-        await publish(broker, exchange, *items)
+        await publish(broker, exchange, *items, per_message=per_message)
         process = first = start_sender(config, log)
         await eventually(lambda: first.poll() is not None, timeout=60)
         assert first.returncode == -signal.SIGKILL
