@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -47,7 +48,7 @@ from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import parse_message
 from fmn.rules.schema import Filters, Rule
-from fmn.workitem import PROTOCOLS
+from fmn.workitem import PROTOCOLS, unpack
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 AMQP = "amqp://guest:guest@127.0.0.1:5672"
@@ -182,10 +183,11 @@ class ItemCounter:
 
     async def on_item(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         arrived = time.time()
-        item = json.loads(message.body)
-        sent_at = dt.datetime.fromisoformat(item["message"]["sent_at"]).timestamp()
-        self.latencies.append(arrived - sent_at)
-        self.count += 1
+        for line in unpack(message.body):  # several work items per message
+            item = json.loads(line)
+            sent_at = dt.datetime.fromisoformat(item["message"]["sent_at"]).timestamp()
+            self.latencies.append(arrived - sent_at)
+            self.count += 1
         if self.count >= self.target:
             self.reached.set()
 
@@ -235,6 +237,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def others_cpu_seconds(db_name: str) -> dict[str, float]:
+    """CPU so far of what shares the machine with the consumer: RabbitMQ (every beam.smp),
+    the PostgreSQL backends of the benchmark's database, and this load generator."""
+    spent = {"RabbitMQ": 0.0, "PostgreSQL": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            if b"beam.smp" in command:
+                spent["RabbitMQ"] += cpu_seconds(int(proc.name))
+            elif command.startswith(b"postgres: ") and f" {db_name} ".encode() in command:
+                spent["PostgreSQL"] += cpu_seconds(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    spent["load generator"] = usage.ru_utime + usage.ru_stime
+    return spent
 
 
 def start_consumer(env: dict[str, str], metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -406,6 +428,7 @@ async def main() -> None:
         # Sustained throughput.
         total = 0
         cpu_before = sum(cpu_seconds(c.pid) for c in consumers)
+        others_before = others_cpu_seconds(db_name)
         started = time.perf_counter()
         for start in range(0, args.messages, 500):
             batch = [
@@ -417,11 +440,19 @@ async def main() -> None:
         await wait_for_items(counter, 600)
         elapsed = time.perf_counter() - started
         cpu = sum(cpu_seconds(c.pid) for c in consumers) - cpu_before
+        others = others_cpu_seconds(db_name)
         print(
             f"throughput: {args.messages:,} messages, {total:,} work items in {elapsed:.2f} s "
             f"= {args.messages / elapsed:,.0f} msg/s; consumer CPU {cpu:.1f} s = "
             f"{cpu / args.messages * 1e6:,.0f} µs per message ({args.messages / cpu:,.0f} msg/s "
             f"per core); load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            "  CPU per message beside the consumer's: "
+            + ", ".join(
+                f"{name} {(others[name] - others_before[name]) / args.messages * 1e6:,.0f} µs"
+                for name in others
+            )
         )
 
         # Latency at fixed rates.

@@ -50,30 +50,49 @@ _EXCHANGE_TYPES = {
 class _InOrderAcks:
     """The acks of one channel's deliveries, sent as one `basic.ack` with `multiple` for each
     run of settled deliveries instead of one frame each. A delivery's ack waits until every
-    earlier one on the channel is settled (acked here, or nacked on its own)."""
+    earlier one on the channel is settled (acked here, or nacked on its own); the acks settled
+    in one turn of the event loop go out as one frame, after that turn."""
 
     def __init__(self, channel: aiormq.abc.AbstractChannel) -> None:
         self.channel = channel
         self._outstanding: deque[int] = deque()  # delivery tags, in delivery order
         self._settled: dict[int, bool] = {}  # tag -> still to be acked (False: nacked already)
-        self._acked_up_to = 0
-        self._lock = asyncio.Lock()  # multiple-acks must reach the socket in tag order
+        self._ack_up_to = 0  # the highest tag that may be acked
+        self._acked_up_to = 0  # the highest tag acked
+        self._flushing: asyncio.Task[None] | None = None
 
     def delivered(self, tag: int) -> None:
         self._outstanding.append(tag)
 
-    async def settle(self, tag: int, ack: bool) -> None:
+    async def sent(self) -> None:
+        """Until the acks settled so far are written (before the connection is closed)."""
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+
+    def settle(self, tag: int, ack: bool) -> None:
         self._settled[tag] = ack
         last = 0
         while self._outstanding and self._outstanding[0] in self._settled:
             head = self._outstanding.popleft()
             if self._settled.pop(head):
                 last = head
-        if last:
-            async with self._lock:
-                if last > self._acked_up_to:
-                    self._acked_up_to = last
-                    await self.channel.basic_ack(last, multiple=True, wait=False)
+        if last > self._ack_up_to:
+            self._ack_up_to = last
+            if self._flushing is None:
+                self._flushing = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the other settles of this turn come in first
+            while self._ack_up_to > self._acked_up_to:
+                # Multiple-acks reach the socket in tag order: only this task sends them.
+                last = self._acked_up_to = self._ack_up_to
+                await self.channel.basic_ack(last, multiple=True, wait=False)
+        except _CHANNEL_GONE as exc:
+            # The broker puts back what was unacked on that channel and delivers it again.
+            log.warning("could not ack up to delivery %d (%r)", self._ack_up_to, exc)
+        finally:
+            self._flushing = None
 
 
 class _AmqpDelivery(Delivery):
@@ -92,7 +111,7 @@ class _AmqpDelivery(Delivery):
     async def ack(self) -> None:
         try:
             if self._acks is not None and self._message.delivery_tag is not None:
-                await self._acks.settle(self._message.delivery_tag, ack=True)
+                self._acks.settle(self._message.delivery_tag, ack=True)
             else:
                 await self._message.ack()
         except _CHANNEL_GONE as exc:
@@ -102,7 +121,7 @@ class _AmqpDelivery(Delivery):
         try:
             await self._message.nack(requeue=requeue)
             if self._acks is not None and self._message.delivery_tag is not None:
-                await self._acks.settle(self._message.delivery_tag, ack=False)
+                self._acks.settle(self._message.delivery_tag, ack=False)
         except _CHANNEL_GONE as exc:
             self._gone("nack", exc)
 
@@ -131,6 +150,7 @@ class AmqpBroker(Broker):
         self._channel: AbstractChannel | None = None
         # What each declared queue is, so a consuming channel can declare it again itself.
         self._specs: dict[str, QueueSpec] = {}
+        self._ack_runs: list[_InOrderAcks] = []
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -141,6 +161,9 @@ class AmqpBroker(Broker):
         )
 
     async def close(self) -> None:
+        for acks in self._ack_runs:
+            await acks.sent()
+        self._ack_runs.clear()
         if self._connection is not None:
             await self._connection.close()
         self._connection = None
@@ -233,6 +256,7 @@ class AmqpBroker(Broker):
                         # A new channel (the first, or one reopened after a reconnection):
                         # its delivery tags start again.
                         acks = _InOrderAcks(message.channel)
+                        self._ack_runs.append(acks)
                     yield _AmqpDelivery(message, acks)
         finally:
             if not channel.is_closed:
