@@ -394,7 +394,12 @@ async def main() -> None:
             print(f"fedora-messaging ceiling not measured: {exc}")
 
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("FMN_")},
+            # The caller's consumer settings (FMN_CONSUMER__*) apply, no other fmn setting.
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith("FMN_") or k.startswith("FMN_CONSUMER__")
+            },
             "FMN_DATABASE__URL": db_url,
             "FMN_BUS__AMQP_URL": vhost_url,
             "FMN_SEND_QUEUE__AMQP_URL": vhost_url,
