@@ -221,6 +221,7 @@ async def prepare_database(n_messages: int, rebuild: bool) -> str:
         if have == n_messages:
             await admin.close()
             print(f"reusing {DB} ({have:,} archived messages)", file=sys.stderr)
+            await asyncio.to_thread(migrations.upgrade, url)  # migrations added since
             return url
     await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{DB}"')

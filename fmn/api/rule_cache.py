@@ -1,28 +1,38 @@
 """The rules list's page cache: each API process keeps the JSON of the pages it served, and
 serves one again only while PostgreSQL says that nothing the page shows has changed.
 
-Every request still asks the database, but only for a fingerprint of the user's rules (one
-text), not the rows to decode, shape and serialize: the id and transaction id (xmin) of each row
-of the rule tables that belongs to the user, and the notification counts of the last 7 days.
-Any committed insert, update or delete gives a row a new xmin (or removes it), so a page
-written by anyone — this process, another worker, an admin, `fmn rules import`, plain SQL — is
-never served stale, and nothing has to remember to invalidate anything. The page and its
-fingerprint are read by one statement, so they describe the same snapshot.
+Every request still asks the database, after it arrived, but only for the user's versions
+(fmn.api.rule_queries.VERSIONS: two index look-ups): numbers that triggers change in the
+writing transaction with every insert, update or delete of the user's rules, their parts and
+their counts (migration 0002), so a page written by anyone — this process, another worker, an
+admin, `fmn rules import`, plain SQL, the consumer's counts — is never served stale, and
+nothing has to remember to invalidate anything. A page and its versions are read by one
+statement, so they describe the same snapshot. The counts are those of the last 7 days: a page
+is also dropped when its oldest count leaves that window.
 
-Only for PostgreSQL (xmin is its own); other databases read the page every time.
+The check queries of concurrent requests go together (VersionChecks): under load, one round
+trip on one connection answers many requests.
+
+Only for PostgreSQL; other databases read the page every time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from fmn.api.rule_queries import FINGERPRINT_ASYNCPG, read_rules, read_user_page, week_ago
+from fmn.api.rule_queries import VERSIONS, Version, read_rules, read_user_page, week_ago
 from fmn.api.schemas import RulePublic
+
+log = logging.getLogger(__name__)
 
 # Pages kept per process, by size of their JSON (oldest used dropped first).
 MAX_BYTES = 32 * 1024 * 1024
@@ -39,32 +49,152 @@ def rules_json(rules: list[RulePublic]) -> bytes:
 class Page:
     body: bytes  # the JSON array
     total: int  # the user's rules in all
-    fingerprint: str | None = None
+    version: Version | None = None  # None: not kept
+    # The oldest count the page shows: the page holds while week_ago() is not past it.
+    oldest_count: dt.datetime | None = None
+
+
+class VersionChecks:
+    """Users' current versions, each read by a query that starts after it was asked for.
+
+    Asks that come while a query runs wait for the next one, which reads all of them at once:
+    under load one round trip on one connection answers many requests, and PostgreSQL parses,
+    plans and sends one statement instead of one per request.
+
+    The connection: one held from the engine (on a failure it is dropped and the next query
+    opens another), or the connection the sessions are bound to (tests: their transaction).
+    """
+
+    def __init__(self, bind: AsyncEngine | AsyncConnection) -> None:
+        self.bind = bind
+        self._own: AsyncConnection | None = None
+        self._driver: Any = None
+        self._statement: Any = None
+        self._waiting: list[tuple[str, asyncio.Future[Version | None]]] = []
+        self._wake: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    async def version(self, username: str) -> Version | None:
+        """The user's current versions; None when there is no such user. Raises what the
+        query raised."""
+        if self._runner is None:
+            self._wake = asyncio.Event()
+            self._runner = asyncio.create_task(self._run(), name="rules list version checks")
+        future: asyncio.Future[Version | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((username, future))
+        self._wake.set()  # type: ignore[union-attr]
+        return await future
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for _, future in self._waiting:
+            future.cancel()
+        self._waiting = []
+        if self._own is not None:
+            with contextlib.suppress(Exception):
+                await self._own.close()
+            self._own = None
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    found = await self._query(list({name for name, _ in batch}))
+                except Exception as exc:  # the askers read their page instead
+                    log.warning("rules list version check failed: %r", exc)
+                    await self._drop_connection()
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for name, future in batch:
+                    if not future.done():
+                        future.set_result(found.get(name))
+
+    async def _query(self, names: list[str]) -> dict[str, Version]:
+        driver: Any
+        if isinstance(self.bind, AsyncConnection):
+            driver = (await self.bind.get_raw_connection()).driver_connection
+        else:
+            if self._own is None:
+                self._own = await self.bind.connect()
+            driver = (await self._own.get_raw_connection()).driver_connection
+        if driver is not self._driver:
+            self._statement = await driver.prepare(VERSIONS)
+            self._driver = driver
+        rows = await self._statement.fetch(names)
+        return {name: (user_id, rules, counts) for name, user_id, rules, counts in rows}
+
+    async def _drop_connection(self) -> None:
+        self._driver = self._statement = None
+        if self._own is not None:
+            own, self._own = self._own, None
+            with contextlib.suppress(Exception):
+                await own.invalidate()
+                await own.close()
 
 
 class RulePages:
     """One page of a user's rules, as JSON, from the cache while it is still true."""
 
-    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], max_bytes: int = MAX_BYTES
+    ) -> None:
+        self.sessionmaker = sessionmaker
         self.max_bytes = max_bytes
         self._pages: OrderedDict[tuple[str, int, int], Page] = OrderedDict()
         self._bytes = 0
+        bind = sessionmaker.kw.get("bind")
+        self.checks: VersionChecks | None = None
+        if isinstance(bind, AsyncEngine | AsyncConnection) and bind.dialect.name == "postgresql":
+            self.checks = VersionChecks(bind)
 
-    async def get(self, session: AsyncSession, username: str, offset: int, limit: int) -> Page:
-        connection = await session.connection()
-        if connection.dialect.name != "postgresql":
-            rules, total = await read_rules(session, username=username, offset=offset, limit=limit)
-            return Page(rules_json(rules), total)
+    async def aclose(self) -> None:
+        if self.checks is not None:
+            await self.checks.aclose()
+
+    async def get(
+        self, username: str, offset: int, limit: int, session: AsyncSession | None = None
+    ) -> Page:
+        """The page; when it must be read, with `session` or else one of the sessionmaker's."""
         key = (username, offset, limit)
-        cached = self._pages.get(key)
-        if cached is not None:
-            driver: Any = (await connection.get_raw_connection()).driver_connection
-            now = await driver.fetchval(FINGERPRINT_ASYNCPG, username, week_ago())
-            if now == cached.fingerprint:
+        if self.checks is not None:
+            cached = self._pages.get(key)
+            if cached is not None and await self._holds(cached, username):
                 self._pages.move_to_end(key)
                 return cached
-        rules, total, fingerprint = await read_user_page(session, username, offset, limit)
-        page = Page(rules_json(rules), total, fingerprint)
+        if session is None:
+            async with self.sessionmaker() as own:
+                return await self._read(key, own)
+        return await self._read(key, session)
+
+    async def _holds(self, page: Page, username: str) -> bool:
+        """Whether the page is what the route would answer now."""
+        if page.oldest_count is not None and week_ago() > page.oldest_count:
+            return False  # a count it shows is no longer of the last 7 days
+        assert self.checks is not None
+        try:
+            return await self.checks.version(username) == page.version
+        except Exception:
+            return False  # read the page (the failure, if it lasts, is the route's to answer)
+
+    async def _read(self, key: tuple[str, int, int], session: AsyncSession) -> Page:
+        username, offset, limit = key
+        if self.checks is None:
+            rules, total = await read_rules(session, username=username, offset=offset, limit=limit)
+            return Page(rules_json(rules), total)
+        rules, total, version, oldest = await read_user_page(
+            session, username, offset, limit, week_ago()
+        )
+        page = Page(rules_json(rules), total, version, oldest)
         self._store(key, page)
         return page
 
@@ -72,7 +202,7 @@ class RulePages:
         old = self._pages.pop(key, None)
         if old is not None:
             self._bytes -= len(old.body)
-        if page.fingerprint is None or len(page.body) > self.max_bytes:
+        if page.version is None or len(page.body) > self.max_bytes:
             return
         self._pages[key] = page
         self._bytes += len(page.body)

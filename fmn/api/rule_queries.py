@@ -11,7 +11,7 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, Select, String, bindparam, column, func, select, text
+from sqlalchemy import JSON, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.schemas import RulePublic
@@ -90,37 +90,40 @@ def _page_statement(dialect: str, by_user: bool, by_id: bool, by_disabled: bool)
     )
 
 
-# PostgreSQL: a digest of everything a user's rules list shows, at the time it is read
-# (see fmn.api.rule_cache): the id and xmin (the transaction that wrote this version of the
-# row) of each row of the rule tables belonging to the user, and their notification counts of
-# the last 7 days. Lists in no particular order: a plan that changes the order only costs a
-# cache miss. Parameters :username and :since (FINGERPRINT_ASYNCPG: $1 and $2).
-FINGERPRINT = """
-SELECT md5(format('%s|%s|%s|%s|%s|%s',
-  (SELECT string_agg(r.id || ':' || r.xmin, ',') FROM rules r WHERE r.user_id = u.id),
-  (SELECT string_agg(t.id || ':' || t.xmin, ',')
-   FROM rules r JOIN tracking_rules t ON t.rule_id = r.id WHERE r.user_id = u.id),
-  (SELECT string_agg(g.id || ':' || g.xmin, ',')
-   FROM rules r JOIN generation_rules g ON g.rule_id = r.id WHERE r.user_id = u.id),
-  (SELECT string_agg(d.id || ':' || d.xmin, ',')
-   FROM rules r JOIN generation_rules g ON g.rule_id = r.id
-   JOIN destinations d ON d.generation_rule_id = g.id WHERE r.user_id = u.id),
-  (SELECT string_agg(f.id || ':' || f.xmin, ',')
-   FROM rules r JOIN generation_rules g ON g.rule_id = r.id
-   JOIN filters f ON f.generation_rule_id = g.id WHERE r.user_id = u.id),
-  (SELECT string_agg(c.rule_id || ':' || c.count, ',')
-   FROM rules r JOIN generated c ON c.rule_id = r.id
-   WHERE r.user_id = u.id AND c."when" >= :since)))
-FROM users u WHERE u.name = :username"""
-FINGERPRINT_ASYNCPG = FINGERPRINT.replace(":username", "$1").replace(":since", "$2")
+# PostgreSQL: the versions of what a user's rules list shows (see fmn.api.rule_cache and
+# migration 0002): the user's id, and the numbers the triggers change with every write to
+# their rules and parts (rules version) and to their rules' counts (counts version). A user
+# without a row has had no such write since the migration: None stands for that state.
+VERSIONS = """
+SELECT u.name, u.id, r.version, c.version FROM users u
+LEFT JOIN user_rules_versions r ON r.user_id = u.id
+LEFT JOIN user_counts_versions c ON c.user_id = u.id
+WHERE u.name = ANY($1::text[])"""
+
+Version = tuple[int, int | None, int | None]
 
 
 @cache
-def _fingerprinted_page_statement() -> Select[Any]:
-    """A user's page with the fingerprint of all their rules (PostgreSQL), in one statement:
-    both describe the same snapshot."""
-    digest = text(FINGERPRINT).columns(column("digest", String))
-    return _page_statement("postgresql", True, False, False).add_columns(digest.scalar_subquery())
+def _versioned_page_statement() -> Select[Any]:
+    """A user's page with their versions and, per rule, the oldest of the counts it shows
+    (PostgreSQL), in one statement: all describe the same snapshot."""
+    oldest = (
+        select(func.min(models.Generated.when))
+        .where(models.Generated.rule_id == R.id, models.Generated.when >= bindparam("since"))
+        .scalar_subquery()
+    )
+    rules_version = (
+        select(models.UserRulesVersion.version)
+        .where(models.UserRulesVersion.user_id == U.id)
+        .scalar_subquery()
+    )
+    counts_version = (
+        select(models.UserCountsVersion.version)
+        .where(models.UserCountsVersion.user_id == U.id)
+        .scalar_subquery()
+    )
+    page = _page_statement("postgresql", True, False, False)
+    return page.add_columns(rules_version, counts_version, oldest)
 
 
 @cache
@@ -171,16 +174,20 @@ async def read_rules(
 
 
 async def read_user_page(
-    session: AsyncSession, username: str, offset: int, limit: int
-) -> tuple[list[RulePublic], int, str | None]:
-    """PostgreSQL: one page of a user's rules, how many they have, and the fingerprint of them
-    all (`fingerprint_sql`; None when the page is empty)."""
+    session: AsyncSession, username: str, offset: int, limit: int, since: dt.datetime
+) -> tuple[list[RulePublic], int, Version | None, dt.datetime | None]:
+    """PostgreSQL: one page of a user's rules with the counts since `since`, how many rules
+    they have, their versions (None when the page is empty), and the oldest count the page
+    shows (None: none)."""
     values = _values(username, None, None, offset, limit)
+    values["since"] = since
     connection = await session.connection()
-    rows = (await connection.execute(_fingerprinted_page_statement(), values)).all()
+    rows = (await connection.execute(_versioned_page_statement(), values)).all()
     if not rows:
-        return [], await _total_past_the_end(session, (True, False, False), values), None
-    return _public(rows), int(rows[0][12]), rows[0][13]
+        return [], await _total_past_the_end(session, (True, False, False), values), None, None
+    first = rows[0]
+    oldest = min((row[15] for row in rows if row[15] is not None), default=None)
+    return _public(rows), int(first[12]), (first[4], first[13], first[14]), oldest
 
 
 def week_ago() -> dt.datetime:

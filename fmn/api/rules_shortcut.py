@@ -49,8 +49,7 @@ class RulesListShortcut(HTTPMiddleware):
             await self.app(scope, receive, send)
             return
         number, size = page
-        async with services.read_sessionmaker() as session:
-            found = await services.rule_pages.get(session, username, (number - 1) * size, size)
+        found = await services.rule_pages.get(username, (number - 1) * size, size)
         scope["route"] = self._route(scope)  # for the metrics' route label
         await send(
             {

@@ -58,7 +58,7 @@ class Services:
     limiter: RateLimiter
     preview_slots: asyncio.Semaphore
     # The rules list's pages as JSON, kept while the database says they are still true.
-    rule_pages: RulePages = field(default_factory=RulePages)
+    rule_pages: RulePages
     engines: list[AsyncEngine] = field(default_factory=list)
     owns_directory: bool = False
     owns_bus: bool = False
@@ -151,6 +151,7 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
         announcer=announcer,
         limiter=RateLimiter(cache, settings.api.rate_limit_per_minute),
         preview_slots=asyncio.Semaphore(settings.api.preview_concurrency),
+        rule_pages=RulePages(read_sessionmaker),
         engines=engines,
         owns_directory=owns_directory,
         owns_bus=owns_bus,
@@ -160,6 +161,7 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
 
 async def stop_services(services: Services) -> None:
     await services.announcer.stop()
+    await services.rule_pages.aclose()
     if services.owns_bus:
         with contextlib.suppress(Exception):
             await services.bus.close()

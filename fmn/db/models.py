@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -152,6 +153,32 @@ class Generated(Base):
 
 
 # ---- fmn additions -------------------------------------------------------------------------
+
+
+class UserRulesVersion(Base):
+    """PostgreSQL: a number that changes, in the writing transaction, whenever anything a user's
+    rules list shows changes (their rules, tracking rules, generation rules, destinations,
+    filters), whoever writes: triggers keep it (migration 0002). The API's page cache asks for
+    it instead of reading the page again (fmn.api.rule_cache)."""
+
+    __tablename__ = "user_rules_versions"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class UserCountsVersion(Base):
+    """The same for the notification counts of a user's rules (`generated`): a row apart, so
+    the consumer's counts flush and rule changes never wait for each other."""
+
+    __tablename__ = "user_counts_versions"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class DigestMode(enum.StrEnum):

@@ -1,18 +1,29 @@
 """The rules list is served from each API process's page cache (fmn.api.rule_cache) and by a
 shortcut around FastAPI's routing (fmn.api.rules_shortcut): whoever changes a rule — the user
 through another API process, an admin, `fmn rules import`, plain SQL, the consumer counting
-notifications — the next list shows it, and the shortcut answers exactly as the route does."""
+notifications — the next list shows it, and the shortcut answers exactly as the route does.
+The versions the cache checks are kept by triggers (migration 0002); the last tests here check
+their locking with transactions of their own."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from fmn.api import rule_cache
+from fmn.api.rule_cache import VersionChecks
+from fmn.consumer.counts import GeneratedCounts
 from fmn.db import models
 from fmn.rules import transfer
 from fmn.rules.store import load_rules
@@ -25,14 +36,16 @@ def client_of(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
-async def stored(session: AsyncSession) -> list[dict[str, Any]]:
-    """Alice's rules as the store reads them now (FMN 3's JSON, without muted_until)."""
+async def stored(session: AsyncSession, username: str = "alice") -> list[dict[str, Any]]:
+    """A user's rules as the store reads them now (FMN 3's JSON, without muted_until)."""
     session.expire_all()
-    return [r.model_dump(mode="json") for r in await load_rules(session, username="alice")]
+    return [r.model_dump(mode="json") for r in await load_rules(session, username=username)]
 
 
-async def listed(http: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
-    response = await http.get(API, headers=headers)
+async def listed(
+    http: httpx.AsyncClient, headers: dict[str, str], username: str = "alice"
+) -> list[dict[str, Any]]:
+    response = await http.get(f"/api/v1/users/{username}/rules", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["x-total-count"] == str(len(response.json()))
     return [{k: v for k, v in r.items() if k != "muted_until"} for r in response.json()]
@@ -146,9 +159,288 @@ async def test_the_shortcut_answers_as_the_route_does(
         for later in answers[1:]:
             assert later.status_code == answers[0].status_code, url
             assert later.content == answers[0].content, url
-            for header in ("content-type", "x-total-count", "x-page", "x-page-size"):
-                assert later.headers.get(header) == answers[0].headers.get(header), url
+            assert later.headers.multi_items() == answers[0].headers.multi_items(), url
     page = await client.get(f"{API}?page=2&page_size=3", headers=auth("alice"))
     assert [r["name"] for r in page.json()] == ["r3"]
     assert page.headers["x-total-count"] == "4"
     assert (await client.get(API, headers=auth("bob"))).status_code == 403
+
+
+async def test_rules_moved_between_users_and_a_user_deleted(
+    make_app: Any, auth: Any, session: AsyncSession
+) -> None:
+    alice, bob = await make_user(session, "alice"), await make_user(session, "bob")
+    rule = await make_rule(session, alice, name="moving", filters={"topic": "*.build"})
+    other = await make_rule(session, bob, name="bob's", filters={"applications": ["koji"]})
+    await session.commit()
+    ids = {"rule": rule.id, "other": other.id, "alice": alice.id, "bob": bob.id}
+    reader = client_of(await make_app())
+    tokens = {"alice": auth("alice"), "bob": auth("bob")}
+
+    async def both_see_the_store() -> dict[str, list[str]]:
+        for name, headers in tokens.items():
+            for _ in range(2):  # the second answer from the cache
+                assert await listed(reader, headers, name) == await stored(session, name)
+        return {n: [r["name"] for r in await listed(reader, h, n)] for n, h in tokens.items()}
+
+    async def sql(statement: str) -> None:
+        await session.execute(text(statement), ids)
+        await session.commit()
+
+    assert await both_see_the_store() == {"alice": ["moving"], "bob": ["bob's"]}
+    await sql("UPDATE rules SET user_id = :bob WHERE id = :rule")
+    assert await both_see_the_store() == {"alice": [], "bob": ["moving", "bob's"]}
+    await sql("UPDATE rules SET user_id = :alice WHERE id = :rule")
+    assert await both_see_the_store() == {"alice": ["moving"], "bob": ["bob's"]}
+    # A second generation rule of bob's, then moved (with its destination) to alice's rule.
+    await sql("INSERT INTO generation_rules (rule_id) VALUES (:other)")
+    newest = "(SELECT max(id) FROM generation_rules WHERE rule_id = :other)"
+    await sql(
+        "INSERT INTO destinations (generation_rule_id, protocol, address) "
+        f"VALUES ({newest}, 'email', 'extra@example.org')"
+    )
+    await both_see_the_store()
+    assert len((await stored(session, "bob"))[0]["generation_rules"]) == 2
+    await sql(f"UPDATE generation_rules SET rule_id = :rule WHERE id = {newest}")
+    await both_see_the_store()
+    assert len((await stored(session, "alice"))[0]["generation_rules"]) == 2
+    assert len((await stored(session, "bob"))[0]["generation_rules"]) == 1
+    # A filter moved from one generation rule to the other, a tracking rule changed.
+    await sql(
+        "UPDATE filters SET generation_rule_id = (SELECT max(id) FROM generation_rules "
+        "WHERE rule_id = :rule) WHERE name = 'topic'"
+    )
+    await sql(
+        "UPDATE tracking_rules SET name = 'users-followed', params = '[\"carol\"]' "
+        "WHERE rule_id = :rule"
+    )
+    await both_see_the_store()
+    assert (await stored(session))[0]["tracking_rule"]["params"] == ["carol"]
+
+    # The user deleted: an empty list; then someone of that name again, with other rules.
+    await sql("DELETE FROM users WHERE id = :alice")
+    assert await both_see_the_store() == {"alice": [], "bob": ["bob's"]}
+    await make_rule(session, await make_user(session, "alice"), name="new alice's")
+    await session.commit()
+    assert await both_see_the_store() == {"alice": ["new alice's"], "bob": ["bob's"]}
+
+
+async def test_counts_flushed_and_leaving_the_week(
+    make_app: Any, auth: Any, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = await make_user(session, "alice"), await make_user(session, "bob")
+    rule = await make_rule(session, alice, name="counted")
+    bobs = await make_rule(session, bob, name="bob's")
+    await session.commit()
+    rule_id, bobs_id = rule.id, bobs.id
+    reader = client_of(await make_app())
+    alices = auth("alice")
+
+    async def count() -> int:
+        for _ in range(2):
+            assert await listed(reader, alices) == await stored(session)
+        answer = await listed(reader, alices)
+        return int(answer[0]["generated_last_week"])
+
+    assert await count() == 0
+    # The consumer's flush: several users' rules in one statement.
+    counts = GeneratedCounts()
+    counts.add([rule_id, rule_id, bobs_id])
+    assert await counts.flush(session) == 2
+    await session.commit()
+    assert await count() == 2
+    # A count of 6 days ago; then, 2 days later, it is no longer of the last 7 days although
+    # nothing was written.
+    now = dt.datetime.now(dt.UTC)
+    session.add(models.Generated(rule_id=rule_id, when=now - dt.timedelta(days=6), count=10))
+    await session.commit()
+    assert await count() == 12
+    later = rule_cache.week_ago() + dt.timedelta(days=2)
+    monkeypatch.setattr(rule_cache, "week_ago", lambda: later)
+    for _ in range(2):
+        assert (await listed(reader, alices))[0]["generated_last_week"] == 2
+
+
+async def test_a_failing_check_reads_the_page(
+    make_app: Any, auth: Any, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule = await make_rule(session, await make_user(session, "alice"), name="before")
+    await session.commit()
+    rule_id = rule.id
+    app = await make_app()
+    reader = client_of(app)
+    for _ in range(2):
+        assert await listed(reader, auth("alice")) == await stored(session)
+
+    async def broken(username: str) -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(app.state.services.rule_pages.checks, "version", broken)
+    await session.execute(text("UPDATE rules SET name = 'after' WHERE id = :r"), {"r": rule_id})
+    await session.commit()
+    assert [r["name"] for r in await listed(reader, auth("alice"))] == ["after"]
+
+
+async def test_version_checks_answer_concurrent_asks(
+    db_connection: AsyncConnection, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asks that come together are answered by one query, each with its own user's versions;
+    a failing query fails the asks it was for, and the next one works."""
+    alice = await make_rule(session, await make_user(session, "alice"))
+    await make_user(session, "bob")  # no rules: no versions yet
+    await session.commit()
+    expected = (
+        await session.execute(
+            text(
+                "SELECT u.id, r.version, c.version FROM users u "
+                "JOIN user_rules_versions r ON r.user_id = u.id "
+                "LEFT JOIN user_counts_versions c ON c.user_id = u.id WHERE u.name = 'alice'"
+            )
+        )
+    ).one()
+    bob_id = (await session.execute(text("SELECT id FROM users WHERE name = 'bob'"))).scalar()
+    assert alice.user_id == expected[0]
+    checks = VersionChecks(db_connection)
+    try:
+        names = ["alice", "bob", "nobody"] * 5
+        answers = await asyncio.gather(*(checks.version(n) for n in names))
+        assert answers == [tuple(expected), (bob_id, None, None), None] * 5
+
+        async def failing(names: list[str]) -> None:
+            raise ConnectionError("gone")
+
+        monkeypatch.setattr(checks, "_query", failing)
+        failed = await asyncio.gather(*(checks.version(n) for n in names), return_exceptions=True)
+        assert all(isinstance(f, ConnectionError) for f in failed)
+        monkeypatch.undo()
+        assert await checks.version("alice") == tuple(expected)
+    finally:
+        await checks.aclose()
+
+
+# The triggers' locking, with committed transactions of their own (the other tests run in one
+# transaction that is rolled back).
+
+
+@pytest.fixture
+async def committed(pg_url: str) -> AsyncIterator[dict[str, Any]]:
+    """Two users and a rule of the second, committed; three connections; removed at the end."""
+    dsn = pg_url.replace("+asyncpg", "")
+    admin, one, two = [await asyncpg.connect(dsn) for _ in range(3)]
+    suffix = uuid.uuid4().hex[:12]
+    try:
+        a, b = [
+            await admin.fetchval("INSERT INTO users (name) VALUES ($1) RETURNING id", name)
+            for name in (f"a-{suffix}", f"b-{suffix}")
+        ]
+        rule = await admin.fetchval(
+            "INSERT INTO rules (name, disabled, user_id) VALUES ('r', false, $1) RETURNING id", b
+        )
+        await admin.execute(
+            "INSERT INTO tracking_rules (rule_id, name) VALUES ($1, 'related-events')", rule
+        )
+        generation = await admin.fetchval(
+            "INSERT INTO generation_rules (rule_id) VALUES ($1) RETURNING id", rule
+        )
+        await admin.execute(
+            "INSERT INTO destinations (generation_rule_id, protocol, address) "
+            "VALUES ($1, 'email', 'b@example.org')",
+            generation,
+        )
+        yield {"admin": admin, "one": one, "two": two, "a": a, "b": b, "rule": rule}
+    finally:
+        for connection in (one, two):
+            await connection.close()
+        await admin.execute("DELETE FROM users WHERE name LIKE $1", f"%-{suffix}")
+        await admin.close()
+
+
+async def _waits_for_a_lock(admin: asyncpg.Connection, pid: int) -> None:
+    """Until the backend `pid` waits for a lock (a generous bound: it is to wait at once)."""
+    for _ in range(500):
+        state = await admin.fetchval(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid
+        )
+        if state == "Lock":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"backend {pid} does not wait for a lock")
+
+
+# Writes to a rule's parts, and the version of the owner they must change.
+PART_WRITES = [
+    ('INSERT INTO generated (rule_id, "when", count) VALUES ($1, now(), 1)', "counts"),
+    ("UPDATE tracking_rules SET params = 'null' WHERE rule_id = $1", "rules"),
+    (
+        "UPDATE destinations SET address = 'new@example.org' WHERE generation_rule_id IN "
+        "(SELECT id FROM generation_rules WHERE rule_id = $1)",
+        "rules",
+    ),
+    (
+        "INSERT INTO filters (generation_rule_id, name, params) "
+        "SELECT id, 'topic', '\"x\"' FROM generation_rules WHERE rule_id = $1",
+        "rules",
+    ),
+]
+
+
+MOVE = "UPDATE rules SET user_id = $1 WHERE id = $2"
+
+
+async def _end(*transactions: Any) -> None:
+    """Roll back those not committed (a test that failed half way)."""
+    for transaction in transactions:
+        with contextlib.suppress(asyncpg.InterfaceError):
+            await transaction.rollback()
+
+
+@pytest.mark.parametrize(("write", "version"), PART_WRITES)
+async def test_a_rule_moving_waits_for_writes_to_its_parts(
+    committed: dict[str, Any], write: str, version: str
+) -> None:
+    """A write to a rule's part maps it to the owner it has then: the rule moving to another
+    user waits until that write commits, so no reader sees the rule with its new owner but
+    without the write."""
+    admin, one, two = committed["admin"], committed["one"], committed["two"]
+    part = two.transaction()
+    await part.start()
+    await two.execute(write, committed["rule"])
+    moving = one.transaction()
+    await moving.start()
+    move = asyncio.create_task(one.execute(MOVE, committed["a"], committed["rule"]))
+    try:
+        await _waits_for_a_lock(admin, one.get_server_pid())
+        assert not move.done()
+        await part.commit()
+        await move
+        await moving.commit()
+    finally:
+        move.cancel()
+        await _end(part, moving)
+
+
+@pytest.mark.parametrize(("write", "version"), PART_WRITES)
+async def test_writes_to_a_moving_rule_wait_and_count_for_its_new_owner(
+    committed: dict[str, Any], write: str, version: str
+) -> None:
+    """The other way round: a write to a part of a rule being moved waits for the move, then
+    changes the new owner's version."""
+    admin, one, two = committed["admin"], committed["one"], committed["two"]
+    query = f"SELECT version FROM user_{version}_versions WHERE user_id = $1"
+    moving = one.transaction()
+    await moving.start()
+    await one.execute(MOVE, committed["a"], committed["rule"])
+    writing = two.transaction()
+    await writing.start()
+    part = asyncio.create_task(two.execute(write, committed["rule"]))
+    try:
+        await _waits_for_a_lock(admin, two.get_server_pid())
+        assert not part.done()
+        await moving.commit()
+        await part
+        moved = await admin.fetchval(query, committed["a"])
+        await writing.commit()
+        assert await admin.fetchval(query, committed["a"]) not in (None, moved)
+    finally:
+        part.cancel()
+        await _end(moving, writing)

@@ -39,7 +39,7 @@ async def list_rules(
     services: ServicesDep,
 ) -> Response:
     """The user's rules by id, each with its notification count of the last 7 days."""
-    found = await services.rule_pages.get(session, username, page.offset, page.size)
+    found = await services.rule_pages.get(username, page.offset, page.size, session)
     response = Response(found.body, media_type="application/json")
     page.headers(response, found.total)
     return response
