@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
@@ -23,6 +25,18 @@ from fmn.transport.base import Broker
 PREFIX = "/api/v1"
 
 
+class API(FastAPI):
+    """FastAPI with the rules list's shortcut in front of everything else
+    (fmn.api.rules_shortcut)."""
+
+    shortcut: RulesListShortcut | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.shortcut is not None and await self.shortcut.answer(scope, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -31,10 +45,12 @@ def create_app(
     bus: Broker | None = None,
     send_broker: Broker | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """The API. Parts left as None are built from the settings at startup. `extra_routers`
     (with their own prefixes) come before the web app's catch-all: `fmn run` adds its dev
-    routes and built-in OIDC provider this way."""
+    routes and built-in OIDC provider this way. `freeze_gc`: for a process that serves only
+    this app (see `app_factory`)."""
     overrides = Overrides(
         sessionmaker=sessionmaker,  # type: ignore[arg-type]
         directory=directory,
@@ -45,12 +61,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = await start_services(settings, overrides)
+        if freeze_gc:
+            # Everything built so far (modules, routes, schemas, services) lives as long as
+            # the process: out of the collector's sight, a full collection under load takes
+            # a few milliseconds instead of ~140 ms (measured: those pauses were the rules
+            # list's p99 at 100 connections).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
             await stop_services(app.state.services)
 
-    app = FastAPI(
+    app = API(
         title="Fedora Messaging Notifications",
         version="1",
         openapi_url=f"{PREFIX}/openapi.json",
@@ -77,7 +100,6 @@ def create_app(
         app.add_route(f"{PREFIX}/metrics", metrics_endpoint, include_in_schema=False)
 
     # Added innermost first: CORS wraps CatchAll so that 500s carry CORS headers too.
-    app.add_middleware(RulesListShortcut, fastapi=app, prefix=PREFIX)
     app.add_middleware(CatchAll)
     app.add_middleware(
         CORSMiddleware,
@@ -92,9 +114,10 @@ def create_app(
     root = frontend_dir(settings.api)
     if root is not None:
         mount_frontend(app, root)
+    app.shortcut = RulesListShortcut(app, PREFIX)
     return app
 
 
 def app_factory() -> FastAPI:
     """For `uvicorn --factory fmn.api.app:app_factory`: settings from the file/environment."""
-    return create_app(get_settings())
+    return create_app(get_settings(), freeze_gc=True)

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from fmn.api import rule_cache
+from fmn.api.metrics import REGISTRY
 from fmn.api.rule_cache import VersionChecks
 from fmn.consumer.counts import GeneratedCounts
 from fmn.db import models
@@ -154,12 +155,20 @@ async def test_the_shortcut_answers_as_the_route_does(
         (API, None),  # 401
         ("/api/v1/users/bob/rules", "alice"),  # 403
     ]
+    route = {"method": "GET", "route": "/api/v1/users/{username}/rules", "status": "200"}
+
+    def answered() -> float:
+        return REGISTRY.get_sample_value("fmn_api_requests_total", route) or 0.0
+
     for url, user in requests:
+        before = answered()
         answers = [await client.get(url, headers=auth(user)) for _ in range(3)]
         for later in answers[1:]:
             assert later.status_code == answers[0].status_code, url
             assert later.content == answers[0].content, url
             assert later.headers.multi_items() == answers[0].headers.multi_items(), url
+        # Each answer counted once in the metrics, whichever way it went.
+        assert answered() - before == (3 if answers[0].status_code == 200 else 0), url
     page = await client.get(f"{API}?page=2&page_size=3", headers=auth("alice"))
     assert [r["name"] for r in page.json()] == ["r3"]
     assert page.headers["x-total-count"] == "4"
