@@ -453,3 +453,30 @@ async def test_writes_to_a_moving_rule_wait_and_count_for_its_new_owner(
     finally:
         part.cancel()
         await _end(moving, writing)
+
+
+async def test_count_writers_take_users_in_any_order(committed: dict[str, Any]) -> None:
+    """Two flushes counting the same two users' rules in opposite orders, a statement per row
+    (as the consumer's flush does): the second waits for the first, no deadlock."""
+    admin, one, two = committed["admin"], committed["one"], committed["two"]
+    rule_of_a = await admin.fetchval(
+        "INSERT INTO rules (name, disabled, user_id) VALUES ('r', false, $1) RETURNING id",
+        committed["a"],
+    )
+    count = 'INSERT INTO generated (rule_id, "when", count) VALUES ($1, now(), 1)'
+    first, second = one.transaction(), two.transaction()
+    await first.start()
+    await second.start()
+    later = asyncio.create_task(asyncio.sleep(0))
+    try:
+        await one.execute(count, committed["rule"])
+        later = asyncio.create_task(two.execute(count, rule_of_a))
+        await _waits_for_a_lock(admin, two.get_server_pid())
+        await one.execute(count, rule_of_a)
+        await first.commit()
+        await later
+        await two.execute(count, committed["rule"])
+        await second.commit()
+    finally:
+        later.cancel()
+        await _end(first, second)
