@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Pages kept per process, by size of their JSON (oldest used dropped first).
 MAX_BYTES = 32 * 1024 * 1024
+# Seconds a check query may take: beyond, its askers read their pages the ordinary way (a
+# check that never ended would hold up every request of the process, not only its own).
+CHECK_TIMEOUT = 5.0
 
 _RULES_JSON = TypeAdapter(list[RulePublic])
 
@@ -130,7 +133,7 @@ class VersionChecks:
         if driver is not self._driver:
             self._statement = await driver.prepare(VERSIONS)
             self._driver = driver
-        rows = await self._statement.fetch(names)
+        rows = await self._statement.fetch(names, timeout=CHECK_TIMEOUT)
         return {name: (user_id, rules, counts) for name, user_id, rules, counts in rows}
 
     async def _drop_connection(self) -> None:
