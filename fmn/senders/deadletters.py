@@ -22,7 +22,7 @@ from fmn.core.settings import SendQueueSettings
 from fmn.transport import make_broker
 from fmn.transport.base import Broker, Delivery, Outgoing, QueueSpec
 from fmn.transport.topology import dead_letter_queue, send_queue
-from fmn.workitem import PROTOCOLS, WorkItem, routing_key
+from fmn.workitem import PROTOCOLS, WorkItem, routing_key, unpack
 
 ATTEMPT_HEADER = "x-fmn-attempt"
 REASON_HEADER = "x-fmn-reason"
@@ -81,15 +81,32 @@ def _parse(protocol: str, delivery: Delivery) -> DeadLetter:
     except (ValidationError, ValueError):
         item = None
     headers = delivery.headers
+    reason = str(headers.get(REASON_HEADER, "")) or _broker_reason(headers)
+    parts = len(unpack(delivery.body))
+    if item is None and parts > 1:
+        # A message of several work items, dead-lettered whole by the broker (a delivery limit):
+        # a replay sends it back to the send queue, where the sender splits it again.
+        reason = f"{reason or 'dead-lettered'} ({parts} work items in one message)"
     return DeadLetter(
         id=delivery.message_id or "",
         protocol=protocol,
-        reason=str(headers.get(REASON_HEADER, "")),
+        reason=reason,
         attempts=int(headers.get(ATTEMPTS_HEADER, 0) or 0),
         failed_at=str(headers.get(FAILED_AT_HEADER, "")),
         body=delivery.body,
         item=item,
     )
+
+
+def _broker_reason(headers: dict[str, Any]) -> str:
+    """Why RabbitMQ dead-lettered a message (its x-death header), or ""."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        why = deaths[0].get("reason", "unknown reason")
+        if isinstance(why, bytes):
+            why = why.decode("utf-8", "replace")
+        return f"dead-lettered by the broker: {why}"
+    return ""
 
 
 Decide = Callable[[DeadLetter, Delivery], Awaitable[bool]]

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fmn.cli import cli
+from fmn.consumer.service import batch_messages
 from fmn.core import settings as settings_module
 from fmn.core.settings import Settings
 from fmn.db.models import DeliveryStatus
@@ -69,6 +70,32 @@ async def test_bad_items_are_dead_lettered_and_replayable(
 
         assert await discard_dead_letters(broker, exchange, "email") == 3
         assert await broker.queue_size(dlq) == 0
+
+
+async def test_a_message_of_several_items_in_the_dead_letters(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    """As RabbitMQ's delivery limit leaves it (production's quorum queues): the whole message,
+    listed as one entry that says so, and replayed whole, to be split by the sender."""
+    items = [make_item("email", f"user{i}@example.org") for i in range(3)]
+    dlq = dead_letter_queue(exchange, "email")
+    [message] = batch_messages(items, 10)
+    # RabbitMQ says why in its x-death header.
+    death = {"reason": "delivery_limit", "queue": f"{exchange}.email", "count": 1}
+    await broker.publish(
+        "",
+        Outgoing(dlq, message.body, message_id=message.message_id, headers={"x-death": [death]}),
+    )
+    [letter] = await list_dead_letters(broker, exchange, "email")
+    assert letter.item is None
+    assert letter.reason == (
+        "dead-lettered by the broker: delivery_limit (3 work items in one message)"
+    )
+    async with running("email", email_settings):
+        assert await replay_dead_letters(broker, exchange, "email", {letter.id}) == 1
+        await eventually(lambda: len(smtp.received) == 3)
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == [i.address for i in items]
+    assert await broker.queue_size(dlq) == 0
 
 
 async def test_deadletter_cli(
