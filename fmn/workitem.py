@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fmn.transport.base import Outgoing
+
 Protocol = Literal["email", "irc", "matrix"]
 PROTOCOLS: tuple[Protocol, ...] = ("email", "irc", "matrix")
 FORMAT_VERSION: Literal[1] = 1
@@ -25,12 +27,26 @@ def routing_key(protocol: str) -> str:
 # Several work items of one protocol travel in one AMQP message, one JSON object a line (JSON
 # Lines): publishing is per message, so this divides the consumer's publishing cost by the batch.
 # A message of one line is exactly one work item, as dead letters and retries always are.
-ITEMS_HEADER = "fmn-items"
 
 
-def pack(items: Sequence[WorkItem]) -> bytes:
-    """The body of an AMQP message carrying these work items."""
-    return b"\n".join(item.to_bytes() for item in items)
+def pack(items: Sequence[WorkItem], per_message: int) -> list[Outgoing]:
+    """The AMQP messages carrying these work items: per protocol, up to per_message each."""
+    by_protocol: dict[str, list[WorkItem]] = {}
+    for item in items:
+        by_protocol.setdefault(item.protocol, []).append(item)
+    messages = []
+    for protocol, same in by_protocol.items():
+        for start in range(0, len(same), per_message):
+            chunk = same[start : start + per_message]
+            messages.append(
+                Outgoing(
+                    routing_key(protocol),
+                    b"\n".join(item.to_bytes() for item in chunk),
+                    # One item: its own key, as before batching; several: the first one's.
+                    message_id=chunk[0].key if len(chunk) == 1 else f"{chunk[0].key}+{len(chunk)}",
+                )
+            )
+    return messages
 
 
 def unpack(body: bytes) -> list[bytes]:

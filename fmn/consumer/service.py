@@ -39,9 +39,9 @@ from fmn.rules import store
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import BadMessage, ParsedMessage, parse_message
 from fmn.rules.render import build_work_items
-from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
+from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broker
 from fmn.transport.topology import declare_send_topology
-from fmn.workitem import ITEMS_HEADER, WorkItem, pack, routing_key
+from fmn.workitem import WorkItem, pack
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +67,6 @@ def decode(delivery: Delivery, max_body_bytes: int) -> dict[str, Any]:
         "id": delivery.message_id,
         "body": body,
     }
-
-
-def batch_messages(items: list[WorkItem], per_message: int) -> list[Outgoing]:
-    """The AMQP messages carrying these work items: per protocol, up to per_message each."""
-    by_protocol: dict[str, list[WorkItem]] = {}
-    for item in items:
-        by_protocol.setdefault(item.protocol, []).append(item)
-    messages = []
-    for protocol, same in by_protocol.items():
-        for start in range(0, len(same), per_message):
-            chunk = same[start : start + per_message]
-            messages.append(
-                Outgoing(
-                    routing_key(protocol),
-                    pack(chunk),
-                    # One item: its own key, as before batching; several: the first one's.
-                    message_id=chunk[0].key if len(chunk) == 1 else f"{chunk[0].key}+{len(chunk)}",
-                    headers={ITEMS_HEADER: len(chunk)},
-                )
-            )
-    return messages
 
 
 class Consumer:
@@ -431,7 +410,7 @@ class Consumer:
         started = time.perf_counter()
         await self.send.publish_many(
             self.settings.send_queue.exchange,
-            batch_messages(items, self.settings.consumer.items_per_message),
+            pack(items, self.settings.consumer.items_per_message),
         )
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         for item in items:

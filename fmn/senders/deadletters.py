@@ -82,8 +82,8 @@ def _parse(protocol: str, delivery: Delivery) -> DeadLetter:
         item = None
     headers = delivery.headers
     reason = str(headers.get(REASON_HEADER, "")) or _broker_reason(headers)
-    parts = len(unpack(delivery.body))
-    if item is None and parts > 1:
+    parts = 1 if item is not None else len(unpack(delivery.body))
+    if parts > 1:
         # A message of several work items, dead-lettered whole by the broker (a delivery limit):
         # a replay sends it back to the send queue, where the sender splits it again.
         reason = f"{reason or 'dead-lettered'} ({parts} work items in one message)"

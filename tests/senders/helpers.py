@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from fmn.consumer.service import batch_messages
 from fmn.db.models import Delivery
 from fmn.transport.base import Broker, Outgoing
 from fmn.workitem import (
@@ -24,6 +23,7 @@ from fmn.workitem import (
     RuleRef,
     WorkItem,
     idempotency_key,
+    pack,
     routing_key,
 )
 
@@ -87,17 +87,11 @@ async def publish(
     protocol: str = "",
     per_message: int = 1,
 ) -> None:
-    """Publish work items as the consumer does (per_message of them in one AMQP message), or
-    raw bodies."""
-    out = []
-    for item in items:
-        if isinstance(item, WorkItem):
-            out.extend(batch_messages([item], 1))
-        else:
-            out.append(Outgoing(routing_key(protocol), item))
-    if per_message > 1:
-        out = batch_messages([i for i in items if isinstance(i, WorkItem)], per_message)
-    await broker.publish_many(exchange, out)
+    """Publish work items as the consumer does (per_message of them in one AMQP message), then
+    raw bodies as they are."""
+    work = [item for item in items if isinstance(item, WorkItem)]
+    raw = [Outgoing(routing_key(protocol), item) for item in items if isinstance(item, bytes)]
+    await broker.publish_many(exchange, pack(work, per_message) + raw)
 
 
 async def eventually(

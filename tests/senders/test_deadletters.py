@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from fmn.cli import cli
-from fmn.consumer.service import batch_messages
 from fmn.core import settings as settings_module
 from fmn.core.settings import Settings
 from fmn.db.models import DeliveryStatus
@@ -22,6 +21,7 @@ from fmn.senders.deadletters import (
 from fmn.transport import Broker
 from fmn.transport.base import Outgoing
 from fmn.transport.topology import dead_letter_queue
+from fmn.workitem import pack
 from tests.senders.conftest import running
 from tests.senders.helpers import delivery_log, eventually, make_item, publish, queue_has
 from tests.senders.smtp_server import SMTPServer
@@ -79,7 +79,7 @@ async def test_a_message_of_several_items_in_the_dead_letters(
     listed as one entry that says so, and replayed whole, to be split by the sender."""
     items = [make_item("email", f"user{i}@example.org") for i in range(3)]
     dlq = dead_letter_queue(exchange, "email")
-    [message] = batch_messages(items, 10)
+    [message] = pack(items, 10)
     # RabbitMQ says why in its x-death header.
     death = {"reason": "delivery_limit", "queue": f"{exchange}.email", "count": 1}
     await broker.publish(
