@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.rules.incoming import ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
-from fmn.rules.message import ParsedMessage, parse_message
 from fmn.rules.render import build_work_items
 from fmn.rules.schema import Rule, UserRef
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.match import match_messages
-from fmn.rules.message import ParsedMessage
 from fmn.rules.render import build_work_items
 from fmn.rules.schema import Rule
 from fmn.senders.text import one_line
@@ -112,7 +112,7 @@ def corpus_templates() -> list[dict[str, Any]]:
 
 
 def _corpus_names(templates: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
-    from fmn.rules.message import parse_message
+    from fmn.rules.incoming import parse_message
 
     packages: set[str] = set()
     users: set[str] = set()

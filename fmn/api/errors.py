@@ -9,9 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from fmn.api.asgi import HTTPMiddleware, WatchedSend
 from fmn.api.auth import AuthError, ProviderUnavailable
 from fmn.api.limits import RateLimited
+from fmn.api.middleware import HTTPMiddleware, WatchedSend
 from fmn.directory.base import DirectoryUnavailable
 
 log = logging.getLogger(__name__)

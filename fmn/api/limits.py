@@ -10,7 +10,7 @@ from cashews import Cache
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fmn.api.asgi import HTTPMiddleware, WatchedSend
+from fmn.api.middleware import HTTPMiddleware, WatchedSend
 
 log = logging.getLogger(__name__)
 

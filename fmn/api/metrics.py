@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fmn.api.asgi import HTTPMiddleware, WatchedSend
+from fmn.api.middleware import HTTPMiddleware, WatchedSend
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(

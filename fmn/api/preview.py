@@ -23,9 +23,9 @@ from fmn.consumer.archive import KEY_ATTRIBUTES
 from fmn.db import models
 from fmn.directory.base import Directory
 from fmn.rules import schema
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.index import RuleIndex
 from fmn.rules.match import match_one
-from fmn.rules.message import ParsedMessage
 
 # The archive's key kinds for what tracking rules look at.
 USER_KIND = "user"

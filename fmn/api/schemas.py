@@ -179,7 +179,9 @@ class SystemStatus(BaseModel):
     components: list[ComponentStatus]
 
 
-class RuleRef(BaseModel):
+class UnsubscribedRule(BaseModel):
+    """A rule an unsubscribe link names, and whether it is disabled."""
+
     id: int
     name: str | None
     disabled: bool
@@ -187,7 +189,7 @@ class RuleRef(BaseModel):
 
 class UnsubscribePublic(BaseModel):
     user: str
-    rules: list[RuleRef] = Field(description="The rules the link disables (or disabled)")
+    rules: list[UnsubscribedRule] = Field(description="The rules the link disables (or disabled)")
     done: bool = Field(description="True once the rules are disabled")
 
 

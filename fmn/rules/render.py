@@ -22,8 +22,8 @@ import nh3
 
 from fmn.rules.compiled import CompiledRule
 from fmn.rules.filters import SEVERITY_LEVELS
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.index import Match
-from fmn.rules.message import ParsedMessage
 from fmn.workitem import ChatContent, EmailContent, MessageInfo, RuleRef, WorkItem, idempotency_key
 
 SUBJECT_LIMIT = 250

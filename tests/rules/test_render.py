@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 from fedora_messaging import message as fm
 
-from fmn.rules import message as message_module
-from fmn.rules.message import parse_message
+from fmn.rules import incoming as message_module
+from fmn.rules.incoming import parse_message
 from fmn.rules.render import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, build_work_items
 from fmn.workitem import WorkItem
 from tests.rules.conftest import BODHI, make_rule

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from sqlalchemy import select
 
 from fmn.api.deps import ServicesDep, SessionDep
-from fmn.api.schemas import RuleRef, UnsubscribePublic
+from fmn.api.schemas import UnsubscribedRule, UnsubscribePublic
 from fmn.core.signing import InvalidToken, Unsubscribe, read_unsubscribe_token
 from fmn.db import models
 
@@ -45,7 +45,7 @@ Wanted = Annotated[tuple[Unsubscribe, list[models.Rule]], Depends(_wanted)]
 def _answer(wanted: Unsubscribe, rules: list[models.Rule], done: bool) -> UnsubscribePublic:
     return UnsubscribePublic(
         user=wanted.user,
-        rules=[RuleRef(id=r.id, name=r.name, disabled=r.disabled) for r in rules],
+        rules=[UnsubscribedRule(id=r.id, name=r.name, disabled=r.disabled) for r in rules],
         done=done,
     )
 

@@ -922,15 +922,6 @@ export type components = {
             tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
             user: components["schemas"]["UserRef"];
         };
-        /** RuleRef */
-        RuleRef: {
-            /** Disabled */
-            disabled: boolean;
-            /** Id */
-            id: number;
-            /** Name */
-            name: string | null;
-        };
         /** RuleStats */
         RuleStats: {
             /** Rule Id */
@@ -999,9 +990,21 @@ export type components = {
              * Rules
              * @description The rules the link disables (or disabled)
              */
-            rules: components["schemas"]["RuleRef"][];
+            rules: components["schemas"]["UnsubscribedRule"][];
             /** User */
             user: string;
+        };
+        /**
+         * UnsubscribedRule
+         * @description A rule an unsubscribe link names, and whether it is disabled.
+         */
+        UnsubscribedRule: {
+            /** Disabled */
+            disabled: boolean;
+            /** Id */
+            id: number;
+            /** Name */
+            name: string | null;
         };
         /** UserPublic */
         UserPublic: {
