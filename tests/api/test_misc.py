@@ -236,3 +236,19 @@ def test_openapi_document_is_served_and_json(api_settings: Settings) -> None:
     document = create_app(api_settings).openapi()
     assert document["paths"]["/api/v1/users/{username}/rules/preview"]["post"]
     json.dumps(document)
+
+
+def test_openapi_names_path_parameters_as_fmn3_does(api_settings: Settings) -> None:
+    """Spec diffs and generated clients match operations by path template: FMN 3's are
+    `{username}` and `{id}`."""
+    from fmn.api.app import create_app
+
+    paths = create_app(api_settings).openapi()["paths"]
+    rule = paths["/api/v1/users/{username}/rules/{id}"]
+    assert {"get", "put", "delete"} <= set(rule)
+    assert [p["name"] for p in rule["get"]["parameters"] if p["in"] == "path"] == [
+        "username",
+        "id",
+    ]
+    assert "patch" in paths["/api/v1/admin/rules/{id}"]
+    assert not [path for path in paths if "rule_id" in path]
