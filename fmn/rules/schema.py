@@ -62,7 +62,8 @@ class ArtifactsFollowed(Model):
 
 class RelatedEvents(Model):
     name: Literal["related-events"]
-    params: None = None
+    # Unused; FMN 3 accepts a string here (its web app may send ""), so it is kept as sent.
+    params: Annotated[str, Field(max_length=MAX_NAME_LENGTH)] | None = None
 
 
 class UsersFollowed(Model):

@@ -169,6 +169,23 @@ async def test_empty_name_and_topic_round_trip_as_in_fmn3(
     assert again.json()["generation_rules"][0]["filters"]["topic"] == ""
 
 
+async def test_request_bodies_fmn3_accepts_are_accepted(
+    client: httpx.AsyncClient, auth: Any
+) -> None:
+    """FMN 3's NewRule takes a string as related-events' unused params; a rule it would have
+    stored broken (an unknown severity breaks its matching) stays a 422 naming the field."""
+    headers = auth("alice")
+    body = rule_body(tracking={"name": "related-events", "params": ""})
+    created = await client.post(API, headers=headers, json=body)
+    assert created.status_code == 200, created.text
+    assert created.json()["tracking_rule"] == {"name": "related-events", "params": ""}
+    broken = rule_body()
+    broken["generation_rules"][0]["filters"] = {"severities": ["loud"]}
+    refused = await client.post(API, headers=headers, json=broken)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][:4] == ["body", "generation_rules", 0, "filters"]
+
+
 async def test_bad_input_is_422_naming_the_field(client: httpx.AsyncClient, auth: Any) -> None:
     headers = auth("alice")
     cases: list[tuple[Any, list[Any]]] = [

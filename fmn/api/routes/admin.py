@@ -78,7 +78,7 @@ async def patch_rule(
     rule = await session.scalar(rule_service.rules_query().where(models.Rule.id == rule_id))
     if rule is None:
         raise HTTPException(404, f"No rule {id}")
-    if rule.disabled != patch.disabled:
+    if patch.disabled is not None and rule.disabled != patch.disabled:
         rule.disabled = patch.disabled
         await session.commit()
         services.announcer.announce("update", rule.id, rule.name, rule.user.name)

@@ -544,10 +544,13 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
-        /** AdminRulePatch */
+        /**
+         * AdminRulePatch
+         * @description FMN 3's RulePatch: `disabled` left out or null changes nothing.
+         */
         AdminRulePatch: {
             /** Disabled */
-            disabled: boolean;
+            disabled?: boolean | null;
         };
         /** AppConfig */
         AppConfig: {
@@ -866,7 +869,7 @@ export type components = {
              */
             name: "related-events";
             /** Params */
-            params?: null;
+            params?: string | null;
         };
         /**
          * RuleCreate
