@@ -252,3 +252,20 @@ def test_openapi_names_path_parameters_as_fmn3_does(api_settings: Settings) -> N
     ]
     assert "patch" in paths["/api/v1/admin/rules/{id}"]
     assert not [path for path in paths if "rule_id" in path]
+
+
+@pytest.mark.parametrize("with_web_app", [False, True], ids=["fmn api", "fmn run"])
+async def test_docs_where_fmn3_links_leads_to_the_api_documentation(
+    make_app: Any, api_settings: Settings, tmp_path: Path, with_web_app: bool
+) -> None:
+    """FMN 3's footer links the API documentation at <server>/docs (FastAPI's default)."""
+    (tmp_path / "index.html").write_text("<html>fmn</html>")
+    frontend = str(tmp_path) if with_web_app else "/nonexistent"
+    app = await make_app(with_api(api_settings, frontend_dir=frontend))
+    async with client_for(app) as http:
+        docs = await http.get("/docs", follow_redirects=True)
+        assert docs.status_code == 200
+        assert docs.url.path == "/api/v1/docs"
+        assert "swagger-ui" in docs.text and "/api/v1/openapi.json" in docs.text
+        document = await http.get("/openapi.json", follow_redirects=True)
+        assert document.json()["paths"]["/api/v1/users/{username}/rules/{id}"]
