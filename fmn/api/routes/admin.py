@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import select
 
-from fmn.api import checks, rule_service
+from fmn.api import health, rule_service
 from fmn.api.deps import AdminUser, ReadSessionDep, RuleId, ServicesDep, SessionDep
 from fmn.api.pagination import PageDep, paginate
 from fmn.api.rule_queries import read_rules
@@ -142,4 +142,4 @@ async def discard_dead_letter(
 
 @router.get("/status", response_model=SystemStatus)
 async def system_status(admin: AdminUser, services: ServicesDep) -> SystemStatus:
-    return SystemStatus(components=await checks.status(services, admin.name))
+    return SystemStatus(components=await health.status(services, admin.name))

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fmn.core.settings import Settings
-from fmn.core.status import Check, gather_status, safe_url
+from fmn.health.status import Check, gather_status, safe_url
 from fmn.senders.deadletters import dead_letter
 from fmn.transport import make_broker
 from fmn.transport.base import Outgoing, QueueSpec
