@@ -22,6 +22,7 @@ from bench.soak_services import PrivateServices, answers
 
 pytestmark = [
     pytest.mark.xdist_group("reliability"),
+    pytest.mark.services,  # private RabbitMQ, PostgreSQL and Redis instances
     pytest.mark.skipif(
         os.geteuid() != 0 or not shutil.which("rabbitmq-server", path="/usr/sbin:/usr/bin"),
         reason="needs root (runs the services as their users) and RabbitMQ",

@@ -14,7 +14,7 @@ from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, 
 from fmn.transport.topology import declare_send_topology, retry_queue, send_queue
 
 
-@pytest.fixture(params=["memory", "amqp"])
+@pytest.fixture(params=["memory", pytest.param("amqp", marks=pytest.mark.services)])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     if request.param == "memory":
         b = make_broker(f"memory://{uuid.uuid4().hex}")
