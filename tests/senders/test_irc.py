@@ -21,10 +21,9 @@ from fmn.transport import Broker
 from fmn.transport.topology import dead_letter_queue
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import eventually, make_item, publish, queue_has
-from tests.senders.irc_server import IRCClient, IRCNetwork, available
+from tests.senders.irc_server import IRCClient, IRCNetwork
 
 pytestmark = [
-    pytest.mark.skipif(not available(), reason="inspircd/atheme-services not installed"),
     # One network per module and worker: keep these tests together.
     pytest.mark.xdist_group("irc"),
 ]
