@@ -36,7 +36,6 @@ def test_a_mail_names_its_notification() -> None:
     assert mail["Message-ID"] == email_message_id(item.key)
 
 
-@pytest.mark.skipif(not available(), reason="inspircd/atheme-services not installed")
 @pytest.mark.timeout(600)
 async def test_every_fault_once_nothing_lost_nothing_twice(tmp_path: Path) -> None:
     config = SoakConfig(
