@@ -21,9 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from fmn.core.settings import BusSettings, SendQueueSettings, Settings
+from fmn.sendqueue.topology import dead_letter_queue, retry_queue, send_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport import Broker, make_broker
-from fmn.transport.topology import dead_letter_queue, retry_queue, send_queue
-from fmn.workitem import PROTOCOLS
 
 State = Literal["ok", "warn", "down", "skip"]
 PARTS = ("database", "cache", "bus", "send", "directory", "api")

@@ -22,8 +22,8 @@ from fmn.senders.policy import PreferenceReader
 from fmn.senders.service import loop_config
 from fmn.senders.state import make_state
 from fmn.senders.text import one_line
+from fmn.sendqueue.workitem import Protocol, WorkItem
 from fmn.transport import make_broker
-from fmn.workitem import Protocol, WorkItem
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import httpx
 from fmn.core.metrics import serve_metrics
 from fmn.db.models import DeliveryStatus
 from fmn.senders.deliverylog import DeliveryLog
-from fmn.workitem import MessageInfo, RuleRef, WorkItem
+from fmn.sendqueue.workitem import MessageInfo, RuleRef, WorkItem
 
 
 def free_port() -> int:
