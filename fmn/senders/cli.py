@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import click
 
-from fmn.cli import settings_or_fail
+from fmn.core.commands import settings_or_fail
 from fmn.sendqueue import deadletters
 from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport.base import Broker
