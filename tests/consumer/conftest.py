@@ -23,7 +23,7 @@ from fmn.rules import schema, transfer
 from fmn.sendqueue.topology import send_queue
 from fmn.sendqueue.workitem import WorkItem, unpack
 from fmn.transport import Broker, Outgoing, make_broker
-from tests import services
+from tests.harness import services
 
 DIRECTORY = {
     "users": {

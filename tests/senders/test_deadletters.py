@@ -22,9 +22,9 @@ from fmn.sendqueue.topology import dead_letter_queue
 from fmn.sendqueue.workitem import pack
 from fmn.transport import Broker
 from fmn.transport.base import Outgoing
+from tests.harness.smtp_server import SMTPServer
 from tests.senders.conftest import running
 from tests.senders.helpers import delivery_log, eventually, make_item, publish, queue_has
-from tests.senders.smtp_server import SMTPServer
 
 
 async def test_bad_items_are_dead_lettered_and_replayable(
