@@ -24,7 +24,7 @@ from fmn.api.app import create_app
 from fmn.api.frontend import frontend_dir
 from fmn.consumer.service import Consumer
 from fmn.db import migrations
-from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix, run_logged_sender
+from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix
 from fmn.dev.embedded import IDP_PATH, Embedded
 from fmn.dev.feed import Feed, load_corpus, rename_map
 from fmn.dev.idp import Client, IdentityProvider
@@ -173,7 +173,7 @@ class Runner:
         settings, stop = self.embedded.settings, self.stop
         stand_ins: dict[str, type[LoggedChat]] = {"irc": LoggedIRC, "matrix": LoggedMatrix}
         if protocol in stand_ins and getattr(self.embedded, protocol):
-            return run_logged_sender(stand_ins[protocol](self.outbox), settings, stop)
+            return run_sender(protocol, settings, stop, stand_ins[protocol](self.outbox))
         return run_sender(protocol, settings, stop)
 
     def _routers(self) -> list[Any]:

@@ -23,10 +23,10 @@ from fmn.api.schemas import (
 )
 from fmn.db import models
 from fmn.rules.schema import MAX_NAME_LENGTH
-from fmn.senders import deadletters
+from fmn.sendqueue import deadletters
+from fmn.sendqueue.topology import dead_letter_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport.base import Broker
-from fmn.transport.topology import dead_letter_queue
-from fmn.workitem import PROTOCOLS
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
