@@ -32,10 +32,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The real OIDC provider of the API tests (node's oidc-provider, pinned by its lock file).
-OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
+OIDC_MODULES := tests/harness/oidc_provider/node_modules/.package-lock.json
 
-$(OIDC_MODULES): tests/oidc/package.json tests/oidc/package-lock.json
-	cd tests/oidc && npm ci --no-audit --no-fund
+$(OIDC_MODULES): tests/harness/oidc_provider/package.json tests/harness/oidc_provider/package-lock.json
+	cd tests/harness/oidc_provider && npm ci --no-audit --no-fund
 
 # The web app: installed as its lock file pins, unit tests, eslint and type-check, build (frontend/dist).
 frontend-test: export CI := true

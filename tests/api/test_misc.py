@@ -16,9 +16,9 @@ from sqlalchemy.pool import NullPool
 from fmn.core.settings import Settings
 from fmn.core.signing import make_unsubscribe_token
 from fmn.db import models
-from tests import services
 from tests.api.conftest import ALICE_EMAIL, BusListener
 from tests.factories import make_rule, make_user
+from tests.harness import services
 
 
 def client_for(app: Any) -> httpx.AsyncClient:

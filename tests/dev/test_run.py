@@ -9,7 +9,6 @@ import hashlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests import services
 from tests.conftest import CORPUS_DIR
+from tests.harness import services
+from tests.harness.ports import free_port
 
 FMN = Path(sys.executable).with_name("fmn")
 # One worker runs these in file order: they share one `fmn run`, which the last one stops.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fmn-run")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

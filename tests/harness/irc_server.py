@@ -1,7 +1,7 @@
 """A real IRC network for the tests: InspIRCd (TLS, SASL) linked to Atheme services (NickServ
 accounts, SaslServ), both from Debian's packages, plus a small client that reads what arrives.
 
-Run it alone to debug the configuration: python -m tests.senders.irc_server
+Run it alone to debug the configuration: python -m tests.harness.irc_server
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.senders.smtp_server import free_port, self_signed_cert
+from tests.harness.ports import free_port
+from tests.harness.smtp_server import self_signed_cert
 
 SERVER_NAME = "irc.fmn.test"
 SERVICES_NAME = "services.fmn.test"
