@@ -88,6 +88,7 @@ async def test_patch_any_rule_announces_only_changes(
         "/api/v1/admin/rules/999999", headers=auth("root"), json={"disabled": False}
     )
     assert missing.status_code == 404
+    assert missing.json() == {"detail": "No rule 999999"}
 
 
 def work_item(n: int) -> WorkItem:

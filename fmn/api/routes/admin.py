@@ -77,7 +77,7 @@ async def patch_rule(
     """Enable or disable anyone's rule (announced only when it changed)."""
     rule = await session.scalar(rule_service.rules_query().where(models.Rule.id == rule_id))
     if rule is None:
-        raise HTTPException(404, f"No rule {id}")
+        raise HTTPException(404, f"No rule {rule_id}")
     if patch.disabled is not None and rule.disabled != patch.disabled:
         rule.disabled = patch.disabled
         await session.commit()
