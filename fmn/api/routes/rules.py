@@ -67,7 +67,7 @@ async def create_rule(username: Username, rule: schema.RuleCreate, writer: Write
     return await writer.save(row, "create")
 
 
-@router.get("/{rule_id}", response_model=RulePublic)
+@router.get("/{id}", response_model=RulePublic)
 async def get_rule(
     username: Username, rule_id: RuleId, _owner: Owner, session: ReadSessionDep
 ) -> RulePublic:
@@ -77,7 +77,7 @@ async def get_rule(
     return RulePublic.of(read.rules[0])
 
 
-@router.put("/{rule_id}", response_model=RulePublic)
+@router.put("/{id}", response_model=RulePublic)
 async def replace_rule(
     username: Username, rule_id: RuleId, rule: schema.RuleUpdate, writer: Writer
 ) -> RulePublic:
@@ -88,7 +88,7 @@ async def replace_rule(
     return await writer.save(row, "update")
 
 
-@router.patch("/{rule_id}", response_model=RulePublic)
+@router.patch("/{id}", response_model=RulePublic)
 async def patch_rule(
     username: Username,
     rule_id: RuleId,
@@ -109,7 +109,7 @@ async def patch_rule(
     return await rule_service.read_public(session, row.id)
 
 
-@router.delete("/{rule_id}", response_model=None)
+@router.delete("/{id}", response_model=None)
 async def delete_rule(
     username: Username, rule_id: RuleId, _owner: Owner, session: SessionDep, services: ServicesDep
 ) -> None:
@@ -121,7 +121,7 @@ async def delete_rule(
     services.announcer.announce("delete", rule_id, name, username)
 
 
-@router.get("/{rule_id}/stats", response_model=RuleStats)
+@router.get("/{id}/stats", response_model=RuleStats)
 async def rule_stats(
     username: Username,
     rule_id: RuleId,
