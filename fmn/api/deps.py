@@ -64,6 +64,7 @@ DirectoryDep = Annotated[Directory, Depends(get_directory)]
 
 
 async def get_identity(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
@@ -74,7 +75,10 @@ async def get_identity(
         async with services.sessionmaker() as session:
             await ensure_user(session, services.directory, services.announcer, identity.name)
 
-    return await services.verifier.identify(credentials.credentials, on_new=first_login)
+    address = request.client.host if request.client else "unknown"
+    return await services.verifier.identify(
+        credentials.credentials, on_new=first_login, address=address
+    )
 
 
 CurrentUser = Annotated[Identity, Depends(get_identity)]

@@ -18,6 +18,7 @@ from fmn.core.signing import make_unsubscribe_token
 from fmn.db import models
 from tests import services
 from tests.api.conftest import ALICE_EMAIL, BusListener
+from tests.api.oidc import free_port
 from tests.factories import make_rule, make_user
 
 
@@ -196,6 +197,22 @@ async def test_rate_limit_on_directory_proxies(
         assert (await http.get("/api/v1/users/bob/groups", headers=auth("bob"))).status_code == 200
         rules = await http.get("/api/v1/users/alice/rules", headers=auth("alice"))
         assert rules.status_code == 200
+
+
+async def test_rate_limit_holds_per_process_when_redis_is_unreachable(
+    make_app: Any, api_settings: Settings, auth: Any
+) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = with_api(api_settings, rate_limit_per_minute=3)
+    cache = settings.cache.model_copy(update={"url": closed})
+    app = await make_app(settings.model_copy(update={"cache": cache}))
+    async with client_for(app) as http:
+        statuses = [
+            (await http.get("/api/v1/users/alice/groups", headers=auth("alice"))).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        assert (await http.get("/api/v1/users/bob/groups", headers=auth("bob"))).status_code == 200
 
 
 async def test_cors_headers_even_on_errors(client: httpx.AsyncClient) -> None:
