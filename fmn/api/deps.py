@@ -18,6 +18,7 @@ from fmn.api.accounts import ensure_user
 from fmn.api.auth import Identity
 from fmn.api.services import Services
 from fmn.core.settings import Settings
+from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules.schema import MAX_NAME_LENGTH
 
@@ -92,7 +93,8 @@ async def get_admin(identity: CurrentUser) -> Identity:
 
 AdminUser = Annotated[Identity, Depends(get_admin)]
 
-Username = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH)]
+# A username as the account system spells them: refused (422) before any look-up otherwise.
+Username = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=names.PATTERN)]
 # Rule ids are 32-bit in the database (FMN 3's schema).
 MAX_ID = 2**31 - 1
 RuleId = Annotated[int, Path(ge=1, le=MAX_ID)]

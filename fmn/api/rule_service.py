@@ -17,6 +17,7 @@ from fmn.api.schemas import RulePublic
 from fmn.api.services import Services
 from fmn.core.settings import Settings
 from fmn.db import models
+from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules import schema
 from fmn.rules.store import RULE_LOAD_OPTIONS, generated_since, rule_to_schema
@@ -58,6 +59,29 @@ async def reload(session: AsyncSession, rule_id: int) -> models.Rule:
     )
     assert rule is not None
     return rule
+
+
+def check_account_names(rule: schema.RuleBase, loc: tuple[str, ...] = ("body",)) -> None:
+    """The usernames and group names a tracking rule lists must be names the account system
+    can have: anything else is refused before it reaches the directory."""
+    tracking = rule.tracking_rule
+    if not isinstance(
+        tracking, schema.ArtifactsOwned | schema.ArtifactsGroupOwned | schema.UsersFollowed
+    ):
+        return
+    kind = "group name" if isinstance(tracking, schema.ArtifactsGroupOwned) else "username"
+    errors = [
+        {
+            "type": "value_error",
+            "loc": (*loc, "tracking_rule", "params", i),
+            "msg": f"{name!r} is not a valid {kind}: {names.RULE}",
+            "input": name,
+        }
+        for i, name in enumerate(tracking.params)
+        if not names.is_account_name(name)
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 async def check_destinations(
@@ -115,6 +139,7 @@ class RuleWriter:
     services: Services
 
     async def check(self, rule: schema.RuleBase) -> None:
+        check_account_names(rule)
         await check_destinations(self.directory, self.username, rule, self.services.settings)
 
     async def save(self, row: models.Rule, action: str) -> RulePublic:
