@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.destinations import user_destinations
@@ -113,6 +113,15 @@ async def check_destinations(
 
 
 async def check_rule_count(session: AsyncSession, user: models.User, limit: int) -> None:
+    """Refuse a new rule beyond `limit`. The user's row is written first, which holds it (and
+    on SQLite the database) until the creating transaction ends: concurrent creations for one
+    user count one after another, each seeing the rules committed before it."""
+    await session.execute(
+        update(models.User)
+        .where(models.User.id == user.id)
+        .values(id=models.User.id)
+        .execution_options(synchronize_session=False)
+    )
     count = await session.scalar(
         select(func.count()).select_from(models.Rule).where(models.Rule.user_id == user.id)
     )
