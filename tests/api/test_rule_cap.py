@@ -18,9 +18,9 @@ from fmn.core.settings import Settings
 from fmn.db import migrations, models
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.directory.local import DirectoryData, LocalDirectory
-from tests import services
 from tests.api.conftest import DIRECTORY, rule_body
 from tests.factories import make_rule
+from tests.harness import services
 
 API = "/api/v1/users/alice/rules"
 CAP = 500
