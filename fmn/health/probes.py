@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from fmn.core.settings import SendQueueSettings
-from fmn.transport.topology import dead_letter_queue, retry_queue, send_queue
-from fmn.workitem import PROTOCOLS
+from fmn.sendqueue.topology import dead_letter_queue, retry_queue, send_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection

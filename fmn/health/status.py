@@ -283,7 +283,7 @@ def print_report(checks: Sequence[Check]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def status(api_url: str | None, skip: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Check every part the configuration points at; exit 1 when one is down."""
-    from fmn.cli import settings_or_fail
+    from fmn.core.commands import settings_or_fail
 
     # The report says what failed; the clients' own retry warnings would only repeat it.
     for noisy in ("alembic", "fmn.directory"):
