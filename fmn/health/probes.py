@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import text
+
 from fmn.core.settings import SendQueueSettings
+from fmn.db.migrations import current_revision, head_revision
 from fmn.sendqueue.topology import dead_letter_queue, retry_queue, send_queue
 from fmn.sendqueue.workitem import PROTOCOLS
 
@@ -97,10 +100,6 @@ async def database_checks(
     connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]], shown: str = ""
 ) -> list[Check]:
     """`database` (it answers) and `migrations` (its schema is the code's)."""
-    from sqlalchemy import text
-
-    from fmn.db.migrations import current_revision, head_revision
-
     prefix = f"{shown}: " if shown else ""
     try:
         async with connect() as conn:

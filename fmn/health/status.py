@@ -1,4 +1,6 @@
 """`fmn status`: the health of every part the settings point at, from outside the processes.
+Its imports are at the top, not in the probes: a probe's time limit measures the part it asks,
+not how long a busy machine takes to import a client library.
 
 Each probe connects the way the processes do (the database and its schema, the cache, the bus
 and send brokers with the depth of their queues, the directory's services, the API's readiness)
@@ -20,8 +22,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import click
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy.engine import make_url
 
+import fmn.transport.amqp  # noqa: F401 - aio-pika, loaded before any probe's clock starts
 from fmn.core.settings import BusSettings, SendQueueSettings, Settings
+from fmn.db.session import make_engine
+from fmn.directory.factory import make_remote_directory, uses_local_file
+from fmn.directory.local import DirectoryData
 from fmn.health.probes import (
     Check,
     Probe,
@@ -49,10 +58,6 @@ PROBE_NAME = "fmn-status-probe"
 
 
 async def settings_database_checks(settings: Settings) -> list[Check]:
-    from sqlalchemy.engine import make_url
-
-    from fmn.db.session import make_engine
-
     url = make_url(settings.database.url)
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
@@ -81,8 +86,6 @@ async def settings_database_checks(settings: Settings) -> list[Check]:
 async def cache_check(name: str, url: str) -> Check:
     if url.startswith("mem://"):
         return Check(name, "skip", "in-process (embedded default): nothing to reach")
-    import redis.asyncio as aioredis
-
     # cashews options ride in the query string; redis-py would refuse them.
     client = aioredis.from_url(urlunsplit(urlsplit(url)._replace(query="")))
     try:
@@ -167,9 +170,6 @@ async def send_checks(send: SendQueueSettings) -> list[Check]:
 
 
 async def directory_checks(settings: Settings, http_timeout: float) -> list[Check]:
-    from fmn.directory.factory import make_remote_directory, uses_local_file
-    from fmn.directory.local import DirectoryData
-
     directory = settings.directory
     if uses_local_file(directory):
         assert directory.local_file is not None
@@ -208,8 +208,6 @@ async def directory_checks(settings: Settings, http_timeout: float) -> list[Chec
 
 
 async def api_check(url: str, http_timeout: float) -> Check:
-    import httpx
-
     try:
         async with httpx.AsyncClient(timeout=http_timeout) as client:
             response = await client.get(url)
