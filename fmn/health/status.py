@@ -129,41 +129,44 @@ class QueueReader:
             return None
 
 
-async def bus_check(bus: BusSettings) -> list[Check]:
-    if bus.amqp_url.startswith("memory://"):
-        return [Check("bus", "skip", "in-process broker (embedded default)")]
-    reader = QueueReader(bus.amqp_url)
+async def _queue_checks(
+    name: str, url: str, read: Callable[[QueueReader], Awaitable[list[Check]]]
+) -> list[Check]:
+    """`read`'s checks through a reader of the broker at `url`; `name` down when it fails."""
+    if url.startswith("memory://"):
+        return [Check(name, "skip", "in-process broker (embedded default)")]
+    reader = QueueReader(url)
     try:
         await reader.open()
-        ready = await reader.size(bus.queue)
-        rejected = await reader.size(f"{bus.queue}.rejected")
+        return await read(reader)
     except Exception as exc:
-        return [Check("bus", "down", f"{safe_url(bus.amqp_url)}: {error_text(exc)}")]
+        return [Check(name, "down", f"{safe_url(url)}: {error_text(exc)}")]
     finally:
         await reader.close()
-    detail = (
-        f"queue {bus.queue}: {count_text(ready, 'waiting')}, {count_text(rejected, 'rejected')}"
-    )
-    return [Check("bus", "warn" if rejected else "ok", detail)]
+
+
+async def bus_check(bus: BusSettings) -> list[Check]:
+    async def read(reader: QueueReader) -> list[Check]:
+        ready = await reader.size(bus.queue)
+        rejected = await reader.size(f"{bus.queue}.rejected")
+        counts = f"{count_text(ready, 'waiting')}, {count_text(rejected, 'rejected')}"
+        return [Check("bus", "warn" if rejected else "ok", f"queue {bus.queue}: {counts}")]
+
+    return await _queue_checks("bus", bus.amqp_url, read)
 
 
 async def send_checks(send: SendQueueSettings) -> list[Check]:
-    if send.amqp_url.startswith("memory://"):
-        return [Check("send", "skip", "in-process broker (embedded default)")]
-    reader = QueueReader(send.amqp_url)
-    try:
-        await reader.open()
+    async def read(reader: QueueReader) -> list[Check]:
         checks = await send_queue_checks(reader.size, send)
-    except Exception as exc:
-        return [Check("send", "down", f"{safe_url(send.amqp_url)}: {error_text(exc)}")]
-    finally:
-        await reader.close()
-    return [
-        Check(c.name, c.state, f"{c.detail} (see `fmn deadletter list --protocol {c.name[5:]}`)")
-        if c.state == "warn"
-        else c
-        for c in checks
-    ]
+        hint = " (see `fmn deadletter list --protocol {}`)"
+        return [
+            Check(c.name, c.state, c.detail + hint.format(c.name.removeprefix("send ")))
+            if c.state == "warn"
+            else c
+            for c in checks
+        ]
+
+    return await _queue_checks("send", send.amqp_url, read)
 
 
 # ---- directory and API ------------------------------------------------------------------------
