@@ -35,10 +35,10 @@ from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.db.session import make_engine, make_sessionmaker, session_scope
 from fmn.directory import Directory, DirectoryUnavailable, invalidate_on_message, make_directory
+from fmn.notify.render import build_work_items
 from fmn.rules import store
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import BadMessage, ParsedMessage, parse_message
-from fmn.rules.render import build_work_items
 from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broker
 from fmn.transport.topology import declare_send_topology
 from fmn.workitem import WorkItem, pack

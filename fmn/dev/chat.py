@@ -13,15 +13,16 @@ from typing import ClassVar
 from fmn.core.settings import Settings
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.dev.outbox import Outbox
+from fmn.notify.lines import line
+from fmn.notify.sanitize import one_line
 from fmn.senders.deliverylog import DeliveryLog
-from fmn.senders.digest import Digest, item_line
+from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
 from fmn.senders.handler import Handler
 from fmn.senders.loop import SenderLoop
 from fmn.senders.policy import PreferenceReader
 from fmn.senders.service import loop_config
 from fmn.senders.state import make_state
-from fmn.senders.text import one_line
 from fmn.transport import make_broker
 from fmn.workitem import Protocol, WorkItem
 
@@ -51,10 +52,10 @@ class LoggedChat(Handler):
         if item.chat is not None:
             self._keep(item.address, item.chat.text, item.chat.html)
         else:
-            self._keep(item.address, item_line(item), None)
+            self._keep(item.address, line(item.message), None)
 
     async def send_digest(self, digest: Digest) -> None:
-        lines = [f"{digest.title} ({digest.why}):", *(item_line(i) for i in digest.items)]
+        lines = [f"{digest.title} ({digest.why}):", *(line(i.message) for i in digest.items)]
         self._keep(digest.address, "\n".join(lines), None)
 
 

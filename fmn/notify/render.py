@@ -1,0 +1,157 @@
+"""Notifications for a matched message: one WorkItem (fmn/workitem.py) per destination, its
+text written here once: the email's subject, text, HTML and metadata, the IRC line, the Matrix
+line and HTML. Only messages that matched get here, and a message's parts are written once for
+all its notifications.
+
+Content follows FMN 3 (reference §2.4): email subject "[app] summary", text `str(message)` then
+the url, a footer naming the rule(s) with a link to each (the email sender's, as it knows the
+links); IRC and Matrix get one line "[app] summary url". fmn adds an HTML part and metadata for
+mail filters.
+
+Everything read from a bus message is untrusted: it goes through fmn.notify.sanitize (no line
+break or other control, no bidi control in a one-line field; http(s) links only; sizes capped)
+and is escaped in HTML, so it cannot add an email header, an IRC command or markup.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fmn.notify import sanitize
+from fmn.notify.lines import line, rule_label
+from fmn.notify.sanitize import LIST_LIMIT, METADATA_LIMIT, one_line
+from fmn.rules.filters import SEVERITY_LEVELS
+from fmn.workitem import ChatContent, EmailContent, MessageInfo, RuleRef, WorkItem, idempotency_key
+
+if TYPE_CHECKING:
+    from fmn.rules.compiled import CompiledRule
+    from fmn.rules.index import Match
+    from fmn.rules.message import ParsedMessage
+
+_SEVERITY_NAMES = {level: name for name, level in SEVERITY_LEVELS.items()}
+
+
+def _cut_bytes(value: str, limit: int) -> str:
+    encoded = value.encode()
+    if len(encoded) <= limit:
+        return value
+    return encoded[: limit - 3].decode(errors="ignore").rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class _Content:
+    """The parts of a message's notifications that do not depend on the destination."""
+
+    info: MessageInfo
+    text: str
+    metadata: dict[str, str]
+    line: str  # "[app] summary url"
+
+    @classmethod
+    def of(cls, message: ParsedMessage) -> _Content:
+        app = one_line(message.app_name, sanitize.NAME_LIMIT) if message.app_name else ""
+        info = MessageInfo(
+            id=message.id,
+            topic=one_line(message.topic, METADATA_LIMIT),
+            sent_at=message.sent_at,
+            app_name=app or None,
+            agent_name=(
+                one_line(message.agent_name, sanitize.FIELD_LIMIT) if message.agent_name else None
+            ),
+            summary=one_line(message.summary, sanitize.SUBJECT_LIMIT),
+            url=sanitize.safe_url(message.url),
+            severity=message.severity,
+            usernames=[one_line(u, sanitize.FIELD_LIMIT) for u in message.usernames[:LIST_LIMIT]],
+            packages=[one_line(p, sanitize.FIELD_LIMIT) for p in message.packages[:LIST_LIMIT]],
+        )
+        # Made of one-line fields already, so only cut (the severity name is fmn's own).
+        metadata = {
+            "Topic": info.topic,
+            "Application": app,
+            "Severity": _SEVERITY_NAMES.get(message.severity, str(message.severity)),
+            "Packages": _cut(", ".join(info.packages), METADATA_LIMIT),
+            "Users": _cut(", ".join(info.usernames), METADATA_LIMIT),
+        }
+        return cls(
+            info=info,
+            text=sanitize.text(message.text, sanitize.EMAIL_TEXT_LIMIT),
+            metadata={k: v for k, v in metadata.items() if v},
+            line=line(info),
+        )
+
+    def email(self, rules: Sequence[CompiledRule]) -> EmailContent:
+        # The footer naming the rules, with links to edit them and to unsubscribe, is the email
+        # sender's: it writes it for single mails and digests alike.
+        url = self.info.url
+        text = self.text + (f"\n{url}" if url else "") + "\n"
+        metadata = dict(self.metadata)
+        metadata["Rules"] = _cut(", ".join(rule_label(rule) for rule in rules), METADATA_LIMIT)
+        app = f"[{self.info.app_name}]" if self.info.app_name else ""
+        subject = " ".join(part for part in (app, self.info.summary) if part)
+        return EmailContent(
+            subject=_cut(subject, sanitize.SUBJECT_LIMIT),
+            text=text,
+            html=self._email_html(),
+            metadata=metadata,
+        )
+
+    def _email_html(self) -> str:
+        esc = html.escape
+        parts = [
+            "<!DOCTYPE html>",
+            '<html><head><meta charset="utf-8"></head><body>',
+            f'<pre style="white-space: pre-wrap">{esc(self.text)}</pre>',
+        ]
+        if self.info.url:
+            parts.append(f'<p><a href="{esc(self.info.url)}">{esc(self.info.url)}</a></p>')
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+    def irc(self) -> ChatContent:
+        return ChatContent(text=_cut_bytes(self.line, sanitize.IRC_LINE_BYTES))
+
+    def matrix(self) -> ChatContent:
+        esc = html.escape
+        url = self.info.url
+        app = self.info.app_name
+        link = f' <a href="{esc(url)}">{esc(url)}</a>' if url else ""
+        # Escaped here; the Matrix sender's sanitizer (sanitize.matrix_html) is the second lock.
+        markup = (f"[{esc(app)}] " if app else "") + esc(self.info.summary) + link
+        return ChatContent(text=_cut(self.line, sanitize.MATRIX_TEXT_LIMIT), html=markup)
+
+
+def _cut(value: str, limit: int) -> str:
+    """A one-line value cut to `limit` characters, as sanitize.one_line cuts."""
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[WorkItem]:
+    """One work item per match."""
+    if not matches:
+        return []
+    content = _Content.of(message)
+    items = []
+    for match in matches:
+        email = chat = None
+        if match.protocol == "email":
+            email = content.email(match.rules)
+        elif match.protocol == "irc":
+            chat = content.irc()
+        else:
+            chat = content.matrix()
+        items.append(
+            WorkItem(
+                key=idempotency_key(message.id, match.protocol, match.address),
+                protocol=match.protocol,
+                address=match.address,
+                user=match.user,
+                rules=[RuleRef(id=rule.id, name=rule.name) for rule in match.rules],
+                message=content.info,
+                email=email,
+                chat=chat,
+            )
+        )
+    return items
