@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from fmn.api.app import create_app
 from fmn.core.settings import Settings
 from fmn.directory.local import DirectoryData, LocalDirectory
-from tests.api.oidc import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider
 
 ADMIN_GROUP = "fmn-admins"
 # Identity provider accounts: username -> groups.

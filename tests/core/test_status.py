@@ -23,8 +23,8 @@ from fmn.transport import make_broker
 from fmn.transport.base import Outgoing, QueueSpec
 from fmn.transport.topology import declare_send_topology
 from fmn.workitem import routing_key
-from tests import services
-from tests.directory.conftest import directory_server_url, free_port  # noqa: F401
+from tests.harness import services
+from tests.harness.ports import free_port
 
 # Nothing listens on port 9 (discard) of the loopback here: a refused connection, at once.
 CLOSED = "127.0.0.1:9"
@@ -74,7 +74,7 @@ def real(
     pg_url: str,
     redis_url: str,
     amqp_url: str,
-    directory_server_url: str,  # noqa: F811
+    directory_server_url: str,
 ) -> Settings:
     return Settings(
         database={"url": pg_url},

@@ -24,7 +24,7 @@ from bench.soak_procs import FmnProcess, write_config
 from fmn.db import migrations
 from fmn.transport.topology import send_queue
 from fmn.workitem import unpack
-from tests import services
+from tests.harness import services
 
 pytestmark = pytest.mark.xdist_group("reliability")
 

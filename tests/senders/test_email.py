@@ -14,9 +14,9 @@ from fmn.db.models import DeliveryStatus
 from fmn.transport import Broker
 from fmn.transport.topology import retry_queue
 from fmn.workitem import RuleRef, WorkItem
+from tests.harness.smtp_server import Received, SMTPServer, self_signed_cert
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import SENT_AT, delivery_log, eventually, make_item, publish
-from tests.senders.smtp_server import Received, SMTPServer, self_signed_cert
 
 
 async def deliver_one(

@@ -19,9 +19,9 @@ import redis.asyncio as aioredis
 
 from fmn.transport import Broker
 from fmn.transport.topology import send_queue
+from tests.harness.smtp_server import Sink, SMTPServer
 from tests.senders.conftest import RETRY_DELAYS
 from tests.senders.helpers import eventually, make_item, publish
-from tests.senders.smtp_server import Sink, SMTPServer
 
 FMN = str(Path(sys.executable).parent / "fmn")
 
