@@ -27,8 +27,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fmn.archive import archive_batch, prune_archive
 from fmn.consumer import metrics
-from fmn.consumer.archive import archive_batch, prune_archive
 from fmn.consumer.control import CONTROL_BINDINGS, rule_change
 from fmn.consumer.counts import GeneratedCounts
 from fmn.core.settings import Settings
