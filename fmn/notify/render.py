@@ -15,6 +15,7 @@ and is escaped in HTML, so it cannot add an email header, an IRC command or mark
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from fmn.notify import sanitize
 from fmn.notify.lines import line, rule_label
-from fmn.notify.sanitize import LIST_LIMIT, METADATA_LIMIT, one_line
+from fmn.notify.sanitize import LIST_LIMIT, METADATA_LIMIT, cut, one_line
 from fmn.rules.filters import SEVERITY_LEVELS
 from fmn.workitem import ChatContent, EmailContent, MessageInfo, RuleRef, WorkItem, idempotency_key
 
@@ -43,7 +44,8 @@ def _cut_bytes(value: str, limit: int) -> str:
 
 @dataclass(frozen=True)
 class _Content:
-    """The parts of a message's notifications that do not depend on the destination."""
+    """The parts of a message's notifications that do not depend on the destination, each
+    written once for all of them."""
 
     info: MessageInfo
     text: str
@@ -72,8 +74,8 @@ class _Content:
             "Topic": info.topic,
             "Application": app,
             "Severity": _SEVERITY_NAMES.get(message.severity, str(message.severity)),
-            "Packages": _cut(", ".join(info.packages), METADATA_LIMIT),
-            "Users": _cut(", ".join(info.usernames), METADATA_LIMIT),
+            "Packages": cut(", ".join(info.packages), METADATA_LIMIT),
+            "Users": cut(", ".join(info.usernames), METADATA_LIMIT),
         }
         return cls(
             info=info,
@@ -85,19 +87,23 @@ class _Content:
     def email(self, rules: Sequence[CompiledRule]) -> EmailContent:
         # The footer naming the rules, with links to edit them and to unsubscribe, is the email
         # sender's: it writes it for single mails and digests alike.
-        url = self.info.url
-        text = self.text + (f"\n{url}" if url else "") + "\n"
         metadata = dict(self.metadata)
-        metadata["Rules"] = _cut(", ".join(rule_label(rule) for rule in rules), METADATA_LIMIT)
-        app = f"[{self.info.app_name}]" if self.info.app_name else ""
-        subject = " ".join(part for part in (app, self.info.summary) if part)
+        metadata["Rules"] = cut(", ".join(rule_label(rule) for rule in rules), METADATA_LIMIT)
         return EmailContent(
-            subject=_cut(subject, sanitize.SUBJECT_LIMIT),
-            text=text,
-            html=self._email_html(),
-            metadata=metadata,
+            subject=self._subject, text=self._email_text, html=self._email_html, metadata=metadata
         )
 
+    @functools.cached_property
+    def _subject(self) -> str:
+        app = f"[{self.info.app_name}]" if self.info.app_name else ""
+        subject = " ".join(part for part in (app, self.info.summary) if part)
+        return cut(subject, sanitize.SUBJECT_LIMIT)
+
+    @functools.cached_property
+    def _email_text(self) -> str:
+        return self.text + (f"\n{self.info.url}" if self.info.url else "") + "\n"
+
+    @functools.cached_property
     def _email_html(self) -> str:
         esc = html.escape
         parts = [
@@ -110,9 +116,11 @@ class _Content:
         parts.append("</body></html>")
         return "\n".join(parts)
 
+    @functools.cached_property
     def irc(self) -> ChatContent:
         return ChatContent(text=_cut_bytes(self.line, sanitize.IRC_LINE_BYTES))
 
+    @functools.cached_property
     def matrix(self) -> ChatContent:
         esc = html.escape
         url = self.info.url
@@ -120,12 +128,7 @@ class _Content:
         link = f' <a href="{esc(url)}">{esc(url)}</a>' if url else ""
         # Escaped here; the Matrix sender's sanitizer (sanitize.matrix_html) is the second lock.
         markup = (f"[{esc(app)}] " if app else "") + esc(self.info.summary) + link
-        return ChatContent(text=_cut(self.line, sanitize.MATRIX_TEXT_LIMIT), html=markup)
-
-
-def _cut(value: str, limit: int) -> str:
-    """A one-line value cut to `limit` characters, as sanitize.one_line cuts."""
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+        return ChatContent(text=cut(self.line, sanitize.MATRIX_TEXT_LIMIT), html=markup)
 
 
 def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[WorkItem]:
@@ -139,9 +142,9 @@ def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[W
         if match.protocol == "email":
             email = content.email(match.rules)
         elif match.protocol == "irc":
-            chat = content.irc()
+            chat = content.irc
         else:
-            chat = content.matrix()
+            chat = content.matrix
         items.append(
             WorkItem(
                 key=idempotency_key(message.id, match.protocol, match.address),

@@ -56,9 +56,12 @@ def one_line(value: str, limit: int | None = None) -> str:
     if "  " in value:
         value = _SPACES.sub(" ", value)
     value = value.strip()
-    if limit is not None and len(value) > limit:
-        value = value[: limit - 1].rstrip() + "…"
-    return value
+    return value if limit is None else cut(value, limit)
+
+
+def cut(value: str, limit: int) -> str:
+    """A line cut to `limit` characters, the last one an ellipsis when it was longer."""
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
 def text(value: str, limit: int) -> str:
