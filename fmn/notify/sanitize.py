@@ -33,10 +33,9 @@ _BREAKS = r"\t\n\x0b\x0c\r\x1c-\x1e\x85\u2028\u2029"
 _INVISIBLE = r"\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 
 _ONE_LINE_BREAKS = re.compile(f"[{_BREAKS}]+")
-_ONE_LINE_INVISIBLE = re.compile(f"[{_INVISIBLE}]+")
+_TEXT_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # tabs and newlines stay
+_INVISIBLES = re.compile(f"[{_INVISIBLE}]+")
 _SPACES = re.compile(r" {2,}")
-_TEXT_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_TEXT_INVISIBLE = re.compile(f"[{_INVISIBLE}]+")
 _TOO_LONG = "\n[… cut: the message is too long]"
 
 # The HTML subset Matrix clients render (client-server spec, m.room.message "HTML").
@@ -52,7 +51,7 @@ def one_line(value: str, limit: int | None = None) -> str:
     """Line breaks become one space, other controls and bidi controls are dropped, runs of
     spaces become one; cut to `limit` characters with an ellipsis."""
     if not value.isprintable():  # the common case has nothing to take out
-        value = _ONE_LINE_INVISIBLE.sub("", _ONE_LINE_BREAKS.sub(" ", value))
+        value = _INVISIBLES.sub("", _ONE_LINE_BREAKS.sub(" ", value))
     if "  " in value:
         value = _SPACES.sub(" ", value)
     value = value.strip()
@@ -71,7 +70,7 @@ def text(value: str, limit: int) -> str:
     cut = len(value) > limit
     if cut:
         value = value[:limit]
-    value = _TEXT_INVISIBLE.sub("", _TEXT_BREAKS.sub("\n", value))
+    value = _INVISIBLES.sub("", _TEXT_BREAKS.sub("\n", value))
     return value + _TOO_LONG if cut else value
 
 
@@ -88,14 +87,14 @@ def safe_url(value: str | None) -> str | None:
 
 def mail_html(markup: str) -> str:
     """HTML fit for a mail: nh3's safe defaults (no scripts, styles or event handlers)."""
-    return nh3.clean(_TEXT_INVISIBLE.sub("", markup))
+    return nh3.clean(_INVISIBLES.sub("", markup))
 
 
 def matrix_html(markup: str) -> str:
     """HTML fit for a Matrix message: the subset Matrix clients render, http(s) and mailto
     links only."""
     return nh3.clean(
-        _TEXT_INVISIBLE.sub("", markup),
+        _INVISIBLES.sub("", markup),
         tags=MATRIX_TAGS,
         attributes=MATRIX_ATTRIBUTES,
         url_schemes={"https", "http", "mailto"},
