@@ -25,11 +25,11 @@ from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.notify.render import build_work_items
-from fmn.notify.sanitize import one_line
+from fmn.notify.text import one_line
 from fmn.rules.match import match_messages
 from fmn.rules.message import ParsedMessage
 from fmn.rules.schema import Rule
-from fmn.workitem import idempotency_key
+from fmn.sendqueue.workitem import idempotency_key
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PUBLIC_URL = "https://notifications.soak.test"

@@ -1,3 +1,3 @@
-"""A notification's text: written once per notification (render, in the consumer, from the bus
-message; lines, the one-line forms senders reuse for digests and footers), kept safe by one set
-of rules (sanitize). Senders only frame what was written for their protocol."""
+"""A notification's text: written once per notification by the consumer (render, from the bus
+message), with one set of rules that keeps it safe and the one-line forms that digests and
+footers reuse (text). Senders only frame what was written for their protocol."""

@@ -8,7 +8,7 @@ the url, a footer naming the rule(s) with a link to each (the email sender's, as
 links); IRC and Matrix get one line "[app] summary url". fmn adds an HTML part and metadata for
 mail filters.
 
-Everything read from a bus message is untrusted: it goes through fmn.notify.sanitize (no line
+Everything read from a bus message is untrusted: it goes through fmn.notify.text (no line
 break or other control, no bidi control in a one-line field; http(s) links only; sizes capped)
 and is escaped in HTML, so it cannot add an email header, an IRC command or markup.
 """
@@ -21,11 +21,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fmn.notify import sanitize
-from fmn.notify.lines import line, rule_label
-from fmn.notify.sanitize import LIST_LIMIT, METADATA_LIMIT, cut, one_line
+from fmn.notify.text import (
+    EMAIL_TEXT_LIMIT,
+    FIELD_LIMIT,
+    IRC_LINE_BYTES,
+    LIST_LIMIT,
+    MATRIX_TEXT_LIMIT,
+    METADATA_LIMIT,
+    NAME_LIMIT,
+    SUBJECT_LIMIT,
+    cut,
+    line,
+    multi_line,
+    one_line,
+    rule_label,
+    safe_url,
+)
 from fmn.rules.filters import SEVERITY_LEVELS
-from fmn.workitem import ChatContent, EmailContent, MessageInfo, RuleRef, WorkItem, idempotency_key
+from fmn.sendqueue.workitem import (
+    ChatContent,
+    EmailContent,
+    MessageInfo,
+    RuleRef,
+    WorkItem,
+    idempotency_key,
+)
 
 if TYPE_CHECKING:
     from fmn.rules.compiled import CompiledRule
@@ -54,20 +74,18 @@ class _Content:
 
     @classmethod
     def of(cls, message: ParsedMessage) -> _Content:
-        app = one_line(message.app_name, sanitize.NAME_LIMIT) if message.app_name else ""
+        app = one_line(message.app_name, NAME_LIMIT) if message.app_name else ""
         info = MessageInfo(
             id=message.id,
             topic=one_line(message.topic, METADATA_LIMIT),
             sent_at=message.sent_at,
             app_name=app or None,
-            agent_name=(
-                one_line(message.agent_name, sanitize.FIELD_LIMIT) if message.agent_name else None
-            ),
-            summary=one_line(message.summary, sanitize.SUBJECT_LIMIT),
-            url=sanitize.safe_url(message.url),
+            agent_name=(one_line(message.agent_name, FIELD_LIMIT) if message.agent_name else None),
+            summary=one_line(message.summary, SUBJECT_LIMIT),
+            url=safe_url(message.url),
             severity=message.severity,
-            usernames=[one_line(u, sanitize.FIELD_LIMIT) for u in message.usernames[:LIST_LIMIT]],
-            packages=[one_line(p, sanitize.FIELD_LIMIT) for p in message.packages[:LIST_LIMIT]],
+            usernames=[one_line(u, FIELD_LIMIT) for u in message.usernames[:LIST_LIMIT]],
+            packages=[one_line(p, FIELD_LIMIT) for p in message.packages[:LIST_LIMIT]],
         )
         # Made of one-line fields already, so only cut (the severity name is fmn's own).
         metadata = {
@@ -79,7 +97,7 @@ class _Content:
         }
         return cls(
             info=info,
-            text=sanitize.text(message.text, sanitize.EMAIL_TEXT_LIMIT),
+            text=multi_line(message.text, EMAIL_TEXT_LIMIT),
             metadata={k: v for k, v in metadata.items() if v},
             line=line(info),
         )
@@ -97,7 +115,7 @@ class _Content:
     def _subject(self) -> str:
         app = f"[{self.info.app_name}]" if self.info.app_name else ""
         subject = " ".join(part for part in (app, self.info.summary) if part)
-        return cut(subject, sanitize.SUBJECT_LIMIT)
+        return cut(subject, SUBJECT_LIMIT)
 
     @functools.cached_property
     def _email_text(self) -> str:
@@ -118,7 +136,7 @@ class _Content:
 
     @functools.cached_property
     def irc(self) -> ChatContent:
-        return ChatContent(text=_cut_bytes(self.line, sanitize.IRC_LINE_BYTES))
+        return ChatContent(text=_cut_bytes(self.line, IRC_LINE_BYTES))
 
     @functools.cached_property
     def matrix(self) -> ChatContent:
@@ -126,9 +144,9 @@ class _Content:
         url = self.info.url
         app = self.info.app_name
         link = f' <a href="{esc(url)}">{esc(url)}</a>' if url else ""
-        # Escaped here; the Matrix sender's sanitizer (sanitize.matrix_html) is the second lock.
+        # Escaped here; the Matrix sender's sanitizer (matrix_html) is the second lock.
         markup = (f"[{esc(app)}] " if app else "") + esc(self.info.summary) + link
-        return ChatContent(text=cut(self.line, sanitize.MATRIX_TEXT_LIMIT), html=markup)
+        return ChatContent(text=cut(self.line, MATRIX_TEXT_LIMIT), html=markup)
 
 
 def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[WorkItem]:

@@ -1,12 +1,12 @@
 """A digest: many held notifications for one destination, sent as one message. Each protocol
-frames it itself, listing each notification by its line (fmn.notify.lines)."""
+frames it itself, listing each notification by its line (fmn.notify.text)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 
-from fmn.workitem import RuleRef, WorkItem
+from fmn.sendqueue.workitem import RuleRef, WorkItem
 
 REASONS = {
     "backlog": "more notifications arrived than can be sent one by one",

@@ -1,9 +1,9 @@
 """Framing notification mails: the text written by fmn.notify becomes headers and a
 multipart/alternative body, with the sender's footer (links to the rules and to unsubscribe).
 
-Every header value passes sanitize.one_line at the frame's edge (a no-op on written text, a
+Every header value passes text.one_line at the frame's edge (a no-op on written text, a
 guard against any other) and the MIME writer refuses one that still carries a line break, so
-nothing in a work item can add a header; HTML passes sanitize.mail_html."""
+nothing in a work item can add a header; HTML passes text.mail_html."""
 
 from __future__ import annotations
 
@@ -16,12 +16,19 @@ import re
 from dataclasses import dataclass
 
 from fmn.core.signing import make_unsubscribe_token, unsubscribe_url
-from fmn.notify.lines import line, line_html, rule_label
-from fmn.notify.sanitize import METADATA_LIMIT, SUBJECT_LIMIT, mail_html, one_line
+from fmn.notify.text import (
+    METADATA_LIMIT,
+    SUBJECT_LIMIT,
+    line,
+    line_html,
+    mail_html,
+    one_line,
+    rule_label,
+)
 from fmn.senders import mime
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
-from fmn.workitem import RuleRef, WorkItem
+from fmn.sendqueue.workitem import RuleRef, WorkItem
 
 METADATA_PREFIX = "X-Fedora-Notify-"
 # What one address may look like: a dot-atom local part (Unicode letters allowed) and a domain.

@@ -7,14 +7,13 @@ import re
 import ssl
 
 from fmn.core.settings import IRCSenderSettings
-from fmn.notify.lines import line
-from fmn.notify.sanitize import one_line
+from fmn.notify.text import line, one_line
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
 from fmn.senders.handler import Handler
 from fmn.senders.irc_client import ConnectionLost, IRCConfig, IRCConnection
 from fmn.senders.ratelimit import TokenBucket
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 
 # RFC 2812 nicknames, at the length modern networks allow.
 _NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}")

@@ -15,14 +15,13 @@ from typing import Any
 import nio
 
 from fmn.core.settings import MatrixSenderSettings
-from fmn.notify.lines import line, line_html
-from fmn.notify.sanitize import MATRIX_TEXT_LIMIT, matrix_html, one_line
+from fmn.notify.text import MATRIX_TEXT_LIMIT, line, line_html, matrix_html, one_line
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
 from fmn.senders.ratelimit import TokenBucket
 from fmn.senders.state import SenderState
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,11 @@ from html.parser import HTMLParser
 import pytest
 from fedora_messaging import message as fm
 
-from fmn.notify.lines import line, line_html
 from fmn.notify.render import build_work_items
-from fmn.notify.sanitize import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES
+from fmn.notify.text import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, line, line_html
 from fmn.rules import message as message_module
 from fmn.rules.message import parse_message
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 from tests.rules.conftest import BODHI, make_rule
 
 PUBLIC_URL = "https://notifications.example.org/"

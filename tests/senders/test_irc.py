@@ -14,11 +14,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from fmn.core.settings import Settings
-from fmn.notify.sanitize import one_line
+from fmn.notify.text import one_line
 from fmn.senders.irc import split_utf8
 from fmn.senders.service import run_sender
+from fmn.sendqueue.topology import dead_letter_queue
 from fmn.transport import Broker
-from fmn.transport.topology import dead_letter_queue
 from tests.harness.irc_server import IRCClient, IRCNetwork
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import eventually, make_item, publish, queue_has

@@ -1,18 +1,24 @@
-"""The one set of rules that keeps text from a bus message safe in every protocol, and the
-limits on its size.
+"""A notification's text as every protocol shares it: the one set of rules that keeps text
+from a bus message safe, the limits on its size, and the one-line forms that every chat
+protocol and every digest shows ("[app] summary url", a rule's label).
 
-Applied once when a notification is written (fmn.notify.render). A sender applies the same
-rule again only at the edge of its protocol's frame (an email header, an IRC line, a Matrix
-message, HTML handed to a client), where a hand-made or older work item must not break the
-frame either; on text written here it changes nothing.
+The rules are applied once when a notification is written (fmn.notify.render). A sender
+applies the same rule again only at the edge of its protocol's frame (an email header, an IRC
+line, a Matrix message, HTML handed to a client), where a hand-made or older work item must not
+break the frame either; on text written here it changes nothing.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import nh3
+
+if TYPE_CHECKING:
+    from fmn.sendqueue.workitem import MessageInfo
 
 SUBJECT_LIMIT = 250
 METADATA_LIMIT = 500  # one X-Fedora-Notify-* header value
@@ -63,15 +69,15 @@ def cut(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
-def text(value: str, limit: int) -> str:
+def multi_line(value: str, limit: int) -> str:
     """Multi-line text: every line break becomes a newline, other controls and bidi controls
     are dropped (tabs stay); cut to `limit` characters with a note."""
     # Cut first: a message of megabytes is not cleaned whole to keep its first 256 KiB.
-    cut = len(value) > limit
-    if cut:
+    too_long = len(value) > limit
+    if too_long:
         value = value[:limit]
     value = _INVISIBLES.sub("", _TEXT_BREAKS.sub("\n", value))
-    return value + _TOO_LONG if cut else value
+    return value + _TOO_LONG if too_long else value
 
 
 def safe_url(value: str | None) -> str | None:
@@ -100,3 +106,32 @@ def matrix_html(markup: str) -> str:
         url_schemes={"https", "http", "mailto"},
         link_rel="noopener noreferrer",
     )
+
+
+# ---- the one-line forms, written from a work item's (already safe) fields --------------------
+
+
+class _Rule(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+def line(message: MessageInfo) -> str:
+    """ "[app] summary url", without the parts the message does not have."""
+    app = f"[{message.app_name}]" if message.app_name else ""
+    return " ".join(part for part in (app, message.summary, message.url) if part)
+
+
+def line_html(message: MessageInfo) -> str:
+    """ "[app] summary", the summary linked to the message's URL, as HTML."""
+    summary = html.escape(message.summary)
+    if message.url:
+        summary = f'<a href="{html.escape(message.url)}">{summary}</a>'
+    return f"[{html.escape(message.app_name)}] {summary}" if message.app_name else summary
+
+
+def rule_label(rule: _Rule) -> str:
+    """ "name" in quotes, or #id for a rule without a name."""
+    return f'"{one_line(rule.name, NAME_LIMIT)}"' if rule.name else f"#{rule.id}"

@@ -1,4 +1,4 @@
-"""The one set of rules for text from a bus message (fmn.notify.sanitize), which the consumer
+"""The one set of rules for text from a bus message (fmn.notify.text), which the consumer
 applies when it writes a notification and each sender at the edge of its protocol's frame.
 These need no service."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmn.notify.sanitize import mail_html, matrix_html, one_line, safe_url, text
+from fmn.notify.text import mail_html, matrix_html, multi_line, one_line, safe_url
 
 # Right-to-left override, left-to-right embedding, pop, isolates, marks, Arabic letter mark.
 BIDI = "\u202e\u202a\u202c\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
@@ -26,20 +26,20 @@ def test_bidi_controls_never_reach_a_line_a_link_or_html(bidi: str) -> None:
     assert safe_url(f"https://example.org/{bidi}x") is None
     assert bidi not in matrix_html(f"<b>a{bidi}b</b>")
     assert bidi not in mail_html(f"<p>a{bidi}b</p>")
-    assert bidi not in text(f"line{bidi}\nline", 100)
+    assert bidi not in multi_line(f"line{bidi}\nline", 100)
 
 
 def test_multi_line_text_keeps_its_lines_and_tabs_only() -> None:
     # Unicode line and paragraph separators are line breaks (the senders used to drop them).
-    assert text("a\r\nb\rc\u2028d\u2029e\x0cf", 100) == "a\nb\nc\nd\ne\nf"
-    assert text("col\tcol\x1b[31m\x00", 100) == "col\tcol[31m"
+    assert multi_line("a\r\nb\rc\u2028d\u2029e\x0cf", 100) == "a\nb\nc\nd\ne\nf"
+    assert multi_line("col\tcol\x1b[31m\x00", 100) == "col\tcol[31m"
 
 
 def test_limits_cut_with_a_mark() -> None:
     assert one_line("word " * 100, 20) == "word word word word…"
     assert len(one_line("x" * 1000, 250)) == 250
     huge = "line\n" * 1_000_000
-    cut = text(huge, 1000)
+    cut = multi_line(huge, 1000)
     assert cut.startswith("line\nline\n") and cut.endswith("[… cut: the message is too long]")
     assert len(cut) < 1100
 
