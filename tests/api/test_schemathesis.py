@@ -5,67 +5,17 @@ name that admin in user paths, so they get past authorization into the handlers.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-
-from fmn.api.app import create_app
-from fmn.core.settings import Settings
-from fmn.db import migrations
-from fmn.directory.local import DirectoryData, LocalDirectory
-from tests.api.conftest import ADMIN_GROUP, DIRECTORY
-from tests.harness import services
-from tests.harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider
-from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.slow
 # Per operation; about 30 operations, so a few hundred requests in all.
 EXAMPLES = 30
-
-
-@pytest.fixture(scope="module")
-def live_api(oidc: Provider, bus_url: str) -> Iterator[str]:
-    name = f"{services.pg_database_name()}_schemathesis"
-    url = services.recreate_database(name)
-    migrations.upgrade(url)
-    api_settings = Settings(
-        database={"url": url, "pool_size": 4},
-        cache={"url": services.redis_url()},
-        bus={"amqp_url": bus_url},
-        send_queue={"amqp_url": bus_url, "exchange": "fmn.send.schemathesis"},
-        oidc={
-            "provider_url": oidc.issuer,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "token_check": "introspection",
-            "admin_groups": [ADMIN_GROUP],
-        },
-        api={"rate_limit_per_minute": 100_000, "frontend_dir": "/nonexistent"},
-    )
-    directory = LocalDirectory(DirectoryData.model_validate(DIRECTORY))
-    app = create_app(api_settings, directory=directory)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API did not start")
-        time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(15)
-    services.drop_database(name)
 
 
 def operations(base: str) -> list[Any]:
