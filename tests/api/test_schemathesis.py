@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
+
+from tests.api.fuzz import fuzz
 
 pytestmark = pytest.mark.slow
 # Per operation; about 30 operations, so a few hundred requests in all.
@@ -23,31 +23,17 @@ def operations(base: str) -> list[Any]:
     return [result.ok() for result in schemathesis.openapi.from_dict(document).get_all_operations()]
 
 
+def no_server_error(case: Any, response: Any) -> None:
+    case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
+
+
 def test_no_server_error(live_api: str, tokens: dict[str, str]) -> None:
     """Every operation, positive and negative data; all failures reported together."""
     headers = {"Authorization": f"Bearer {tokens['root']}"}
     failures: list[str] = []
     for operation in operations(live_api):
-
-        @given(
-            case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
-            | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
-        )
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def run(case: Any) -> None:
-            if "username" in (case.path_parameters or {}):
-                case.path_parameters["username"] = "root"
-            response = case.call(base_url=live_api, headers=headers, timeout=30)
-            case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
-
         try:
-            run()
+            fuzz(operation, EXAMPLES, live_api, headers, "root", no_server_error)
         except Exception as exc:
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
