@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck venv clean lock frontend-test e2e
+.PHONY: run test prerequisites lint typecheck venv clean lock frontend-test e2e
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,12 @@ e2e: export CI := true
 e2e: $(STAMP) frontend-test
 	cd frontend && npm run e2e
 
-test: $(STAMP) $(OIDC_MODULES) lint typecheck frontend-test e2e
+# PostgreSQL, Redis, RabbitMQ answering; InspIRCd, Atheme, Chromium, systemd-analyze installed:
+# started or installed as root, otherwise the exact command to run (no test skips without them).
+prerequisites:
+	scripts/ensure-prerequisites
+
+test: prerequisites $(STAMP) $(OIDC_MODULES) lint typecheck frontend-test e2e
 	$(BIN)/pytest -n auto --dist loadgroup -q
 
 # Refresh the constraints file after changing dependencies in pyproject.toml.

@@ -113,6 +113,7 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "provider_url": oidc.issuer,
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
+            "allowed_clients": [CLIENT_ID],
             "token_check": "both",
             "admin_groups": [ADMIN_GROUP],
             "userinfo_username_claim": "preferred_username",
@@ -144,6 +145,8 @@ def live_api(oidc: Provider, bus_url: str) -> Iterator[str]:
             "client_secret": CLIENT_SECRET,
             "token_check": "introspection",
             "admin_groups": [ADMIN_GROUP],
+            "allowed_clients": [CLIENT_ID],
+            "token_checks_per_minute": 100_000,
         },
         api={"rate_limit_per_minute": 100_000, "frontend_dir": "/nonexistent"},
     )
