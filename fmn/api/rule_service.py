@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.destinations import user_destinations
@@ -15,6 +15,7 @@ from fmn.api.schemas import RulePublic
 from fmn.api.services import Services
 from fmn.core.settings import Settings
 from fmn.db import models
+from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules import schema
 from fmn.rules.store import RULE_LOAD_OPTIONS, read_rules
@@ -48,6 +49,29 @@ async def get_rule(session: AsyncSession, username: str, rule_id: int) -> models
     return rule
 
 
+def check_account_names(rule: schema.RuleBase, loc: tuple[str, ...] = ("body",)) -> None:
+    """The usernames and group names a tracking rule lists must be names the account system
+    can have: anything else is refused before it reaches the directory."""
+    tracking = rule.tracking_rule
+    if not isinstance(
+        tracking, schema.ArtifactsOwned | schema.ArtifactsGroupOwned | schema.UsersFollowed
+    ):
+        return
+    kind = "group name" if isinstance(tracking, schema.ArtifactsGroupOwned) else "username"
+    errors = [
+        {
+            "type": "value_error",
+            "loc": (*loc, "tracking_rule", "params", i),
+            "msg": f"{name!r} is not a valid {kind}: {names.RULE}",
+            "input": name,
+        }
+        for i, name in enumerate(tracking.params)
+        if not names.is_account_name(name)
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+
+
 async def check_destinations(
     directory: Directory, username: str, rule: schema.RuleBase, settings: Settings
 ) -> None:
@@ -77,6 +101,15 @@ async def check_destinations(
 
 
 async def check_rule_count(session: AsyncSession, user: models.User, limit: int) -> None:
+    """Refuse a new rule beyond `limit`. The user's row is written first, which holds it (and
+    on SQLite the database) until the creating transaction ends: concurrent creations for one
+    user count one after another, each seeing the rules committed before it."""
+    await session.execute(
+        update(models.User)
+        .where(models.User.id == user.id)
+        .values(id=models.User.id)
+        .execution_options(synchronize_session=False)
+    )
     count = await session.scalar(
         select(func.count()).select_from(models.Rule).where(models.Rule.user_id == user.id)
     )
@@ -103,6 +136,7 @@ class RuleWriter:
     services: Services
 
     async def check(self, rule: schema.RuleBase) -> None:
+        check_account_names(rule)
         await check_destinations(self.directory, self.username, rule, self.services.settings)
 
     async def save(self, row: models.Rule, action: str) -> RulePublic:

@@ -39,9 +39,9 @@ from fmn.rules import store
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import BadMessage, ParsedMessage, parse_message
 from fmn.rules.render import build_work_items
+from fmn.sendqueue.topology import declare_send_topology
+from fmn.sendqueue.workitem import WorkItem, pack
 from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broker
-from fmn.transport.topology import declare_send_topology
-from fmn.workitem import WorkItem, pack
 
 log = logging.getLogger(__name__)
 

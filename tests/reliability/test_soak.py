@@ -22,7 +22,6 @@ from bench.soak_system import SoakConfig
 from bench.soak_world import MAIL_DOMAIN, PUBLIC_URL, email_message_id
 from fmn.senders.email_message import MailSettings, build_notification
 from tests.harness import services
-from tests.harness.irc_server import available
 from tests.senders.helpers import make_item
 
 pytestmark = pytest.mark.xdist_group("reliability")

@@ -23,10 +23,10 @@ from fmn.api.schemas import (
 from fmn.db import models
 from fmn.rules.schema import MAX_NAME_LENGTH
 from fmn.rules.store import read_rules
-from fmn.senders import deadletters
+from fmn.sendqueue import deadletters
+from fmn.sendqueue.topology import dead_letter_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport.base import Broker
-from fmn.transport.topology import dead_letter_queue
-from fmn.workitem import PROTOCOLS
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -77,7 +77,7 @@ async def patch_rule(
     """Enable or disable anyone's rule (announced only when it changed)."""
     rule = await session.scalar(rule_service.rules_query().where(models.Rule.id == rule_id))
     if rule is None:
-        raise HTTPException(404, f"No rule {id}")
+        raise HTTPException(404, f"No rule {rule_id}")
     if patch.disabled is not None and rule.disabled != patch.disabled:
         rule.disabled = patch.disabled
         await session.commit()
