@@ -145,7 +145,7 @@ def work_item(n: int) -> WorkItem:
 
 async def ceiling(sink: SMTPSink, messages: int, connections: int) -> tuple[float, float]:
     """A bare aiosmtplib loop: one prebuilt message, sent over `connections` connections."""
-    cfg = MailSettings("FMN <fmn@example.org>", "fmn.example.org", "https://x", "secret")
+    cfg = MailSettings("FMN <fmn@example.org>", "fmn.example.org", "https://x", ["secret"])
     msg = build_notification(work_item(0), cfg)
     sink.reset()
 

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fmn.core.secrets import check_signing_keys, configured_keys, data_dir_key
 from fmn.core.settings import (
     DatabaseSettings,
     DirectorySettings,
@@ -95,8 +96,21 @@ def sample_users(data: DirectoryData) -> list[SampleUser]:
 
 def plan(settings: Settings, host: str | None = None, port: int | None = None) -> Embedded:
     """The run's settings: `settings` with every part left at its default embedded."""
+    data_dir = Path(settings.dev.data_dir).resolve()
+    # Unset keys: one made at random for this data folder and kept in it (set ones are
+    # checked as for `fmn api`).
+    keys = (
+        check_signing_keys(settings.api)
+        if configured_keys(settings.api)[1]
+        else [data_dir_key(data_dir)]
+    )
     api = settings.api.model_copy(
-        update={"host": host or settings.api.host, "port": port or settings.api.port}
+        update={
+            "host": host or settings.api.host,
+            "port": port or settings.api.port,
+            "secret_keys": keys,
+            "secret_key": None,
+        }
     )
     url = f"http://{_url_host(api.host)}:{api.port}"
     if settings.public_url != Settings.model_fields["public_url"].default:
@@ -109,7 +123,6 @@ def plan(settings: Settings, host: str | None = None, port: int | None = None) -
     run = Embedded(settings, url, origins)
 
     if settings.database.url == DatabaseSettings().url:
-        data_dir = Path(settings.dev.data_dir).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         sqlite = f"sqlite+aiosqlite:///{data_dir / 'fmn.sqlite'}"
         update["database"] = settings.database.model_copy(update={"url": sqlite})

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import click
 
-from fmn.cli import settings_or_fail
+from fmn.cli import settings_or_fail, signed_settings_or_fail
 from fmn.senders import deadletters
 from fmn.transport.base import Broker
 from fmn.workitem import PROTOCOLS
@@ -23,7 +23,7 @@ def sender(protocol: str) -> None:
     """Deliver the notifications of one protocol (email may run several instances)."""
     from fmn.senders.service import run_sender_process
 
-    run_sender_process(protocol, settings_or_fail())
+    run_sender_process(protocol, signed_settings_or_fail())
 
 
 @click.group()

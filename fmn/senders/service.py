@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handler:
     if protocol == "email":
+        from fmn.core.secrets import configured_keys
         from fmn.senders.email import EmailHandler
         from fmn.senders.email_message import MailSettings
 
@@ -35,7 +36,7 @@ def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handl
                 from_address=email.from_address,
                 list_id=email.list_id,
                 public_url=settings.public_url,
-                secret_key=settings.api.secret_key,
+                secret_keys=configured_keys(settings.api)[1],
             ),
         )
     if protocol == "irc":

@@ -30,6 +30,8 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "noemail": {"groups": []},
     "ghost": {"groups": []},  # in the identity provider, not in the directory
 }
+# The unsubscribe links' signing key of the API tests (long enough to be accepted).
+SIGNING_KEY = "api-tests-signing-key-0123456789abcdef"
 ALICE_EMAIL = "alice@example.org"
 DIRECTORY = {
     "users": {
@@ -112,7 +114,7 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "userinfo_username_claim": "preferred_username",
         },
         api={
-            "secret_key": "test-secret",
+            "secret_keys": [SIGNING_KEY],
             "announce_retry_delays": [0.05, 0.1],
             "rate_limit_per_minute": 1000,
             "frontend_dir": "/nonexistent",

@@ -1,4 +1,4 @@
-"""Directory proxies, applications, artifacts, config, health, metrics, unsubscribe links, rate
+"""Directory proxies, applications, artifacts, config, health, metrics, rate
 limits, CORS and the web app's files."""
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from fmn.core.settings import Settings
-from fmn.core.signing import make_unsubscribe_token
-from fmn.db import models
 from tests import services
-from tests.api.conftest import ALICE_EMAIL, BusListener
-from tests.factories import make_rule, make_user
+from tests.api.conftest import ALICE_EMAIL
 
 
 def client_for(app: Any) -> httpx.AsyncClient:
@@ -135,49 +132,6 @@ async def test_metrics(client: httpx.AsyncClient, make_app: Any, api_settings: S
     app = await make_app(with_api(api_settings, metrics_public=False))
     async with client_for(app) as http:
         assert (await http.get("/metrics")).status_code == 404
-
-
-async def test_unsubscribe_link(
-    client: httpx.AsyncClient, session: AsyncSession, api_settings: Settings, bus: BusListener
-) -> None:
-    alice = await make_user(session, "alice")
-    r1 = await make_rule(session, alice, name="one")
-    r2 = await make_rule(session, alice, name="two")
-    other = await make_rule(session, await make_user(session, "bob"), name="bobs")
-    await session.commit()
-    secret = api_settings.api.secret_key
-    token = make_unsubscribe_token(secret, "alice", [r1.id, r2.id])
-    url = f"/api/v1/unsubscribe/{token}"
-
-    shown = await client.get(url)
-    assert shown.json() == {
-        "user": "alice",
-        "rules": [
-            {"id": r1.id, "name": "one", "disabled": False},
-            {"id": r2.id, "name": "two", "disabled": False},
-        ],
-        "done": False,
-    }
-    done = await client.post(url, content=b"List-Unsubscribe=One-Click")
-    assert done.status_code == 200 and done.json()["done"] is True
-    assert all(r["disabled"] for r in done.json()["rules"])
-    topics = {(await bus.next()).routing_key, (await bus.next()).routing_key}
-    assert topics == {"org.example.test.fmn.rule.update.v1"}
-    assert (await client.post(url)).status_code == 200  # again: nothing more to do
-    assert await bus.nothing()
-
-    forged = make_unsubscribe_token("another-secret", "alice", [r1.id])
-    assert (await client.post(f"/api/v1/unsubscribe/{forged}")).status_code == 404
-    assert (await client.post("/api/v1/unsubscribe/garbage")).status_code == 404
-    # A link naming bob's rule as alice's disables nothing.
-    cross = make_unsubscribe_token(secret, "alice", [other.id])
-    assert (await client.post(f"/api/v1/unsubscribe/{cross}")).status_code == 404
-    await session.refresh(other)
-    assert other.disabled is False
-    await session.delete(await session.get(models.Rule, r1.id))
-    await session.delete(await session.get(models.Rule, r2.id))
-    await session.commit()
-    assert (await client.get(url)).status_code == 404
 
 
 async def test_rate_limit_on_directory_proxies(

@@ -20,6 +20,8 @@ from tests.senders.smtp_server import SMTPServer
 
 # Short delays so retries and digests happen within a test's patience.
 RETRY_DELAYS = [0.3, 0.6, 1.0]
+# The unsubscribe links' signing key of the sender tests.
+SIGNING_KEY = "sender-tests-signing-key-0123456789abcdef"
 
 
 def sender_settings(
@@ -31,7 +33,7 @@ def sender_settings(
         database={"url": pg_url},
         cache={"url": redis_url},
         send_queue={"amqp_url": amqp_url, "exchange": exchange, "retry_delays": RETRY_DELAYS},
-        api={"secret_key": "test-secret"},
+        api={"secret_keys": [SIGNING_KEY]},
         senders={
             "digest_poll_interval": 0.1,
             "log_flush_interval": 0.1,
