@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,8 +35,12 @@ _NUMBER = re.compile(r"[1-9][0-9]{0,6}")
 
 
 class RulesListShortcut:
-    def __init__(self, fastapi: FastAPI, prefix: str) -> None:
+    def __init__(
+        self, fastapi: FastAPI, prefix: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         self.fastapi = fastapi
+        # The security headers (fmn.api.security_headers), which the middlewares would add.
+        self.extra_headers = list(extra_headers)
         self.path = re.compile(re.escape(prefix) + r"/users/([^/]+)/rules")
         route = prefix + "/users/{username}/rules"
         self.latency = LATENCY.labels("GET", route)
@@ -70,6 +75,7 @@ class RulesListShortcut:
                     (b"x-page", str(number).encode()),
                     (b"x-page-size", str(size).encode()),
                     (b"vary", b"Origin"),  # what the CORS middleware adds
+                    *self.extra_headers,
                 ],
             }
         )

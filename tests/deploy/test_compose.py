@@ -114,3 +114,22 @@ def test_mounted_files_exist() -> None:
                 assert (DEPLOY / source).is_file(), source
     build = compose()["x-fmn-image"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
+
+
+def test_only_the_web_entry_point_is_published_to_the_network() -> None:
+    published = {
+        name: [str(p) for p in service.get("ports", ())]
+        for name, service in compose()["services"].items()
+        if service.get("ports")
+    }
+    assert published.pop("api") == ["8080:8080"]
+    assert published, "the mail sink and RabbitMQ's management stay reachable locally"
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_no_signing_key_default_the_api_would_accept() -> None:
+    """compose refuses to start without FMN_API__SECRET_KEY rather than giving it a value."""
+    raw = compose()["x-fmn"]["environment"]["FMN_API__SECRET_KEY"]
+    assert raw.startswith("${FMN_API__SECRET_KEY:?"), raw
