@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck venv clean lock frontend-test e2e
+.PHONY: run test prerequisites lint typecheck venv clean lock frontend-test e2e
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The real OIDC provider of the API tests (node's oidc-provider, pinned by its lock file).
-OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
+OIDC_MODULES := tests/harness/oidc_provider/node_modules/.package-lock.json
 
-$(OIDC_MODULES): tests/oidc/package.json tests/oidc/package-lock.json
-	cd tests/oidc && npm ci --no-audit --no-fund
+$(OIDC_MODULES): tests/harness/oidc_provider/package.json tests/harness/oidc_provider/package-lock.json
+	cd tests/harness/oidc_provider && npm ci --no-audit --no-fund
 
 # The web app: installed as its lock file pins, unit tests, eslint and type-check, build (frontend/dist).
 frontend-test: export CI := true
@@ -48,7 +48,12 @@ e2e: export CI := true
 e2e: $(STAMP) frontend-test
 	cd frontend && npm run e2e
 
-test: $(STAMP) $(OIDC_MODULES) lint typecheck frontend-test e2e
+# PostgreSQL, Redis, RabbitMQ answering; InspIRCd, Atheme, Chromium, systemd-analyze installed:
+# started or installed as root, otherwise the exact command to run (no test skips without them).
+prerequisites:
+	scripts/ensure-prerequisites
+
+test: prerequisites $(STAMP) $(OIDC_MODULES) lint typecheck frontend-test e2e
 	$(BIN)/pytest -n auto --dist loadgroup -q
 
 # Refresh the constraints file after changing dependencies in pyproject.toml.

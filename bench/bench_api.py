@@ -11,7 +11,8 @@ OIDC provider of the tests (node) and `fmn api` as separate processes, then:
   whose packages are among the most built), several times each.
 
 Run:  .venv/bin/python bench/bench_api.py [--workers 2] [--messages 400000] [--duration 20]
-Needs PostgreSQL (trust, user postgres), Redis on 127.0.0.1, node/npm (tests/oidc) and wrk.
+Needs PostgreSQL (trust, user postgres), Redis on 127.0.0.1, node/npm
+(tests/harness/oidc_provider) and wrk.
 The archive is kept between runs (--rebuild to make it again).
 """
 
@@ -25,6 +26,7 @@ import os
 import random
 import re
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -44,7 +46,8 @@ from fmn.consumer.archive import match_keys  # noqa: E402
 from fmn.db import migrations  # noqa: E402
 from fmn.rules.message import parse_message  # noqa: E402
 from tests.api.archive import koji_build  # noqa: E402
-from tests.api.oidc import Provider, free_port  # noqa: E402
+from tests.harness.oidc import Provider  # noqa: E402
+from tests.harness.ports import free_port  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 DB = "fmn_bench_api"
@@ -261,6 +264,7 @@ client_secret = "fmn-api-tests-secret"
 token_check = "introspection"
 
 [api]
+secret_keys = ["{secrets.token_urlsafe(48)}"]
 rate_limit_per_minute = 1000000
 frontend_dir = "/nonexistent"
 """

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 FMN = str(Path(sys.executable).parent / "fmn")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def toml_value(value: Any) -> str:
@@ -35,7 +36,8 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
 
 @dataclass
 class FmnProcess:
-    """One `fmn ...` process; `restarts` counts starts after the first."""
+    """One `fmn ...` process (or, with `program`, another command run from the repository's
+    root, such as the test directory server); `restarts` counts starts after the first."""
 
     name: str
     args: list[str]
@@ -48,6 +50,7 @@ class FmnProcess:
     killed_at: list[float] = field(default_factory=list)  # each kill -9 the soak gave it
     # Exits nobody asked for (a crash), with their return codes.
     crashes: list[int] = field(default_factory=list)
+    program: list[str] = field(default_factory=lambda: [FMN, "--log-level", "INFO"])
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FMN_")}
@@ -55,8 +58,9 @@ class FmnProcess:
         with self.log.open("ab") as out:
             out.write(f"\n==== start {self.name} at {time.time():.3f}\n".encode())
             self.process = subprocess.Popen(
-                [FMN, "--log-level", "INFO", *self.args],
+                [*self.program, *self.args],
                 env=env,
+                cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.M | re.I)
 
 
 def _serve(conn: Connection, receipts: Any, refusing: Any, refuse: set[str]) -> None:
-    from tests.senders.smtp_server import Sink, SMTPServer
+    from tests.harness.smtp_server import Sink, SMTPServer
 
     class Recorder(Sink):
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:

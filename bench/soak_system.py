@@ -1,6 +1,6 @@
 """The whole system under soak, started and always stopped here: a fresh RabbitMQ vhost,
-PostgreSQL database and Redis keys; an SMTP server and an IRC network (InspIRCd + Atheme, the
-sender tests' servers); the local directory server; two `fmn consumer`, `fmn sender email` and
+PostgreSQL database and Redis keys; an SMTP server, an IRC network (InspIRCd + Atheme) and the
+directory server of the tests (tests/harness); two `fmn consumer`, `fmn sender email` and
 `fmn sender irc`. In "proxy" mode fmn's processes reach the machine's RabbitMQ, PostgreSQL and
 Redis through cuttable TCP proxies (bench/soak_proxy.py); in "restart" mode they use private
 instances that the soak starts, restarts and removes itself (bench/soak_services.py), so that
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -35,8 +36,8 @@ from bench.soak_world import MAIL_DOMAIN, PUBLIC_URL, REFUSED_EMAIL, World, irc_
 from fmn.db import migrations
 from fmn.rules import schema, transfer
 from fmn.transport.topology import send_queue
-from tests import services
-from tests.senders.smtp_server import free_port
+from tests.harness import directory_server, services
+from tests.harness.ports import free_port
 
 EXCHANGE = "fmn.send"
 BUS_QUEUE = "fmn"
@@ -96,7 +97,7 @@ class System:
         self.proxy: ProxyProcess | None = None
         self.private: PrivateServices | None = None
         self.smtp = SmtpProcess(refuse={REFUSED_EMAIL})
-        self.irc: Any = None  # tests.senders.irc_server.IRCNetwork
+        self.irc: Any = None  # tests.harness.irc_server.IRCNetwork
         self.readers: list[Any] = []
         self.directory_url = ""
         self.processes: dict[str, FmnProcess] = {}
@@ -121,9 +122,9 @@ class System:
         self.directory_url = f"http://127.0.0.1:{directory_port}"
         config = write_config(self.dir / "fmn.toml", self._settings(urls))
         (self.dir / "directory.json").write_text(json.dumps(self.world.directory))
-        serve = ["directory", "serve", "--file", str(self.dir / "directory.json"), "--admin"]
+        directory = directory_server.command(self.dir / "directory.json", directory_port)
         roles = {
-            "directory": [*serve, "--port", str(directory_port)],
+            "directory": [],
             "consumer-1": ["consumer"],
             "consumer-2": ["consumer"],
             "sender-email": ["sender", "email"],
@@ -131,6 +132,7 @@ class System:
         }
         for name, args in roles.items():
             self.processes[name] = FmnProcess(name, args, config, self.dir / f"{name}.log")
+        self.processes["directory"].program = directory
         self.processes["directory"].start()
         await self._wait_http(f"{self.directory_url}/_admin/stats")
         for name in roles:
@@ -194,7 +196,7 @@ class System:
         return {n: _with_port(u, self.proxy.ports[n]) for n, u in urls.items()}
 
     async def _irc_network(self) -> None:
-        from tests.senders.irc_server import IRCNetwork
+        from tests.harness.irc_server import IRCNetwork
 
         irc_dir = self.dir / "irc"
         irc_dir.mkdir(exist_ok=True)
@@ -225,7 +227,8 @@ class System:
                 "retries": 1,
             },
             "consumer": {"retry_delay": 0.5, "counts_interval": 2.0},
-            "api": {"secret_key": "soak-secret"},
+            # A random key each run: the processes refuse a short or placeholder one.
+            "api": {"secret_keys": [secrets.token_urlsafe(48)]},
             "senders": {
                 # Collapsing a burst into one digest would hide which notifications it carries;
                 # digests have their own tests (tests/senders/test_digests.py).

@@ -16,10 +16,13 @@ from sqlalchemy.pool import NullPool
 from fmn.core import settings as settings_module
 from fmn.core.settings import Settings
 from fmn.db import migrations
-from tests import services
+from tests.harness import directory_server as directory_harness
+from tests.harness import services
+from tests.harness.ports import free_port
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 DATA_DIR = Path(__file__).resolve().parent / "data"
+DIRECTORY_SAMPLE = DATA_DIR / "directory-clients.json"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -104,3 +107,24 @@ def load_corpus(filename: str) -> list[dict[str, Any]]:
 def corpus() -> dict[str, list[dict[str, Any]]]:
     """Real Fedora bus messages, by file name."""
     return {path.name: load_corpus(path.name) for path in sorted(CORPUS_DIR.glob("*.jsonl"))}
+
+
+@pytest.fixture(scope="session")
+def directory_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test directory server (FASJSON and dist-git over HTTP) in its own process."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("directory-server") / "server.log"
+    process = directory_harness.start(DIRECTORY_SAMPLE, port, log)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def directory_server(directory_server_url: str) -> directory_harness.RunningServer:
+    """The server, back to the sample data, no fault armed, counters at zero."""
+    server = directory_harness.RunningServer(directory_server_url)
+    server.heal()
+    server.load(json.loads(DIRECTORY_SAMPLE.read_text()))
+    server.reset_stats()
+    return server

@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from fmn.db import migrations
 from fmn.db.models import Base
-from tests import services
+from tests.harness import services
 
 
 def _tables(sync_conn) -> set[str]:  # type: ignore[no-untyped-def]

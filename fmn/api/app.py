@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import RedirectResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
@@ -106,6 +107,11 @@ def create_app(
     for extra in extra_routers:
         app.include_router(extra)
 
+    # FMN 3 served its API documentation at the server's root (FastAPI's defaults), and its web
+    # app's footer links <server>/docs: both lead to the documents under the API's prefix.
+    for old, new in (("/docs", app.docs_url), ("/openapi.json", app.openapi_url)):
+        app.add_api_route(old, _redirect_to(new), methods=["GET"], include_in_schema=False)
+
     # Public metrics tell anyone the traffic per route and the queue of announcements: only
     # when asked for (the Ingress never routes /metrics either).
     if settings.api.metrics_public:
@@ -138,6 +144,13 @@ def create_app(
         mount_frontend(app, root)
     app.shortcut = RulesListShortcut(app, PREFIX, security.headers)
     return app
+
+
+def _redirect_to(url: str | None) -> Callable[[], Awaitable[RedirectResponse]]:
+    async def redirect() -> RedirectResponse:
+        return RedirectResponse(url or "/", status_code=308)
+
+    return redirect
 
 
 def app_factory() -> FastAPI:

@@ -91,7 +91,9 @@ AdminUser = Annotated[Identity, Depends(get_admin)]
 Username = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH)]
 # Rule ids are 32-bit in the database (FMN 3's schema).
 MAX_ID = 2**31 - 1
-RuleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# Named `{id}` in paths, as in FMN 3's OpenAPI document, so spec diffs and generated clients see
+# the same operations; `rule_id` in the code.
+RuleId = Annotated[int, Path(ge=1, le=MAX_ID, alias="id")]
 
 
 async def get_owner(username: Username, identity: CurrentUser) -> Identity:

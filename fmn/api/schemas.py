@@ -66,7 +66,9 @@ class RulePatch(_In):
 
 
 class AdminRulePatch(_In):
-    disabled: bool
+    """FMN 3's RulePatch: `disabled` left out or null changes nothing."""
+
+    disabled: bool | None = None
 
 
 class DayCount(BaseModel):

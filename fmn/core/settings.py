@@ -70,7 +70,8 @@ class SendQueueSettings(Section):
 class DirectorySettings(Section):
     fasjson_url: str = "https://fasjson.fedoraproject.org"
     distgit_url: str = "https://src.fedoraproject.org"
-    # A JSON directory file served by the local directory server (embedded default and tests).
+    # A JSON directory file read into memory instead of FASJSON and dist-git (embedded default,
+    # compose demo); used only while both URLs keep their defaults.
     local_file: str | None = None
     timeout: float = 10.0
     retries: int = 3

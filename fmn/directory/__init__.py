@@ -1,5 +1,5 @@
 """Users, groups and project ownership: FASJSON and dist-git clients, their cache and its
-invalidation, and a local directory (in memory, or served over HTTP by `fmn directory serve`)."""
+invalidation, and a local directory read from a file into memory."""
 
 from fmn.directory.base import Directory, DirectoryUnavailable
 from fmn.directory.cache import CachedDirectory

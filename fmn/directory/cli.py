@@ -1,44 +1,17 @@
-"""`fmn directory ...`: the local directory server; look-ups through the configured directory."""
+"""`fmn directory lookup`: look-ups through the configured directory."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import click
-
-from fmn.directory.local import DirectoryData
 
 
 @click.group()
 def directory() -> None:
     """The directory: users, groups and who owns which package."""
-
-
-@directory.command()
-@click.option(
-    "--file",
-    "path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A DIRECTORY.json file (users, groups, projects).",
-)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8081, show_default=True, type=int)
-@click.option("--admin", is_flag=True, help="Serve the /_admin endpoints (fault switch, data).")
-def serve(path: Path, host: str, port: int, admin: bool) -> None:
-    """Serve FASJSON's and Pagure's APIs from a directory file."""
-    import uvicorn
-
-    from fmn.directory.server import make_app
-
-    try:
-        data = DirectoryData.from_file(path)
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(f"{path}: {exc}") from None
-    uvicorn.run(make_app(data, admin=admin), host=host, port=port, log_level="info")
 
 
 LOOKUPS = (

@@ -6,8 +6,8 @@ Two choices, on purpose no more:
   into a LocalDirectory, answered in memory (nothing to cache; nothing can fail).
 - otherwise: FASJSON (``directory.fasjson_url``) and dist-git (``directory.distgit_url``) over
   HTTP, with ``directory.timeout``/``retries``, cached on ``cache.url`` for
-  ``cache.directory_ttl`` seconds. Point both URLs at ``fmn directory serve --file ...`` to run
-  the real clients against a local file (the embedded default and the tests do).
+  ``cache.directory_ttl`` seconds. The tests point both URLs at their directory server
+  (tests/harness/directory_server.py) to run the real clients against a file.
 """
 
 from __future__ import annotations

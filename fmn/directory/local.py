@@ -1,6 +1,6 @@
 """The local directory: users, groups and projects from a JSON file, answered in memory.
 
-The file's format (also served over HTTP by the local directory server, in FASJSON's and Pagure's
+The file's format (also served over HTTP by the tests' directory server, in FASJSON's and Pagure's
 own API shapes):
 
     {"users": {name: FASJSON user object (username, emails, ircnicks, ...)},

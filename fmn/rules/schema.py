@@ -31,6 +31,9 @@ IRC_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,49}")
 Name = Annotated[
     str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
+# A rule's name and a topic filter may be "": FMN 3's web app sends that when the field is
+# cleared, and FMN 3 keeps it, meaning no name / no topic filter.
+OptionalText = Annotated[str, Field(max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class Model(BaseModel):
@@ -59,7 +62,8 @@ class ArtifactsFollowed(Model):
 
 class RelatedEvents(Model):
     name: Literal["related-events"]
-    params: None = None
+    # Unused; FMN 3 accepts a string here (its web app may send ""), so it is kept as sent.
+    params: Annotated[str, Field(max_length=MAX_NAME_LENGTH)] | None = None
 
 
 class UsersFollowed(Model):
@@ -86,7 +90,7 @@ class Filters(Model):
     applications: list[Name] = Field(default_factory=list, max_length=MAX_LIST_LENGTH)
     excluded_applications: list[Name] = Field(default_factory=list, max_length=MAX_LIST_LENGTH)
     severities: list[Severity] = Field(default_factory=list)
-    topic: Name | None = None
+    topic: OptionalText | None = None
     my_actions: bool = False
 
     @field_validator("severities", mode="before")
@@ -132,7 +136,7 @@ class UserRef(Model):
 
 
 class RuleBase(Model):
-    name: Name | None = None
+    name: OptionalText | None = None
     disabled: bool = False
     tracking_rule: TrackingRule
     generation_rules: list[GenerationRule] = Field(min_length=1, max_length=20)

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from fmn.api.app import create_app
 from fmn.core.settings import Settings
 from fmn.directory.local import DirectoryData, LocalDirectory
-from tests.api.oidc import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.harness.signing import SIGNING_KEY
 
 ADMIN_GROUP = "fmn-admins"
 # Identity provider accounts: username -> groups.
@@ -30,8 +31,6 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "noemail": {"groups": []},
     "ghost": {"groups": []},  # in the identity provider, not in the directory
 }
-# The unsubscribe links' signing key of the API tests (long enough to be accepted).
-SIGNING_KEY = "api-tests-signing-key-0123456789abcdef"
 ALICE_EMAIL = "alice@example.org"
 DIRECTORY = {
     "users": {

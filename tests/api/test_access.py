@@ -144,7 +144,7 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
         for method in getattr(route, "methods", ())
     }
     normalized = {
-        (m, p.replace("{username}", "alice").replace("{rule_id}", "{rule}")) for m, p in routes
+        (m, p.replace("{username}", "alice").replace("{id}", "{rule}")) for m, p in routes
     }
     normalized = {(m, p.replace("{letter_id}", "nope")) for m, p in normalized}
     assert normalized <= covered, sorted(normalized - covered)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn.core.settings import Settings
 from fmn.db import models
 from tests.api.conftest import ADMIN_GROUP, ALICE_EMAIL
-from tests.api.oidc import Provider
+from tests.harness.oidc import Provider
 
 
 async def test_me_creates_the_user_with_the_default_rule(

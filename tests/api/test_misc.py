@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from fmn.core.settings import Settings
-from tests import services
 from tests.api.conftest import ALICE_EMAIL
-from tests.api.oidc import free_port
 from tests.factories import make_user
+from tests.harness import services
+from tests.harness.ports import free_port
 
 
 def client_for(app: Any) -> httpx.AsyncClient:
@@ -268,3 +268,36 @@ async def test_security_headers_on_the_api_and_the_web_app(
         response = await http.get("/api/v1/config")
     assert "strict-transport-security" not in response.headers
     assert "content-security-policy" in response.headers
+
+
+def test_openapi_names_path_parameters_as_fmn3_does(api_settings: Settings) -> None:
+    """Spec diffs and generated clients match operations by path template: FMN 3's are
+    `{username}` and `{id}`."""
+    from fmn.api.app import create_app
+
+    paths = create_app(api_settings).openapi()["paths"]
+    rule = paths["/api/v1/users/{username}/rules/{id}"]
+    assert {"get", "put", "delete"} <= set(rule)
+    assert [p["name"] for p in rule["get"]["parameters"] if p["in"] == "path"] == [
+        "username",
+        "id",
+    ]
+    assert "patch" in paths["/api/v1/admin/rules/{id}"]
+    assert not [path for path in paths if "rule_id" in path]
+
+
+@pytest.mark.parametrize("with_web_app", [False, True], ids=["fmn api", "fmn run"])
+async def test_docs_where_fmn3_links_leads_to_the_api_documentation(
+    make_app: Any, api_settings: Settings, tmp_path: Path, with_web_app: bool
+) -> None:
+    """FMN 3's footer links the API documentation at <server>/docs (FastAPI's default)."""
+    (tmp_path / "index.html").write_text("<html>fmn</html>")
+    frontend = str(tmp_path) if with_web_app else "/nonexistent"
+    app = await make_app(with_api(api_settings, frontend_dir=frontend))
+    async with client_for(app) as http:
+        docs = await http.get("/docs", follow_redirects=True)
+        assert docs.status_code == 200
+        assert docs.url.path == "/api/v1/docs"
+        assert "swagger-ui" in docs.text and "/api/v1/openapi.json" in docs.text
+        document = await http.get("/openapi.json", follow_redirects=True)
+        assert document.json()["paths"]["/api/v1/users/{username}/rules/{id}"]

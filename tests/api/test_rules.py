@@ -143,6 +143,49 @@ async def test_destinations_must_be_the_users_own(
     assert response.status_code == 404
 
 
+async def test_empty_name_and_topic_round_trip_as_in_fmn3(
+    client: httpx.AsyncClient, auth: Any
+) -> None:
+    """FMN 3's web app sends "" for a cleared name or topic field; FMN 3 keeps it."""
+    headers = auth("alice")
+    body = rule_body(name="")
+    body["generation_rules"][0]["filters"] = {"topic": ""}
+    created = await client.post(API, headers=headers, json=body)
+    assert created.status_code == 200, created.text
+    rule = created.json()
+    read = (await client.get(f"{API}/{rule['id']}", headers=headers)).json()
+    for answer in (rule, read):
+        assert answer["name"] == ""
+        assert answer["generation_rules"][0]["filters"]["topic"] == ""
+    rule["name"] = "named"
+    rule["generation_rules"][0]["filters"]["topic"] = "*.koji.*"
+    named = await client.put(f"{API}/{rule['id']}", headers=headers, json=rule)
+    assert named.status_code == 200, named.text
+    cleared = {**named.json(), "name": ""}
+    cleared["generation_rules"][0]["filters"]["topic"] = ""
+    again = await client.put(f"{API}/{rule['id']}", headers=headers, json=cleared)
+    assert again.status_code == 200, again.text
+    assert again.json()["name"] == ""
+    assert again.json()["generation_rules"][0]["filters"]["topic"] == ""
+
+
+async def test_request_bodies_fmn3_accepts_are_accepted(
+    client: httpx.AsyncClient, auth: Any
+) -> None:
+    """FMN 3's NewRule takes a string as related-events' unused params; a rule it would have
+    stored broken (an unknown severity breaks its matching) stays a 422 naming the field."""
+    headers = auth("alice")
+    body = rule_body(tracking={"name": "related-events", "params": ""})
+    created = await client.post(API, headers=headers, json=body)
+    assert created.status_code == 200, created.text
+    assert created.json()["tracking_rule"] == {"name": "related-events", "params": ""}
+    broken = rule_body()
+    broken["generation_rules"][0]["filters"] = {"severities": ["loud"]}
+    refused = await client.post(API, headers=headers, json=broken)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][:4] == ["body", "generation_rules", 0, "filters"]
+
+
 async def test_bad_input_is_422_naming_the_field(client: httpx.AsyncClient, auth: Any) -> None:
     headers = auth("alice")
     cases: list[tuple[Any, list[Any]]] = [

@@ -21,9 +21,10 @@ from fmn.api.app import create_app
 from fmn.core.settings import Settings
 from fmn.db import migrations
 from fmn.directory.local import DirectoryData, LocalDirectory
-from tests import services
 from tests.api.conftest import ADMIN_GROUP, DIRECTORY
-from tests.api.oidc import CLIENT_ID, CLIENT_SECRET, Provider, free_port
+from tests.harness import services
+from tests.harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.slow
 # Per operation; about 30 operations, so a few hundred requests in all.

@@ -15,8 +15,9 @@ from fmn.core.settings import Settings
 from fmn.core.signing import Unsubscribe, make_unsubscribe_token
 from fmn.db import models
 from fmn.rules.store import RULE_LOAD_OPTIONS
-from tests.api.conftest import ALICE_EMAIL, SIGNING_KEY, BusListener
+from tests.api.conftest import ALICE_EMAIL, BusListener
 from tests.factories import make_rule, make_user
+from tests.harness.signing import SIGNING_KEY
 
 ALICE_IRC = "alice"
 OLD_KEY = "the-key-before-rotation-0123456789abcdef"

@@ -23,7 +23,7 @@ from fmn.rules import schema, transfer
 from fmn.transport import Broker, Outgoing, make_broker
 from fmn.transport.topology import send_queue
 from fmn.workitem import WorkItem, unpack
-from tests import services
+from tests.harness import services
 
 DIRECTORY = {
     "users": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 
 import httpx
 
@@ -11,12 +10,7 @@ from fmn.core.metrics import serve_metrics
 from fmn.db.models import DeliveryStatus
 from fmn.senders.deliverylog import DeliveryLog
 from fmn.workitem import MessageInfo, RuleRef, WorkItem
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.harness.ports import free_port
 
 
 def item() -> WorkItem:

@@ -19,6 +19,7 @@ from tests.deploy.settings_env import interpolated, load, setting_exists
 
 COMPOSE = DEPLOY / "compose.yaml"
 FMN_IMAGE = "${FMN_IMAGE:-localhost/fmn:latest}"
+SAMPLE_DIRECTORY = "/opt/fmn/app/fmn/dev/sample-directory.json"
 
 
 def compose() -> dict[str, Any]:
@@ -56,7 +57,6 @@ def test_every_part_is_there() -> None:
     assert {"rabbitmq", "postgres", "redis"} <= set(services)
     commands = {name: parse_fmn(s["command"]) for name, s in fmn_services().items()}
     assert commands == {
-        "directory": ["directory", "serve"],
         "db-upgrade": ["db", "upgrade"],
         "api": ["api"],
         "consumer": ["consumer"],
@@ -72,10 +72,20 @@ def test_every_part_is_there() -> None:
 
 def test_processes_wait_for_the_schema_upgrade() -> None:
     for name, service in fmn_services().items():
-        if name in ("db-upgrade", "directory"):
+        if name == "db-upgrade":
             continue
         condition = service["depends_on"]["db-upgrade"]["condition"]
         assert condition == "service_completed_successfully", name
+
+
+def test_the_directory_is_the_sample_file_in_the_image() -> None:
+    containerfile = (DEPLOY / "Containerfile").read_text()
+    assert "/opt/fmn/app" in containerfile
+    for name, service in fmn_services().items():
+        env = environment(service)
+        assert env["FMN_DIRECTORY__LOCAL_FILE"] == SAMPLE_DIRECTORY, name
+        assert "FMN_DIRECTORY__FASJSON_URL" not in env, name  # else the file would be ignored
+    assert (DEPLOY.parent / "fmn" / "dev" / "sample-directory.json").is_file()
 
 
 def test_api_health_check_asks_readiness() -> None:

@@ -151,6 +151,18 @@ def test_containers_run_fmn_with_real_settings(name: str, container: dict[str, A
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_every_process_that_checks_the_signing_key_gets_it() -> None:
+    """`fmn api`, `fmn consumer` and `fmn sender` refuse to start without api.secret_keys."""
+    for name, container in containers():
+        if container["args"][0] in ("api", "consumer", "sender"):
+            secrets = {
+                v["name"]: v["valueFrom"]["secretKeyRef"]["key"]
+                for v in container.get("env", ())
+                if "valueFrom" in v
+            }
+            assert secrets.get("FMN_API__SECRET_KEY") == "api-secret-key", name
+
+
 def test_processes() -> None:
     deployments = by_kind("Deployment")
     commands = {

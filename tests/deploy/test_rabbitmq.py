@@ -22,9 +22,9 @@ from fmn.senders.deadletters import open_broker
 from fmn.transport import make_broker
 from fmn.transport.base import Broker, Outgoing
 from fmn.transport.topology import declare_send_topology, retry_queue, send_queue
-from tests import services
 from tests.deploy.conftest import DEPLOY
 from tests.deploy.recording import RecordingBroker
+from tests.harness import services
 
 DEFINITIONS = DEPLOY / "rabbitmq" / "definitions.json"
 BUS_VHOST = "/pubsub"

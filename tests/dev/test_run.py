@@ -4,74 +4,22 @@ until a notification from the demo feed arrives in the SMTP sink and the IRC log
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import secrets
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests import services
 from tests.conftest import CORPUS_DIR
+from tests.dev.running import FMN, Run, log_in, start, wait_for
+from tests.harness import services
 
-FMN = Path(sys.executable).with_name("fmn")
 # One worker runs these in file order: they share one `fmn run`, which the last one stops.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fmn-run")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Run:
-    process: subprocess.Popen[bytes]
-    url: str
-    stdout: Path
-    stderr: Path
-
-    def output(self) -> str:
-        return self.stdout.read_text() + self.stderr.read_text(errors="replace")
-
-    def interrupt(self, timeout: float = 20) -> int:
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout)
-
-
-def start(tmp: Path, *args: str, **env: str) -> Run:
-    port = free_port()
-    (tmp / "fmn.toml").write_text("")
-    stdout, stderr = tmp / "stdout.txt", tmp / "stderr.txt"
-    process = subprocess.Popen(
-        [str(FMN), "run", "--port", str(port), *(args or ["--builtin-login"])],
-        cwd=tmp,
-        env={**os.environ, "FMN_CONFIG": str(tmp / "fmn.toml"), **env},
-        stdout=stdout.open("wb"),
-        stderr=stderr.open("wb"),
-    )
-    run = Run(process, f"http://127.0.0.1:{port}", stdout, stderr)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"fmn run exited with {process.returncode}:\n{run.output()}")
-        if "Ctrl-C stops everything" in stdout.read_text():
-            return run
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"fmn run did not start in time:\n{run.output()}")
 
 
 @pytest.fixture(scope="module")
@@ -82,54 +30,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     if running.process.poll() is None:
         running.process.kill()
         running.process.wait()
-
-
-def log_in(http: httpx.Client, username: str) -> dict[str, Any]:
-    """The authorization code flow with PKCE, as oidc-client-ts runs it: returns the tokens."""
-    config = http.get("/api/v1/config").json()
-    assert config["oidc_provider_url"].startswith(str(http.base_url).rstrip("/")), config
-    provider = http.get(f"{config['oidc_provider_url']}/.well-known/openid-configuration").json()
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    callback = str(http.base_url).rstrip("/") + "/login/callback"
-    params = {
-        "response_type": "code",
-        "client_id": config["oidc_client_id"],
-        "redirect_uri": callback,
-        "scope": config["oidc_scopes"],
-        "state": secrets.token_urlsafe(8),
-        "code_challenge": base64.urlsafe_b64encode(digest).rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-    }
-    page = http.get(provider["authorization_endpoint"], params=params)
-    assert page.status_code == 200, page.text
-    assert f'value="{username}"' in page.text
-    answer = http.post(provider["authorization_endpoint"], data={**params, "username": username})
-    assert answer.status_code == 302, answer.text
-    query = parse_qs(urlsplit(answer.headers["location"]).query)
-    assert query["state"] == [params["state"]]
-    tokens = http.post(
-        provider["token_endpoint"],
-        data={
-            "grant_type": "authorization_code",
-            "code": query["code"][0],
-            "redirect_uri": callback,
-            "client_id": config["oidc_client_id"],
-            "code_verifier": verifier,
-        },
-    )
-    assert tokens.status_code == 200, tokens.text
-    return dict(tokens.json())
-
-
-def wait_for(http: httpx.Client, path: str, headers: dict[str, str], seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = http.get(path, headers=headers).json()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"nothing at {path} within {seconds} s")
 
 
 def test_the_banner_gives_the_url_and_the_log_ins(run: Run) -> None:
@@ -187,7 +87,9 @@ def test_ctrl_c_stops_everything_cleanly(run: Run) -> None:
 def test_without_a_corpus_it_says_so_and_runs_without_a_feed(tmp_path: Path) -> None:
     """And without --builtin-login: no password-less log-in and no dev routes, even though
     oidc.provider_url is left at its default."""
-    running = start(tmp_path, "--host", "127.0.0.1", FMN_DEV__CORPUS_DIR=str(tmp_path / "nowhere"))
+    running = start(
+        tmp_path, args=["--host", "127.0.0.1"], FMN_DEV__CORPUS_DIR=str(tmp_path / "nowhere")
+    )
     try:
         banner = running.stdout.read_text()
         assert "demo feed: off: no corpus at" in banner

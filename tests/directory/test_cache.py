@@ -13,7 +13,8 @@ from fmn.directory.cache import CachedDirectory, make_cache
 from fmn.directory.changes import DirectoryChange
 from fmn.directory.factory import invalidate_on_message
 from fmn.directory.remote import RemoteDirectory
-from tests.directory.conftest import RunningServer, sample_data
+from tests.directory.conftest import sample_data
+from tests.harness.directory_server import RunningServer
 
 PROD = "org.fedoraproject.prod."
 # Where the Pagure corpus messages say their projects live.

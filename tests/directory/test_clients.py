@@ -1,4 +1,4 @@
-"""The FASJSON and dist-git clients against the local directory server, over real HTTP."""
+"""The FASJSON and dist-git clients against the test directory server, over real HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.directory.remote import RemoteDirectory
-from tests.directory.conftest import RunningServer, sample_data
+from tests.directory.conftest import sample_data
+from tests.harness.directory_server import RunningServer
 
 # (look-up, argument) pairs covering owners, roles, groups, sponsors and absent names.
 QUESTIONS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from fmn.directory import (
 )
 from fmn.directory.fasjson import default_fasjson_auth
 from fmn.directory.local import LocalDirectory
-from tests.directory.conftest import SAMPLE, RunningServer, free_port
+from tests.directory.conftest import SAMPLE
+from tests.harness import directory_server as directory_harness
+from tests.harness.directory_server import RunningServer
+from tests.harness.ports import free_port
 
 
 @pytest.fixture
@@ -88,9 +92,15 @@ def test_cli_lookup_says_when_the_directory_is_down(
     assert "directory unavailable" in result.output
 
 
-def test_serve_refuses_a_bad_file(tmp_path: Path) -> None:
+def test_the_test_server_refuses_a_bad_file(tmp_path: Path) -> None:
     bad = tmp_path / "directory.json"
     bad.write_text('{"people": {}}')
-    result = CliRunner().invoke(cli, ["directory", "serve", "--file", str(bad)])
-    assert result.exit_code == 1
-    assert "people" in result.output
+    result = subprocess.run(
+        directory_harness.command(bad, free_port()),
+        cwd=directory_harness.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "people" in result.stderr

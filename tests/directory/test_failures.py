@@ -13,7 +13,9 @@ from fmn.directory.base import DirectoryUnavailable
 from fmn.directory.cache import CachedDirectory
 from fmn.directory.factory import make_remote_directory
 from fmn.directory.remote import RemoteDirectory
-from tests.directory.conftest import RunningServer, client_settings, free_port
+from tests.directory.conftest import client_settings
+from tests.harness.directory_server import RunningServer
+from tests.harness.ports import free_port
 
 LOOKUPS = [
     ("get_user", "alice"),

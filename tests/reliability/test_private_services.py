@@ -22,9 +22,10 @@ from bench.soak_services import PrivateServices, answers
 
 pytestmark = [
     pytest.mark.xdist_group("reliability"),
+    # Skipped only outside CI: `make test` as a user cannot run the services as their users.
     pytest.mark.skipif(
-        os.geteuid() != 0 or not shutil.which("rabbitmq-server", path="/usr/sbin:/usr/bin"),
-        reason="needs root (runs the services as their users) and RabbitMQ",
+        os.geteuid() != 0 and os.environ.get("CI") != "true",
+        reason="needs root (runs the services as their users)",
     ),
 ]
 

@@ -21,9 +21,8 @@ from bench.soak_faults import FAULT_NAMES
 from bench.soak_system import SoakConfig
 from bench.soak_world import MAIL_DOMAIN, PUBLIC_URL, email_message_id
 from fmn.senders.email_message import MailSettings, build_notification
-from tests import services
+from tests.harness import services
 from tests.senders.helpers import make_item
-from tests.senders.irc_server import available
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -36,7 +35,6 @@ def test_a_mail_names_its_notification() -> None:
     assert mail["Message-ID"] == email_message_id(item.key)
 
 
-@pytest.mark.skipif(not available(), reason="inspircd/atheme-services not installed")
 @pytest.mark.timeout(600)
 async def test_every_fault_once_nothing_lost_nothing_twice(tmp_path: Path) -> None:
     config = SoakConfig(

@@ -94,6 +94,8 @@ async def test_my_actions_false_drops_the_owners_own_actions(build_index, corpus
         ("update", False),  # a glob over the whole topic, not a substring (FMN 3 #1108)
         ("Bodhi.*", False),  # case-sensitive
         ("bodhi.update.[!e]*", False),
+        ("", True),  # a cleared topic field, as FMN 3's web app sends it: no topic filter
+        (None, True),
     ],
 )
 async def test_topic_is_a_glob_over_the_whole_topic(build_index, corpus_message, pattern, expected):

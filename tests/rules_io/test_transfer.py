@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests import services
 from tests.conftest import DATA_DIR
+from tests.harness import services
 
 EXAMPLES = json.loads((DATA_DIR / "fmn3-rules.json").read_text())
 

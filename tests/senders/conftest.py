@@ -16,12 +16,11 @@ from fmn.core.settings import Settings
 from fmn.senders.service import run_sender
 from fmn.transport import Broker, make_broker
 from fmn.transport.topology import declare_send_topology
-from tests.senders.smtp_server import SMTPServer
+from tests.harness.signing import SIGNING_KEY
+from tests.harness.smtp_server import SMTPServer
 
 # Short delays so retries and digests happen within a test's patience.
 RETRY_DELAYS = [0.3, 0.6, 1.0]
-# The unsubscribe links' signing key of the sender tests.
-SIGNING_KEY = "sender-tests-signing-key-0123456789abcdef"
 
 
 def sender_settings(

@@ -20,9 +20,9 @@ from fmn.senders.parts import split
 from fmn.transport import Broker, make_broker
 from fmn.transport.topology import dead_letter_queue, send_queue
 from fmn.workitem import unpack
+from tests.harness.smtp_server import SMTPServer
 from tests.senders.conftest import running
 from tests.senders.helpers import delivery_log, eventually, make_item, publish
-from tests.senders.smtp_server import SMTPServer
 
 
 @pytest.fixture

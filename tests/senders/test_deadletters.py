@@ -22,9 +22,9 @@ from fmn.transport import Broker
 from fmn.transport.base import Outgoing
 from fmn.transport.topology import dead_letter_queue
 from fmn.workitem import pack
+from tests.harness.smtp_server import SMTPServer
 from tests.senders.conftest import running
 from tests.senders.helpers import delivery_log, eventually, make_item, publish, queue_has
-from tests.senders.smtp_server import SMTPServer
 
 
 async def test_bad_items_are_dead_lettered_and_replayable(

@@ -25,9 +25,9 @@ from fmn.senders.policy import PreferenceReader
 from fmn.senders.service import loop_config, make_handler
 from fmn.senders.state import RedisSenderState
 from fmn.transport import Broker
+from tests.harness.smtp_server import Sink, SMTPServer
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import delivery_log, eventually, make_item, publish
-from tests.senders.smtp_server import Sink, SMTPServer
 
 
 class Clock:

@@ -17,9 +17,10 @@ from fmn.senders.email_message import MailSettings, build_notification
 from fmn.transport import Broker
 from fmn.transport.topology import retry_queue
 from fmn.workitem import RuleRef
-from tests.senders.conftest import SIGNING_KEY, running, sender_settings
+from tests.harness.signing import SIGNING_KEY
+from tests.harness.smtp_server import SMTPServer, self_signed_cert
+from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import SENT_AT, delivery_log, eventually, make_item, publish
-from tests.senders.smtp_server import SMTPServer, self_signed_cert
 
 
 async def test_delivery_with_every_header(

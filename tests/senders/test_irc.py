@@ -19,12 +19,11 @@ from fmn.senders.service import run_sender
 from fmn.senders.text import one_line
 from fmn.transport import Broker
 from fmn.transport.topology import dead_letter_queue
+from tests.harness.irc_server import IRCClient, IRCNetwork
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import eventually, make_item, publish, queue_has
-from tests.senders.irc_server import IRCClient, IRCNetwork, available
 
 pytestmark = [
-    pytest.mark.skipif(not available(), reason="inspircd/atheme-services not installed"),
     # One network per module and worker: keep these tests together.
     pytest.mark.xdist_group("irc"),
 ]

@@ -18,9 +18,9 @@ from fmn.senders.state import RedisSenderState
 from fmn.transport import Broker
 from fmn.transport.topology import dead_letter_queue
 from fmn.workitem import ChatContent
+from tests.harness.matrix_server import Account, MatrixReader, Synapse
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import eventually, make_item, publish, queue_has
-from tests.senders.matrix_server import Account, MatrixReader, Synapse
 
 # One homeserver per module and worker (it takes seconds to start): keep these tests together.
 pytestmark = pytest.mark.xdist_group("matrix")

@@ -19,9 +19,10 @@ import redis.asyncio as aioredis
 
 from fmn.transport import Broker
 from fmn.transport.topology import send_queue
+from tests.harness.signing import SIGNING_KEY
+from tests.harness.smtp_server import Sink, SMTPServer
 from tests.senders.conftest import RETRY_DELAYS
 from tests.senders.helpers import eventually, make_item, publish
-from tests.senders.smtp_server import Sink, SMTPServer
 
 FMN = str(Path(sys.executable).parent / "fmn")
 
@@ -33,6 +34,8 @@ def write_config(
     path.write_text(
         f"""
 public_url = "https://notifications.example.org"
+[api]
+secret_keys = {json.dumps([SIGNING_KEY])}
 [database]
 url = {json.dumps(pg_url)}
 [cache]

@@ -66,7 +66,7 @@ async def list_users(
     return [UserPublic(id=u.id, name=u.name) for u in users]
 
 
-@router.patch("/rules/{rule_id}", response_model=RulePublic)
+@router.patch("/rules/{id}", response_model=RulePublic)
 async def patch_rule(
     rule_id: RuleId,
     patch: AdminRulePatch,
@@ -77,8 +77,8 @@ async def patch_rule(
     """Enable or disable anyone's rule (announced only when it changed)."""
     rule = await session.scalar(rule_service.rules_query().where(models.Rule.id == rule_id))
     if rule is None:
-        raise HTTPException(404, f"No rule {rule_id}")
-    if rule.disabled != patch.disabled:
+        raise HTTPException(404, f"No rule {id}")
+    if patch.disabled is not None and rule.disabled != patch.disabled:
         rule.disabled = patch.disabled
         await session.commit()
         services.announcer.announce("update", rule.id, rule.name, rule.user.name)

@@ -70,7 +70,7 @@ async def create_rule(username: Username, rule: schema.RuleCreate, writer: Write
     return await writer.save(row, "create")
 
 
-@router.get("/{rule_id}", response_model=RulePublic)
+@router.get("/{id}", response_model=RulePublic)
 async def get_rule(
     username: Username, rule_id: RuleId, _owner: Owner, session: ReadSessionDep
 ) -> RulePublic:
@@ -80,7 +80,7 @@ async def get_rule(
     return rules[0]
 
 
-@router.put("/{rule_id}", response_model=RulePublic)
+@router.put("/{id}", response_model=RulePublic)
 async def replace_rule(
     username: Username, rule_id: RuleId, rule: schema.RuleUpdate, writer: Writer
 ) -> RulePublic:
@@ -91,7 +91,7 @@ async def replace_rule(
     return await writer.save(row, "update")
 
 
-@router.patch("/{rule_id}", response_model=RulePublic)
+@router.patch("/{id}", response_model=RulePublic)
 async def patch_rule(
     username: Username,
     rule_id: RuleId,
@@ -112,7 +112,7 @@ async def patch_rule(
     return (await rule_service.to_public(session, [row]))[0]
 
 
-@router.delete("/{rule_id}", response_model=None)
+@router.delete("/{id}", response_model=None)
 async def delete_rule(
     username: Username, rule_id: RuleId, _owner: Owner, session: SessionDep, services: ServicesDep
 ) -> None:
@@ -124,7 +124,7 @@ async def delete_rule(
     services.announcer.announce("delete", rule_id, name, username)
 
 
-@router.get("/{rule_id}/stats", response_model=RuleStats)
+@router.get("/{id}/stats", response_model=RuleStats)
 async def rule_stats(
     username: Username,
     rule_id: RuleId,

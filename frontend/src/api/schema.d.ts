@@ -75,7 +75,7 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/rules/{rule_id}": {
+    "/api/v1/admin/rules/{id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -92,7 +92,7 @@ export type paths = {
          * Patch Rule
          * @description Enable or disable anyone's rule (announced only when it changed).
          */
-        patch: operations["patch_rule_api_v1_admin_rules__rule_id__patch"];
+        patch: operations["patch_rule_api_v1_admin_rules__id__patch"];
         trace?: never;
     };
     "/api/v1/admin/status": {
@@ -276,7 +276,8 @@ export type paths = {
         /**
          * Readiness
          * @description Ready when the database answers with the current schema, and the bus and the cache
-         *     answer.
+         *     answer. Anyone may ask, so the answer says only ready or not: what failed, and why, is in
+         *     the log and on the admins' status page.
          */
         get: operations["readiness_api_v1_healthz_ready_get"];
         put?: never;
@@ -299,7 +300,8 @@ export type paths = {
         put?: never;
         /**
          * Unsubscribe
-         * @description Disable the rules (the body, "List-Unsubscribe=One-Click", is not needed).
+         * @description Stop this destination of this rule (the body, "List-Unsubscribe=One-Click", is not
+         *     needed).
          */
         post: operations["unsubscribe_api_v1_unsubscribe__token__post"];
         delete?: never;
@@ -429,7 +431,7 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/users/{username}/rules/{rule_id}": {
+    "/api/v1/users/{username}/rules/{id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -437,28 +439,28 @@ export type paths = {
             cookie?: never;
         };
         /** Get Rule */
-        get: operations["get_rule_api_v1_users__username__rules__rule_id__get"];
+        get: operations["get_rule_api_v1_users__username__rules__id__get"];
         /**
          * Replace Rule
          * @description Replace the whole rule (FMN 3 sends it back entire; its `id` field is ignored).
          */
-        put: operations["replace_rule_api_v1_users__username__rules__rule_id__put"];
+        put: operations["replace_rule_api_v1_users__username__rules__id__put"];
         post?: never;
         /**
          * Delete Rule
          * @description Delete the rule (answers `null`, as FMN 3 does).
          */
-        delete: operations["delete_rule_api_v1_users__username__rules__rule_id__delete"];
+        delete: operations["delete_rule_api_v1_users__username__rules__id__delete"];
         options?: never;
         head?: never;
         /**
          * Patch Rule
          * @description Enable, disable or mute the rule; fields left out stay as they are.
          */
-        patch: operations["patch_rule_api_v1_users__username__rules__rule_id__patch"];
+        patch: operations["patch_rule_api_v1_users__username__rules__id__patch"];
         trace?: never;
     };
-    "/api/v1/users/{username}/rules/{rule_id}/stats": {
+    "/api/v1/users/{username}/rules/{id}/stats": {
         parameters: {
             query?: never;
             header?: never;
@@ -469,7 +471,7 @@ export type paths = {
          * Rule Stats
          * @description Notifications the rule generated per day (UTC), oldest first, zeros included.
          */
-        get: operations["rule_stats_api_v1_users__username__rules__rule_id__stats_get"];
+        get: operations["rule_stats_api_v1_users__username__rules__id__stats_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -544,10 +546,13 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
-        /** AdminRulePatch */
+        /**
+         * AdminRulePatch
+         * @description FMN 3's RulePatch: `disabled` left out or null changes nothing.
+         */
         AdminRulePatch: {
             /** Disabled */
-            disabled: boolean;
+            disabled?: boolean | null;
         };
         /** AppConfig */
         AppConfig: {
@@ -866,7 +871,7 @@ export type components = {
              */
             name: "related-events";
             /** Params */
-            params?: null;
+            params?: string | null;
         };
         /**
          * RuleCreate
@@ -991,13 +996,23 @@ export type components = {
         /** UnsubscribePublic */
         UnsubscribePublic: {
             /**
+             * Address
+             * @description The destination the link stops: its address
+             */
+            address: string;
+            /**
              * Done
-             * @description True once the rules are disabled
+             * @description True once the rule no longer sends to this destination
              */
             done: boolean;
             /**
+             * Protocol
+             * @description The destination the link stops: its protocol
+             */
+            protocol: string;
+            /**
              * Rules
-             * @description The rules the link disables (or disabled)
+             * @description The rule the link is about
              */
             rules: components["schemas"]["RuleRef"][];
             /** User */
@@ -1192,12 +1207,12 @@ export interface operations {
             };
         };
     };
-    patch_rule_api_v1_admin_rules__rule_id__patch: {
+    patch_rule_api_v1_admin_rules__id__patch: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                rule_id: number;
+                id: number;
             };
             cookie?: never;
         };
@@ -1815,12 +1830,12 @@ export interface operations {
             };
         };
     };
-    get_rule_api_v1_users__username__rules__rule_id__get: {
+    get_rule_api_v1_users__username__rules__id__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                rule_id: number;
+                id: number;
                 username: string;
             };
             cookie?: never;
@@ -1847,12 +1862,12 @@ export interface operations {
             };
         };
     };
-    replace_rule_api_v1_users__username__rules__rule_id__put: {
+    replace_rule_api_v1_users__username__rules__id__put: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                rule_id: number;
+                id: number;
                 username: string;
             };
             cookie?: never;
@@ -1883,12 +1898,12 @@ export interface operations {
             };
         };
     };
-    delete_rule_api_v1_users__username__rules__rule_id__delete: {
+    delete_rule_api_v1_users__username__rules__id__delete: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                rule_id: number;
+                id: number;
                 username: string;
             };
             cookie?: never;
@@ -1915,12 +1930,12 @@ export interface operations {
             };
         };
     };
-    patch_rule_api_v1_users__username__rules__rule_id__patch: {
+    patch_rule_api_v1_users__username__rules__id__patch: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                rule_id: number;
+                id: number;
                 username: string;
             };
             cookie?: never;
@@ -1951,14 +1966,14 @@ export interface operations {
             };
         };
     };
-    rule_stats_api_v1_users__username__rules__rule_id__stats_get: {
+    rule_stats_api_v1_users__username__rules__id__stats_get: {
         parameters: {
             query?: {
                 days?: number;
             };
             header?: never;
             path: {
-                rule_id: number;
+                id: number;
                 username: string;
             };
             cookie?: never;

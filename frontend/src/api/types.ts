@@ -29,7 +29,7 @@ export type TrackingRule =
   | { name: 'artifacts-owned'; params: string[] }
   | { name: 'artifacts-group-owned'; params: string[] }
   | { name: 'artifacts-followed'; params: ArtifactRef[] }
-  | { name: 'related-events'; params: null }
+  | { name: 'related-events'; params: string | null } // unused; FMN 3's clients may send ""
   | { name: 'users-followed'; params: string[] }
 
 export type TrackingRuleName = TrackingRule['name']

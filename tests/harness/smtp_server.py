@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import email
 import email.policy
-import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -18,6 +17,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.harness.ports import free_port
 
 
 @dataclass
@@ -62,12 +63,6 @@ class Sink:
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
             )
         return "250 OK queued"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def self_signed_cert(directory: Path, name: str = "localhost") -> tuple[Path, Path]:

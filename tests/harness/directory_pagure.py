@@ -1,4 +1,4 @@
-"""The Pagure API v0 subset the local directory server answers, in Pagure's shapes."""
+"""The Pagure API v0 subset the test directory server answers, in Pagure's shapes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.routing import Route
 from fmn.directory.local import ProjectData
 
 if TYPE_CHECKING:
-    from fmn.directory.server import ServerState
+    from tests.harness.directory_server import ServerState
 
 USER_ROLES = ("owner", "admin", "commit", "collaborator", "ticket")
 GROUP_ROLES = ("admin", "commit", "collaborator", "ticket")

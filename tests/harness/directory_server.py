@@ -1,8 +1,9 @@
-"""The local directory server: FASJSON's (/v1/...) and Pagure's (/api/0/...) HTTP APIs, the
+"""The test directory server: FASJSON's (/v1/...) and Pagure's (/api/0/...) HTTP APIs, the
 subsets fmn uses, answered from a DirectoryData file, so the real HTTP clients run unchanged
-against it (embedded default, tests).
+against it (tests, the soak). Run it: ``python -m tests.harness.directory_server --file F
+--port P`` from the repository's root; `RunningServer` drives a running one.
 
-With ``admin=True`` it also answers, for tests:
+It also answers:
 
 - ``POST /_admin/fault`` ``{"status": 500, "count": N}`` or ``{"status": 503, "seconds": S}``,
   optionally ``"after": K``: K requests later, the next N requests (or all requests for S
@@ -14,19 +15,25 @@ With ``admin=True`` it also answers, for tests:
 
 from __future__ import annotations
 
+import argparse
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fmn.directory import server_fasjson, server_pagure
 from fmn.directory.local import DirectoryData, LocalDirectory
+from tests.harness import directory_fasjson, directory_pagure
+
+ROOT = Path(__file__).resolve().parents[2]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -112,16 +119,85 @@ def _admin_routes(state: ServerState) -> list[BaseRoute]:
     ]
 
 
-def make_app(data: DirectoryData, *, admin: bool = False) -> Starlette:
+def make_app(data: DirectoryData) -> Starlette:
     state = ServerState(data)
-    api = [*server_fasjson.routes(state), *server_pagure.routes(state)]
+    api = [*directory_fasjson.routes(state), *directory_pagure.routes(state)]
     routes: list[BaseRoute] = [Route(r.path, _guarded(state, r.endpoint), name=r.name) for r in api]
-    if admin:
-        routes = [*_admin_routes(state), *routes]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=[*_admin_routes(state), *routes])
     app.state.directory = state
     return app
 
 
-def app_from_file(path: str | Path, *, admin: bool = False) -> Starlette:
-    return make_app(DirectoryData.from_file(path), admin=admin)
+class RunningServer:
+    """A handle on a running server and its /_admin endpoints."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _admin(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        response = httpx.request(method, f"{self.url}/_admin/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def fail(
+        self, *, count: int = 0, seconds: float = 0, status: int = 500, after: int = 0
+    ) -> None:
+        spec = {"count": count, "seconds": seconds, "status": status, "after": after}
+        self._admin("POST", "fault", spec)
+
+    def heal(self) -> None:
+        self._admin("DELETE", "fault")
+
+    def load(self, data: dict[str, Any]) -> None:
+        self._admin("PUT", "data", data)
+
+    def stats(self) -> dict[str, Any]:
+        return self._admin("GET", "stats")
+
+    def reset_stats(self) -> None:
+        self._admin("DELETE", "stats")
+
+
+def command(path: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line that serves `path` on `port` (run it with cwd=ROOT)."""
+    return [sys.executable, "-m", "tests.harness.directory_server", "--file", str(path),
+            "--host", host, "--port", str(port)]  # fmt: skip
+
+
+def start(path: Path, port: int, log: Path, *, timeout: float = 120) -> subprocess.Popen[bytes]:
+    """Serve `path` on `port` in a process of its own, once it answers."""
+    url = f"http://127.0.0.1:{port}"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command(path, port), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{url}/_admin/stats", timeout=1).raise_for_status()
+            return process
+        except httpx.HTTPError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"directory server did not start:\n{log.read_text()}") from None
+            time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Serve FASJSON's and Pagure's APIs from a file.")
+    parser.add_argument("--file", required=True, type=Path, help="a DIRECTORY.json file")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", default=8081, type=int)
+    args = parser.parse_args(argv)
+    try:
+        data = DirectoryData.from_file(args.file)
+    except (ValueError, OSError) as exc:
+        sys.exit(f"{args.file}: {exc}")
+    uvicorn.run(make_app(data), host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The FASJSON v1 subset the local directory server answers, in FASJSON's shapes."""
+"""The FASJSON v1 subset the test directory server answers, in FASJSON's shapes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 if TYPE_CHECKING:
-    from fmn.directory.server import ServerState
+    from tests.harness.directory_server import ServerState
 
 MIN_SEARCH_TERM = 3
 MAX_SEARCH_PAGE_SIZE = 40

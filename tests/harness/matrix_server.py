@@ -1,7 +1,7 @@
 """A real Matrix homeserver for the tests: Synapse (a dev dependency) on SQLite, offline, with
 accounts made through the shared-secret registration API, and a reading client per recipient.
 
-Run it alone to debug: python -m tests.senders.matrix_server
+Run it alone to debug: python -m tests.harness.matrix_server
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import nio
 
-from tests.senders.smtp_server import free_port
+from tests.harness.ports import free_port
 
 SERVER_NAME = "fmn.test"
 SHARED_SECRET = "fmn-test-registration-secret"

@@ -1,7 +1,7 @@
 """A real IRC network for the tests: InspIRCd (TLS, SASL) linked to Atheme services (NickServ
 accounts, SaslServ), both from Debian's packages, plus a small client that reads what arrives.
 
-Run it alone to debug the configuration: python -m tests.senders.irc_server
+Run it alone to debug the configuration: python -m tests.harness.irc_server
 """
 
 from __future__ import annotations
@@ -16,20 +16,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.senders.smtp_server import free_port, self_signed_cert
+from tests.harness.ports import free_port
+from tests.harness.smtp_server import self_signed_cert
 
 SERVER_NAME = "irc.fmn.test"
 SERVICES_NAME = "services.fmn.test"
 LINK_PASSWORD = "linkpass"
 
 
-def _binary(name: str) -> str | None:
+def _binary(name: str) -> str:
     # /usr/sbin may be missing from a non-login PATH.
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
-
-
-def available() -> bool:
-    return bool(_binary("inspircd") and _binary("atheme-services"))
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if found is None:
+        # Never a skip: `make test` installs it (scripts/ensure-prerequisites).
+        raise RuntimeError(f"{name} is not installed: run scripts/ensure-prerequisites")
+    return found
 
 
 def inspircd_conf(d: Path, tls_port: int, plain_port: int, link_port: int) -> str:
@@ -208,7 +209,7 @@ class IRCNetwork:
         conf = self.dir / "inspircd.conf"
         conf.write_text(inspircd_conf(self.dir, self.tls_port, self.plain_port, self.link_port))
         self._spawn(
-            [str(_binary("inspircd")), "--config", str(conf), "--nofork", "--runasroot"], "ircd.out"
+            [_binary("inspircd"), "--config", str(conf), "--nofork", "--runasroot"], "ircd.out"
         )
         _wait_for_port(self.plain_port)
         services = self.dir / "services"
@@ -217,7 +218,7 @@ class IRCNetwork:
         aconf.write_text(atheme_conf(self.dir, self.link_port))
         self._spawn(
             [
-                str(_binary("atheme-services")),
+                _binary("atheme-services"),
                 "-n",
                 "-c",
                 str(aconf),

@@ -1,5 +1,6 @@
-"""The real OIDC provider of the API tests: node's oidc-provider (tests/oidc/provider.mjs), run
-in its own process on a free port, issuing real tokens to test users by the password grant."""
+"""The real OIDC provider of the API tests: node's oidc-provider
+(tests/harness/oidc_provider/provider.mjs), run in its own process on a free port, issuing real
+tokens to test users by the password grant."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 
-OIDC_DIR = Path(__file__).resolve().parent.parent / "oidc"
+from tests.harness.ports import free_port
+
+OIDC_DIR = Path(__file__).resolve().parent / "oidc_provider"
 CLIENT_ID = "fmn-api-tests"
 CLIENT_SECRET = "fmn-api-tests-secret"
 PASSWORD = "password"
@@ -36,13 +38,6 @@ def install() -> None:
             subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, check=True, timeout=300
             )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Provider:
