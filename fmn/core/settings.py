@@ -115,6 +115,9 @@ class EmailSenderSettings(Section):
     tls: Literal["none", "starttls", "tls"] = "none"
     username: str | None = None
     password: str | None = None
+    # A username/password is refused over a connection without TLS (tls = "none") unless this
+    # says the path is trusted (a relay on the same host, a private network).
+    allow_insecure_auth: bool = False
     timeout: float = 30.0
     list_id: str = "fmn.fedoraproject.org"
     # SMTP connections kept open and used in parallel by one sender process (sends wait on the
@@ -132,6 +135,9 @@ class IRCSenderSettings(Section):
     nickname: str = "fedora-notif"
     sasl_username: str | None = None
     sasl_password: str | None = None
+    # A SASL password is refused over a connection without TLS unless this says the path is
+    # trusted.
+    allow_insecure_auth: bool = False
     # Flood control: one line every `line_interval` seconds after a burst of `burst` lines.
     line_interval: float = 2.0
     burst: int = 5
