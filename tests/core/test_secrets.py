@@ -49,7 +49,7 @@ def fmn(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.Completed
         env={**clean, "FMN_CONFIG": str(config), **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
 

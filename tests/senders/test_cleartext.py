@@ -28,7 +28,7 @@ def sender(protocol: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
         env={**clean, "FMN_CONFIG": str(tmp_path / "fmn.toml"), **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
 
