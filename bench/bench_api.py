@@ -262,6 +262,8 @@ provider_url = "{oidc.issuer}"
 client_id = "fmn-api-tests"
 client_secret = "fmn-api-tests-secret"
 token_check = "introspection"
+allowed_clients = ["fmn-api-tests"]
+token_checks_per_minute = 1000000
 
 [api]
 secret_keys = ["{secrets.token_urlsafe(48)}"]

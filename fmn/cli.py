@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from fmn.core.settings import ConfigError, get_settings
+from fmn.core.settings import ConfigError
 
 # name -> "module:attribute"
 COMMANDS = {
@@ -65,24 +65,3 @@ def cli(log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def settings_or_fail() -> Any:
-    """The settings, or a one-line error and a non-zero exit."""
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def signed_settings_or_fail() -> Any:
-    """The settings of a process that signs or checks unsubscribe links (`fmn api`, `fmn
-    consumer`, `fmn sender`): a one-line error and a non-zero exit when the keys are unusable."""
-    from fmn.core.secrets import check_signing_keys
-
-    settings = settings_or_fail()
-    try:
-        check_signing_keys(settings.api)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    return settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fmn.cli import signed_settings_or_fail
+from fmn.core.commands import signed_settings_or_fail
 
 
 @click.command()

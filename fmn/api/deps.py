@@ -18,6 +18,7 @@ from fmn.api.accounts import ensure_user
 from fmn.api.auth import Identity
 from fmn.api.services import Services
 from fmn.core.settings import Settings
+from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules.schema import MAX_NAME_LENGTH
 
@@ -64,9 +65,12 @@ DirectoryDep = Annotated[Directory, Depends(get_directory)]
 
 
 async def get_identity(
-    services: ServicesDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
+    # The services straight from the app, not as a dependency: every authenticated request
+    # runs this, and each dependency costs FastAPI's resolution.
+    services: Services = request.app.state.services
     if credentials is None:
         raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
 
@@ -74,7 +78,10 @@ async def get_identity(
         async with services.sessionmaker() as session:
             await ensure_user(session, services.directory, services.announcer, identity.name)
 
-    return await services.verifier.identify(credentials.credentials, on_new=first_login)
+    address = request.client.host if request.client else "unknown"
+    return await services.verifier.identify(
+        credentials.credentials, on_new=first_login, address=address
+    )
 
 
 CurrentUser = Annotated[Identity, Depends(get_identity)]
@@ -88,7 +95,8 @@ async def get_admin(identity: CurrentUser) -> Identity:
 
 AdminUser = Annotated[Identity, Depends(get_admin)]
 
-Username = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH)]
+# A username as the account system spells them: refused (422) before any look-up otherwise.
+Username = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=names.PATTERN)]
 # Rule ids are 32-bit in the database (FMN 3's schema).
 MAX_ID = 2**31 - 1
 # Named `{id}` in paths, as in FMN 3's OpenAPI document, so spec diffs and generated clients see

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 
+from cachetools import TTLCache
 from cashews import Cache
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fmn.api.asgi import HTTPMiddleware, WatchedSend
 
 log = logging.getLogger(__name__)
+
+# Seconds of one rate-limit window; keys counted in memory at most when the cache is down.
+WINDOW = 60
+LOCAL_KEYS = 100_000
 
 
 class RateLimited(Exception):
@@ -22,24 +27,44 @@ class RateLimited(Exception):
 
 
 class RateLimiter:
-    """A fixed one-minute window per user and scope, counted in the shared cache so every API
-    process enforces one limit. If the cache is down, requests are let through."""
+    """A fixed one-minute window per key and scope, counted in the shared cache so every API
+    process enforces one limit. When the cache cannot count (down, unreachable), each process
+    counts in its own memory: a client spread over N processes then gets at most N times the
+    limit, never an unlimited number of requests."""
 
     def __init__(self, cache: Cache, per_minute: int) -> None:
         self.cache = cache
         self.per_minute = per_minute
+        self._local: TTLCache[str, int] = TTLCache(maxsize=LOCAL_KEYS, ttl=WINDOW + 1)
+        self._degraded = False
 
-    async def hit(self, user: str, scope: str = "directory") -> None:
+    async def hit(self, who: str, scope: str = "directory", per_minute: int | None = None) -> None:
+        """Count one request of `who` (a user, an address) in `scope`; RateLimited beyond
+        `per_minute` (the limiter's own by default) in the current window."""
         now = time.time()
-        window = int(now // 60)
-        key = f"fmn:api:rate:{scope}:{user}:{window}"
+        window = int(now // WINDOW)
+        key = f"fmn:api:rate:{scope}:{who}:{window}"
         try:
-            count = await self.cache.incr(key, expire=61)
-        except Exception as exc:  # the limit is a protection, not a dependency
-            log.warning("rate limit not checked, the cache failed: %r", exc)
-            return
-        if count is not None and count > self.per_minute:
-            raise RateLimited(retry_after=max(1, int((window + 1) * 60 - now) + 1))
+            # cashews answers None instead of raising when Redis is unreachable.
+            count = await self.cache.incr(key, expire=WINDOW + 1)
+        except Exception as exc:
+            log.debug("rate limit cache failed: %r", exc)
+            count = None
+        if count is None:
+            count = self._count_locally(key)
+        elif self._degraded:
+            self._degraded = False
+            log.warning("rate limits are counted in the shared cache again")
+        if count > (per_minute or self.per_minute):
+            raise RateLimited(retry_after=max(1, int((window + 1) * WINDOW - now) + 1))
+
+    def _count_locally(self, key: str) -> int:
+        if not self._degraded:
+            self._degraded = True
+            log.warning("the cache cannot count requests: rate limits are per process until it can")
+        count = self._local.get(key, 0) + 1
+        self._local[key] = count
+        return count
 
 
 class BodySizeLimit(HTTPMiddleware):

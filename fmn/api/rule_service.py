@@ -2,46 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.destinations import user_destinations
-from fmn.api.rule_queries import week_ago
 from fmn.api.schemas import RulePublic
 from fmn.api.services import Services
 from fmn.core.settings import Settings
 from fmn.db import models
+from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules import schema
-from fmn.rules.store import RULE_LOAD_OPTIONS, generated_since, rule_to_schema
+from fmn.rules.store import RULE_LOAD_OPTIONS, read_rules
 
 
 def rules_query() -> Select[Any]:
-    return select(models.Rule).options(*RULE_LOAD_OPTIONS).order_by(models.Rule.id)
+    """Rules as ORM objects to change (readers use fmn.rules.store.read_rules). Like the
+    reader, a row without a tracking rule is no rule."""
+    return (
+        select(models.Rule)
+        .join(models.Rule.tracking_rule)
+        .options(*RULE_LOAD_OPTIONS)
+        .order_by(models.Rule.id)
+    )
 
 
 def user_rules_query(username: str) -> Select[Any]:
     return rules_query().join(models.Rule.user).where(models.User.name == username)
 
 
-async def to_public(
-    session: AsyncSession, rules: Sequence[models.Rule], admins: frozenset[str] = frozenset()
-) -> list[RulePublic]:
-    """Rules in FMN 3's JSON, with their notification counts of the last 7 days."""
-    counts = await generated_since(session, [r.id for r in rules], week_ago())
-    return [
-        RulePublic(
-            **rule_to_schema(r, counts.get(r.id, 0), is_admin=r.user.name in admins).__dict__,
-            muted_until=r.muted_until,
-        )
-        for r in rules
-    ]
+async def read_public(session: AsyncSession, rule_id: int) -> RulePublic:
+    """A rule as the API answers it, read afresh (after a change)."""
+    read = await read_rules(session, rule_id=rule_id)
+    return RulePublic.of(read.rules[0])
 
 
 async def get_rule(session: AsyncSession, username: str, rule_id: int) -> models.Rule:
@@ -51,13 +49,27 @@ async def get_rule(session: AsyncSession, username: str, rule_id: int) -> models
     return rule
 
 
-async def reload(session: AsyncSession, rule_id: int) -> models.Rule:
-    """A rule read afresh with everything the JSON needs (after a commit)."""
-    rule = await session.scalar(
-        rules_query().where(models.Rule.id == rule_id).execution_options(populate_existing=True)
-    )
-    assert rule is not None
-    return rule
+def check_account_names(rule: schema.RuleBase, loc: tuple[str, ...] = ("body",)) -> None:
+    """The usernames and group names a tracking rule lists must be names the account system
+    can have: anything else is refused before it reaches the directory."""
+    tracking = rule.tracking_rule
+    if not isinstance(
+        tracking, schema.ArtifactsOwned | schema.ArtifactsGroupOwned | schema.UsersFollowed
+    ):
+        return
+    kind = "group name" if isinstance(tracking, schema.ArtifactsGroupOwned) else "username"
+    errors = [
+        {
+            "type": "value_error",
+            "loc": (*loc, "tracking_rule", "params", i),
+            "msg": f"{name!r} is not a valid {kind}: {names.RULE}",
+            "input": name,
+        }
+        for i, name in enumerate(tracking.params)
+        if not names.is_account_name(name)
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 async def check_destinations(
@@ -89,6 +101,15 @@ async def check_destinations(
 
 
 async def check_rule_count(session: AsyncSession, user: models.User, limit: int) -> None:
+    """Refuse a new rule beyond `limit`. The user's row is written first, which holds it (and
+    on SQLite the database) until the creating transaction ends: concurrent creations for one
+    user count one after another, each seeing the rules committed before it."""
+    await session.execute(
+        update(models.User)
+        .where(models.User.id == user.id)
+        .values(id=models.User.id)
+        .execution_options(synchronize_session=False)
+    )
     count = await session.scalar(
         select(func.count()).select_from(models.Rule).where(models.Rule.user_id == user.id)
     )
@@ -115,9 +136,10 @@ class RuleWriter:
     services: Services
 
     async def check(self, rule: schema.RuleBase) -> None:
+        check_account_names(rule)
         await check_destinations(self.directory, self.username, rule, self.services.settings)
 
     async def save(self, row: models.Rule, action: str) -> RulePublic:
         await self.session.commit()
         self.services.announcer.announce(action, row.id, row.name, self.username)
-        return (await to_public(self.session, [await reload(self.session, row.id)]))[0]
+        return await read_public(self.session, row.id)

@@ -70,7 +70,7 @@ class Services:
     async def get_send_broker(self) -> Broker:
         async with self._send_lock:
             if self.send_broker is None:
-                from fmn.senders.deadletters import open_broker
+                from fmn.sendqueue.deadletters import open_broker
 
                 url = self.settings.send_queue.amqp_url
                 self.send_broker = await open_broker(self.settings.send_queue)
@@ -140,16 +140,17 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
         bus, settings.bus.exchange, settings.bus.topic_prefix, settings.api.announce_retry_delays
     )
     announcer.start()
+    limiter = RateLimiter(cache, settings.api.rate_limit_per_minute)
     return Services(
         settings=settings,
         sessionmaker=sessionmaker,
         read_sessionmaker=read_sessionmaker,
         directory=directory,
         cache=cache,
-        verifier=TokenVerifier(settings.oidc, cache),
+        verifier=TokenVerifier(settings.oidc, cache, limiter),
         bus=bus,
         announcer=announcer,
-        limiter=RateLimiter(cache, settings.api.rate_limit_per_minute),
+        limiter=limiter,
         preview_slots=asyncio.Semaphore(settings.api.preview_concurrency),
         rule_pages=RulePages(read_sessionmaker),
         engines=engines,

@@ -101,9 +101,17 @@ class OIDCSettings(Section):
     introspection_username_claim: str = "username"
     # The claim listing the user's groups (userinfo, or introspection when the provider adds it).
     groups_claim: str = "groups"
-    # Seconds a checked identity is trusted when the provider does not say when the token
-    # expires (userinfo alone, opaque tokens); otherwise it is trusted until the expiry.
-    identity_ttl: int = 300
+    # Seconds a checked identity is trusted before the provider is asked again (never past the
+    # token's expiry): how long a revoked token may still work, whatever `token_check` is.
+    identity_ttl: int = Field(60, ge=1)
+    # Client applications whose tokens the API accepts, besides `frontend_client_id`: checked
+    # against the `client_id`/`aud` of introspection answers (userinfo alone cannot tell).
+    allowed_clients: list[str] = Field(default_factory=list)
+    # Seconds a token the provider refused is refused without asking it again.
+    refused_ttl: int = Field(30, ge=1)
+    # Tokens one client address may have checked by the provider per minute (429 beyond):
+    # tokens already known are not counted.
+    token_checks_per_minute: int = Field(60, ge=1)
     # Timeout in seconds of each call to the provider.
     timeout: float = 10.0
 

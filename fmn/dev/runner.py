@@ -21,12 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from fmn.api.app import create_app
-from fmn.api.frontend import frontend_dir
+from fmn.api.frontend import CHECKOUT_DIST, frontend_dir
 from fmn.consumer.service import Consumer
 from fmn.db import migrations
-from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix, run_logged_sender
+from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix
 from fmn.dev.embedded import IDP_PATH, Embedded
-from fmn.dev.feed import Feed, load_corpus, rename_map
+from fmn.dev.feed import Feed, load_corpus, rename_map, shown
 from fmn.dev.idp import Client, IdentityProvider
 from fmn.dev.idp_http import make_idp_router
 from fmn.dev.mailsink import MailSink
@@ -173,7 +173,7 @@ class Runner:
         settings, stop = self.embedded.settings, self.stop
         stand_ins: dict[str, type[LoggedChat]] = {"irc": LoggedIRC, "matrix": LoggedMatrix}
         if protocol in stand_ins and getattr(self.embedded, protocol):
-            return run_logged_sender(stand_ins[protocol](self.outbox), settings, stop)
+            return run_sender(protocol, settings, stop, stand_ins[protocol](self.outbox))
         return run_sender(protocol, settings, stop)
 
     def _routers(self) -> list[Any]:
@@ -214,7 +214,12 @@ class Runner:
             self.feed_note = "off (dev.feed_interval = 0)"
             return None
         corpus = Path(dev.corpus_dir)
-        messages = load_corpus(corpus) if corpus.is_dir() else []
+        read = load_corpus(corpus) if corpus.is_dir() else []
+        messages = shown(read)
+        if read and not messages:
+            self.feed_note = f"off: no message of {corpus} has a schema that renders it"
+            log.warning("demo feed %s", self.feed_note)
+            return None
         if not messages:
             self.feed_note = (
                 f"off: no corpus at {corpus.resolve()} (set dev.corpus_dir to a folder of "
@@ -226,7 +231,8 @@ class Runner:
         users = [u.username for u in self.embedded.users]
         names = rename_map(messages, users, dev.feed_names_per_user)
         self.feed_note = (
-            f"{len(messages)} messages from {corpus}, one every {dev.feed_interval:g} s"
+            f"{len(messages)} messages from {corpus} (of {len(read)}: those their schema "
+            f"renders), one every {dev.feed_interval:g} s"
         )
         return Feed(
             make_broker(settings.bus.amqp_url, "fmn run (feed)"),
@@ -258,10 +264,16 @@ class Runner:
         if embedded.irc or embedded.matrix:
             lines.append(f"  IRC and Matrix messages: in the log and at {DEV_PREFIX}/chat")
         lines.append(f"  demo feed: {self.feed_note or 'off'}")
-        if frontend_dir(embedded.settings.api) is None:
+        if frontend_dir(embedded.settings.api) is None and CHECKOUT_DIST.parent.is_dir():
             lines.append(
                 "  the web app is not built: `make run` builds it (or cd frontend && npm ci && "
                 "npm run build); the API answers meanwhile"
+            )
+        elif frontend_dir(embedded.settings.api) is None:
+            # An installed package: the web app is built from a checkout and pointed at.
+            lines.append(
+                "  no web app: set api.frontend_dir (FMN_API__FRONTEND_DIR) to a built "
+                "frontend/dist; the API answers meanwhile"
             )
         lines.append("  Ctrl-C stops everything.")
         click.echo("\n".join(lines) + "\n")

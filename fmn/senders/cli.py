@@ -9,11 +9,11 @@ from typing import TypeVar
 
 import click
 
-from fmn.cli import settings_or_fail, signed_settings_or_fail
+from fmn.core.commands import settings_or_fail, signed_settings_or_fail
 from fmn.core.settings import ConfigError
-from fmn.senders import deadletters
+from fmn.sendqueue import deadletters
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport.base import Broker
-from fmn.workitem import PROTOCOLS
 
 T = TypeVar("T")
 

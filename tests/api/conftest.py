@@ -108,6 +108,7 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "provider_url": oidc.issuer,
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
+            "allowed_clients": [CLIENT_ID],
             "token_check": "both",
             "admin_groups": [ADMIN_GROUP],
             "userinfo_username_claim": "preferred_username",

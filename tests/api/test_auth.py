@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn.core.settings import Settings
 from fmn.db import models
 from tests.api.conftest import ADMIN_GROUP, ALICE_EMAIL
-from tests.harness.oidc import Provider
+from tests.harness.oidc import CLIENT_ID, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, Provider
 
 
 async def test_me_creates_the_user_with_the_default_rule(
@@ -53,15 +53,134 @@ async def test_admins_are_members_of_the_admin_groups(client: httpx.AsyncClient,
     assert not (await client.get("/api/v1/users/me", headers=auth("bob"))).json()["is_admin"]
 
 
-async def test_identity_cached_in_redis_until_the_token_expires(
+def _cache_keys(token: str) -> str:
+    return "fmn:api:identity:v2:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+async def _cached(redis_client: aioredis.Redis, token: str) -> tuple[int, bytes | None]:
+    """(seconds left, value as stored) of the token's entry in the shared cache."""
+    key = _cache_keys(token)
+    for found in await redis_client.keys("*"):
+        if found.decode().endswith(key):
+            value = await redis_client.get(found)
+            return await redis_client.ttl(found), value
+    return -2, None
+
+
+def _with_oidc(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"oidc": settings.oidc.model_copy(update=changes)})
+
+
+async def _me(app: Any, token: str) -> httpx.Response:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        return await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_identity_cached_for_identity_ttl_not_until_the_token_expires(
     client: httpx.AsyncClient, auth: Any, tokens: dict[str, str], redis_client: aioredis.Redis
 ) -> None:
     assert (await client.get("/api/v1/users/me", headers=auth("bob"))).status_code == 200
-    key = "fmn:api:identity:v1:" + hashlib.sha256(tokens["bob"].encode()).hexdigest()
-    keys = [k.decode() for k in await redis_client.keys("*")]
-    assert any(k.endswith(key) for k in keys), keys
-    ttl = max([await redis_client.ttl(k) for k in keys if k.endswith(key)])
-    assert 3000 < ttl <= 3600  # the provider's tokens live an hour
+    ttl, value = await _cached(redis_client, tokens["bob"])
+    assert value is not None and b'"bob"' in value
+    assert 0 < ttl <= 60  # the default identity_ttl; the provider's tokens live an hour
+
+
+@pytest.mark.parametrize("mode", ["introspection", "userinfo", "both"])
+async def test_a_revoked_token_is_refused_within_identity_ttl(
+    make_app: Any, api_settings: Settings, oidc: Provider, mode: str
+) -> None:
+    app = await make_app(_with_oidc(api_settings, token_check=mode, identity_ttl=1))
+    token = oidc.token("bob")
+    assert (await _me(app, token)).status_code == 200
+    oidc.revoke(token)
+    await asyncio.sleep(1.1)
+    response = await _me(app, token)
+    assert response.status_code == 401, response.text
+    assert response.json()["detail"]
+
+
+async def test_an_inactive_introspection_answer_ends_the_identity_for_every_process(
+    make_app: Any, api_settings: Settings, oidc: Provider, redis_client: aioredis.Redis
+) -> None:
+    settings = _with_oidc(api_settings, token_check="introspection", identity_ttl=1)
+    first = await make_app(settings)
+    token = oidc.token("bob")
+    assert (await _me(first, token)).status_code == 200
+    oidc.revoke(token)
+    await asyncio.sleep(1.1)
+    assert (await _me(first, token)).status_code == 401  # introspection said active: false
+    _ttl, value = await _cached(redis_client, token)
+    assert value is not None and b"refused" in value and b"bob" not in value
+    # Another process, whose provider is unreachable, refuses it too: it never asks.
+    other = await make_app(_with_oidc(settings, provider_url="http://127.0.0.1:9"))
+    response = await _me(other, token)
+    assert response.status_code == 401, response.text
+
+
+@pytest.mark.parametrize("mode", ["introspection", "both"])
+async def test_a_token_issued_to_another_client_is_refused(
+    make_app: Any, api_settings: Settings, oidc: Provider, mode: str
+) -> None:
+    app = await make_app(_with_oidc(api_settings, token_check=mode))
+    other = oidc.token("root", client=(OTHER_CLIENT_ID, OTHER_CLIENT_SECRET))
+    response = await _me(app, other)
+    assert response.status_code == 401, response.text
+    assert "not issued to this application" in response.json()["detail"]
+    assert (await _me(app, oidc.token("root"))).status_code == 200
+
+
+async def test_allowed_clients_admit_another_application(
+    make_app: Any, api_settings: Settings, oidc: Provider
+) -> None:
+    app = await make_app(
+        _with_oidc(
+            api_settings,
+            token_check="introspection",
+            allowed_clients=[CLIENT_ID, OTHER_CLIENT_ID],
+        )
+    )
+    other = oidc.token("root", client=(OTHER_CLIENT_ID, OTHER_CLIENT_SECRET))
+    assert (await _me(app, other)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Bearer abc\xe9def",  # a non-ASCII byte
+        "Bearer caf\u00e9".encode(),
+        b"Bearer ",
+        b"Bearer",
+        b"",
+        b"Token abcdef",
+        b"Bearer abc def",
+        b"Bearer abc\tdef",
+        b"Bearer a=b",
+    ],
+)
+async def test_a_malformed_authorization_header_is_a_json_401(
+    client: httpx.AsyncClient, header: bytes
+) -> None:
+    response = await client.get("/api/v1/users/me", headers=[(b"authorization", header)])
+    assert response.status_code == 401, response.text
+    assert response.json()["detail"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_unknown_tokens_are_remembered_and_limited_per_address(
+    make_app: Any, api_settings: Settings
+) -> None:
+    app = await make_app(_with_oidc(api_settings, token_checks_per_minute=3))
+    # One unknown token, again and again: the provider is asked once, the answer remembered.
+    for _ in range(6):
+        response = await _me(app, "unknown-token")
+        assert response.status_code == 401, response.text
+    # New unknown tokens from the same address: two more checks, then 429.
+    answers = [await _me(app, f"guess-{i}") for i in range(4)]
+    assert [r.status_code for r in answers] == [401, 401, 429, 429]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert "try again" in answers[-1].json()["detail"]
 
 
 async def test_an_expired_token_is_refused(client: httpx.AsyncClient, oidc: Provider) -> None:

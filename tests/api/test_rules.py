@@ -6,13 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.db import models
-from tests.api.conftest import BusListener, rule_body
+from fmn.directory.local import DirectoryData, LocalDirectory
+from tests.api.conftest import DIRECTORY, BusListener, rule_body
 from tests.factories import make_rule, make_user
 
 API = "/api/v1/users/alice/rules"
@@ -324,8 +327,8 @@ async def test_rules_survive_a_broker_outage(
 async def test_fast_reads_match_the_store(
     client: httpx.AsyncClient, auth: Any, session: AsyncSession
 ) -> None:
-    """The API's two-query read gives exactly what fmn.rules.store gives."""
-    from fmn.rules.store import load_rules
+    """The list, one rule and the admin list answer what the one rule reader reads."""
+    from fmn.rules.store import read_rules
 
     alice = await make_user(session, "alice")
     await make_rule(
@@ -347,10 +350,82 @@ async def test_fast_reads_match_the_store(
     await session.commit()
     second_id = second.id
     session.expire_all()
-    stored = [r.model_dump(mode="json") for r in await load_rules(session, username="alice")]
+    read = await read_rules(session, username="alice")
+    stored = [r.rule.model_dump(mode="json") for r in read.rules]
     served = (await client.get(API, headers=auth("alice"))).json()
     assert [{k: v for k, v in r.items() if k != "muted_until"} for r in served] == stored
+    assert [r["name"] for r in served] == ["many parts", None, "off"]
+    assert served[1]["generated_last_week"] == 4
+    assert [g["filters"]["severities"] for g in served[1]["generation_rules"]] == [[], ["error"]]
     single = (await client.get(f"{API}/{second_id}", headers=auth("alice"))).json()
     assert single == served[1]
     admin = (await client.get("/api/v1/admin/rules?username=alice", headers=auth("root"))).json()
     assert admin == served
+
+
+class RecordingDirectory(LocalDirectory):
+    """The tests' directory, noting every name it is asked about."""
+
+    asked: list[str]
+
+    async def get_user(self, username: str) -> dict[str, Any] | None:
+        self.asked.append(username)
+        return await super().get_user(username)
+
+    async def get_user_groups(self, username: str) -> list[str]:
+        self.asked.append(username)
+        return await super().get_user_groups(username)
+
+    async def get_user_projects(self, username: str) -> list[str]:
+        self.asked.append(username)
+        return await super().get_user_projects(username)
+
+    async def get_group_projects(self, group: str) -> list[str]:
+        self.asked.append(group)
+        return await super().get_group_projects(group)
+
+
+@pytest.mark.parametrize("bad", ["..", ".", "a/b", "-rf", "a b", "caf\u00e9", "x\\y", "a%2Fb"])
+async def test_account_names_refused_before_any_directory_call(
+    make_app: Any, auth: Any, bad: str
+) -> None:
+    directory = RecordingDirectory(DirectoryData.model_validate(json.loads(json.dumps(DIRECTORY))))
+    directory.asked = []
+    app = await make_app(directory=directory)
+    headers = auth("alice")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        await http.get("/api/v1/users/me", headers=headers)
+        before = await http.get(API, headers=headers)
+        cases = [
+            ("artifacts-owned", ["alice", bad], "username"),
+            ("artifacts-group-owned", [bad], "group name"),
+            ("users-followed", [bad], "username"),
+        ]
+        for tracking, params, kind in cases:
+            body = rule_body(tracking={"name": tracking, "params": params})
+            response = await http.post(API, headers=headers, json=body)
+            assert response.status_code == 422, response.text
+            error = response.json()["detail"][0]
+            index = params.index(bad)
+            assert error["loc"] == ["body", "tracking_rule", "params", index], error
+            assert f"not a valid {kind}" in error["msg"]
+            draft = {"rule": body, "days": 1}
+            response = await http.post(f"{API}/preview", headers=headers, json=draft)
+            assert response.status_code == 422, response.text
+            loc = response.json()["detail"][0]["loc"]
+            assert loc == ["body", "rule", "tracking_rule", "params", index]
+        response = await http.get("/api/v1/artifacts", params={"users": bad}, headers=headers)
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"][:2] == [
+            "query",
+            "users",
+        ]
+        if "/" not in bad and bad not in (".", ".."):  # those never reach the route as one name
+            path = f"/api/v1/users/{quote(bad, safe='')}/groups"
+            response = await http.get(path, headers=headers)
+            assert response.status_code == 422, (path, response.text)
+            assert response.json()["detail"][0]["loc"] == ["path", "username"]
+        after = await http.get(API, headers=headers)
+    assert after.json() == before.json()  # nothing was created
+    assert bad not in directory.asked and set(directory.asked) <= {"alice"}

@@ -47,6 +47,8 @@ def live_api(oidc: Provider, bus_url: str) -> Iterator[str]:
             "client_secret": CLIENT_SECRET,
             "token_check": "introspection",
             "admin_groups": [ADMIN_GROUP],
+            "allowed_clients": [CLIENT_ID],
+            "token_checks_per_minute": 100_000,
         },
         api={"rate_limit_per_minute": 100_000, "frontend_dir": "/nonexistent"},
     )

@@ -21,6 +21,9 @@ from tests.harness.ports import free_port
 OIDC_DIR = Path(__file__).resolve().parent / "oidc_provider"
 CLIENT_ID = "fmn-api-tests"
 CLIENT_SECRET = "fmn-api-tests-secret"
+# Another application of the same provider: its users' tokens are not log-ins to fmn.
+OTHER_CLIENT_ID = "another-app"
+OTHER_CLIENT_SECRET = "another-app-secret"
 PASSWORD = "password"
 
 
@@ -50,7 +53,10 @@ class Provider:
     def start(self) -> None:
         install()
         data = {
-            "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
+            "clients": [
+                {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+                {"client_id": OTHER_CLIENT_ID, "client_secret": OTHER_CLIENT_SECRET},
+            ],
             "accounts": {
                 name: {"password": PASSWORD, **info} for name, info in self.accounts.items()
             },
@@ -88,11 +94,13 @@ class Provider:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
-    def token(self, username: str, **extra: str) -> str:
-        """A real access token for a test user (password grant)."""
+    def token(
+        self, username: str, client: tuple[str, str] = (CLIENT_ID, CLIENT_SECRET), **extra: str
+    ) -> str:
+        """A real access token for a test user (password grant), issued to `client`."""
         response = httpx.post(
             f"{self.issuer}/token",
-            auth=(CLIENT_ID, CLIENT_SECRET),
+            auth=client,
             data={
                 "grant_type": "password",
                 "username": username,

@@ -14,9 +14,9 @@ from fmn.core.settings import Settings
 from fmn.core.signing import InvalidToken, Unsubscribe, read_unsubscribe_token
 from fmn.db.models import DeliveryStatus
 from fmn.senders.email_message import MailSettings, build_notification
+from fmn.sendqueue.topology import retry_queue
+from fmn.sendqueue.workitem import RuleRef
 from fmn.transport import Broker
-from fmn.transport.topology import retry_queue
-from fmn.workitem import RuleRef
 from tests.harness.signing import SIGNING_KEY
 from tests.harness.smtp_server import SMTPServer, self_signed_cert
 from tests.senders.conftest import running, sender_settings

@@ -17,6 +17,7 @@ from fmn.api import checks
 from fmn.api.deps import CurrentUser, DirectoryDep, RateLimitedUser, ServicesDep, SettingsDep
 from fmn.api.pagination import PageDep, paginate_list
 from fmn.api.schemas import AppConfig, ArtifactPublic, Detail
+from fmn.directory import names
 from fmn.rules.index import ARTIFACT_NAMESPACES
 from fmn.rules.schema import MAX_NAME_LENGTH
 
@@ -28,6 +29,11 @@ router = APIRouter()
 MAX_ARTIFACT_QUERIES = 20
 Names = Annotated[
     list[Annotated[str, Query(min_length=1, max_length=MAX_NAME_LENGTH)]],
+    Query(max_length=MAX_ARTIFACT_QUERIES),
+]
+# Usernames and group names, as the account system spells them.
+AccountNames = Annotated[
+    list[Annotated[str, Query(min_length=1, max_length=MAX_NAME_LENGTH, pattern=names.PATTERN)]],
     Query(max_length=MAX_ARTIFACT_QUERIES),
 ]
 
@@ -66,8 +72,8 @@ async def search_artifacts(
     page: PageDep,
     response: Response,
     names: Names = [],  # noqa: B006 (FastAPI copies defaults)
-    users: Names = [],  # noqa: B006
-    groups: Names = [],  # noqa: B006
+    users: AccountNames = [],  # noqa: B006
+    groups: AccountNames = [],  # noqa: B006
 ) -> list[ArtifactPublic]:
     """Packages and other artifacts: by name pattern (`*foo*`), owned by users, by groups."""
     lookups = [

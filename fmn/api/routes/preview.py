@@ -8,6 +8,7 @@ from fmn.api.deps import DirectoryDep, RateLimitedOwner, ReadSessionDep, Service
 from fmn.api.metrics import PREVIEW_SCANNED
 from fmn.api.pagination import PageDep
 from fmn.api.preview import run_preview
+from fmn.api.rule_service import check_account_names
 from fmn.api.schemas import (
     DayCount,
     PreviewMessage,
@@ -31,6 +32,7 @@ async def preview_rule(
 ) -> PreviewResult:
     """What the draft would have sent over the last `days` days (newest first, paginated by
     `page`/`page_size`), from the archive; `complete` is false if the time budget ran out."""
+    check_account_names(draft.rule, ("body", "rule"))
     async with services.preview_slots:
         preview = await run_preview(
             session,
