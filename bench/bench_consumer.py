@@ -49,7 +49,7 @@ from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import parse_message
 from fmn.rules.schema import Filters, Rule
-from fmn.workitem import PROTOCOLS
+from fmn.sendqueue.workitem import PROTOCOLS
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 AMQP = "amqp://guest:guest@127.0.0.1:5672"

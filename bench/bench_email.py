@@ -35,9 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fmn.db import migrations
 from fmn.senders.email_message import MailSettings, build_notification
-from fmn.transport import Outgoing, make_broker
-from fmn.transport.topology import declare_send_topology
-from fmn.workitem import (
+from fmn.sendqueue.topology import declare_send_topology
+from fmn.sendqueue.workitem import (
     EmailContent,
     MessageInfo,
     RuleRef,
@@ -45,6 +44,7 @@ from fmn.workitem import (
     idempotency_key,
     routing_key,
 )
+from fmn.transport import Outgoing, make_broker
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 AMQP = "amqp://guest:guest@127.0.0.1:5672"

@@ -61,7 +61,7 @@ from bench.soak_world import (
     ownership_change,
 )
 from fmn.db.models import Delivery
-from fmn.senders.deadletters import list_dead_letters
+from fmn.sendqueue.deadletters import list_dead_letters
 from fmn.transport import make_broker
 
 Log = Callable[[str], None]

@@ -34,7 +34,7 @@ from bench.soak_smtp import SmtpProcess
 from bench.soak_world import MAIL_DOMAIN, PUBLIC_URL, REFUSED_EMAIL, World, irc_ident
 from fmn.db import migrations
 from fmn.rules import schema, transfer
-from fmn.transport.topology import send_queue
+from fmn.sendqueue.topology import send_queue
 from tests.harness import directory_server, services
 from tests.harness.ports import free_port
 

@@ -29,7 +29,7 @@ from fmn.rules.message import ParsedMessage
 from fmn.rules.render import build_work_items
 from fmn.rules.schema import Rule
 from fmn.senders.text import one_line
-from fmn.workitem import idempotency_key
+from fmn.sendqueue.workitem import idempotency_key
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PUBLIC_URL = "https://notifications.soak.test"

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from fmn.core.settings import ConfigError, get_settings
+from fmn.core.settings import ConfigError
 
 # name -> "module:attribute"
 COMMANDS = {
@@ -65,11 +65,3 @@ def cli(log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def settings_or_fail() -> Any:
-    """The settings, or a one-line error and a non-zero exit."""
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import Receive, Scope, Send
 
 from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
@@ -17,25 +16,12 @@ from fmn.api.limits import BodySizeLimit
 from fmn.api.metrics import MetricsMiddleware, metrics_endpoint
 from fmn.api.pagination import PAGE_HEADERS
 from fmn.api.routes import account, admin, misc, preview, rules, unsubscribe, users
-from fmn.api.rules_shortcut import RulesListShortcut
 from fmn.api.services import Overrides, start_services, stop_services
 from fmn.core.settings import Settings, get_settings
 from fmn.directory.base import Directory
 from fmn.transport.base import Broker
 
 PREFIX = "/api/v1"
-
-
-class API(FastAPI):
-    """FastAPI with the rules list's shortcut in front of everything else
-    (fmn.api.rules_shortcut)."""
-
-    shortcut: RulesListShortcut | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.shortcut is not None and await self.shortcut.answer(scope, send):
-            return
-        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -74,13 +60,16 @@ def create_app(
         finally:
             await stop_services(app.state.services)
 
-    app = API(
+    app = FastAPI(
         title="Fedora Messaging Notifications",
         version="1",
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # fmn exports Prometheus metrics (fmn.api.metrics), no OpenTelemetry: off, FastAPI does
+        # not look for OpenTelemetry providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     for router in (
@@ -120,7 +109,6 @@ def create_app(
     root = frontend_dir(settings.api)
     if root is not None:
         mount_frontend(app, root)
-    app.shortcut = RulesListShortcut(app, PREFIX)
     return app
 
 

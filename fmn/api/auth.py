@@ -173,13 +173,6 @@ class TokenVerifier:
             check.add_done_callback(lambda done: self._checked(key, done))
         return await asyncio.shield(check)
 
-    def remembered(self, token: str) -> Identity | None:
-        """The identity of a token this process checked (or found in the shared cache) and
-        still trusts; None otherwise."""
-        if not well_formed(token):
-            return None
-        return self._memo.get(token_key(token))
-
     def _from_cache(self, key: str, raw: str | bytes) -> Identity:
         data = json.loads(raw)
         if "refused" in data:

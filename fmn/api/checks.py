@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn.api.schemas import ComponentStatus
 from fmn.api.services import Services
 from fmn.db.migrations import current_revision, head_revision
-from fmn.transport.topology import dead_letter_queue, send_queue
-from fmn.workitem import PROTOCOLS
+from fmn.sendqueue.topology import dead_letter_queue, send_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 
 TIMEOUT = 5.0
 

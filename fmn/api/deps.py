@@ -66,9 +66,11 @@ DirectoryDep = Annotated[Directory, Depends(get_directory)]
 
 async def get_identity(
     request: Request,
-    services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
+    # The services straight from the app, not as a dependency: every authenticated request
+    # runs this, and each dependency costs FastAPI's resolution.
+    services: Services = request.app.state.services
     if credentials is None:
         raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
 

@@ -4,6 +4,7 @@ at scrape time. A pure ASGI middleware, so it adds microseconds, not a task per 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -54,6 +55,9 @@ class MetricsMiddleware(HTTPMiddleware):
     def __init__(self, app: ASGIApp, prefix: str = "") -> None:
         super().__init__(app)
         self.prefix = prefix
+        # The labelled children, found once (labels() takes a lock and builds a key each time).
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, int], Any] = {}
 
     def _route(self, scope: Scope) -> str:
         """The route's template: a bounded label, unlike the path."""
@@ -74,8 +78,15 @@ class MetricsMiddleware(HTTPMiddleware):
         finally:
             route = self._route(scope)
             method = scope.get("method", "")
-            LATENCY.labels(method, route).observe(time.perf_counter() - start)
-            REQUESTS.labels(method, route, str(watched.status)).inc()
+            latency = self._latency.get((method, route))
+            if latency is None:
+                latency = self._latency[method, route] = LATENCY.labels(method, route)
+            latency.observe(time.perf_counter() - start)
+            key = (method, route, watched.status)
+            counter = self._requests.get(key)
+            if counter is None:
+                counter = self._requests[key] = REQUESTS.labels(method, route, str(key[2]))
+            counter.inc()
 
 
 async def metrics_endpoint(request: Request) -> Response:

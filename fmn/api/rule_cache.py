@@ -2,7 +2,7 @@
 serves one again only while PostgreSQL says that nothing the page shows has changed.
 
 Every request still asks the database, after it arrived, but only for the user's versions
-(fmn.api.rule_queries.VERSIONS: two index look-ups): numbers that triggers change in the
+(VERSIONS: two index look-ups): numbers that triggers change in the
 writing transaction with every insert, update or delete of the user's rules, their parts and
 their counts (migration 0002), so a page written by anyone — this process, another worker, an
 admin, `fmn rules import`, plain SQL, the consumer's counts — is never served stale, and
@@ -22,15 +22,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from fmn.api.rule_queries import VERSIONS, Version, read_rules, read_user_page, week_ago
 from fmn.api.schemas import RulePublic
+from fmn.rules.store import Version, read_rules, week_ago
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,16 @@ MAX_BYTES = 32 * 1024 * 1024
 CHECK_TIMEOUT = 5.0
 
 _RULES_JSON = TypeAdapter(list[RulePublic])
+
+# The versions of what a user's rules list shows (migration 0002): the user's id, and the
+# numbers the triggers change with every write to their rules and parts (rules version) and to
+# their rules' counts (counts version). A user without a row has had no such write since the
+# migration: None stands for that state.
+VERSIONS = """
+SELECT u.name, u.id, r.version, c.version FROM users u
+LEFT JOIN user_rules_versions r ON r.user_id = u.id
+LEFT JOIN user_counts_versions c ON c.user_id = u.id
+WHERE u.name = ANY($1::text[])"""
 
 
 def rules_json(rules: list[RulePublic]) -> bytes:
@@ -152,9 +162,10 @@ class RulePages:
         self, sessionmaker: async_sessionmaker[AsyncSession], max_bytes: int = MAX_BYTES
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.max_bytes = max_bytes
-        self._pages: OrderedDict[tuple[str, int, int], Page] = OrderedDict()
-        self._bytes = 0
+        # Pages by (user, offset, limit), weighed by their JSON's size.
+        self._pages: LRUCache[tuple[str, int, int | None], Page] = LRUCache(
+            max_bytes, getsizeof=lambda page: len(page.body)
+        )
         bind = sessionmaker.kw.get("bind")
         self.checks: VersionChecks | None = None
         if isinstance(bind, AsyncEngine | AsyncConnection) and bind.dialect.name == "postgresql":
@@ -164,20 +175,15 @@ class RulePages:
         if self.checks is not None:
             await self.checks.aclose()
 
-    async def get(
-        self, username: str, offset: int, limit: int, session: AsyncSession | None = None
-    ) -> Page:
-        """The page; when it must be read, with `session` or else one of the sessionmaker's."""
+    async def get(self, username: str, offset: int, limit: int | None) -> Page:
+        """The page (`limit` None: every rule from `offset` on)."""
         key = (username, offset, limit)
         if self.checks is not None:
             cached = self._pages.get(key)
             if cached is not None and await self._holds(cached, username):
-                self._pages.move_to_end(key)
                 return cached
-        if session is None:
-            async with self.sessionmaker() as own:
-                return await self._read(key, own)
-        return await self._read(key, session)
+        async with self.sessionmaker() as session:
+            return await self._read(key, session)
 
     async def _holds(self, page: Page, username: str) -> bool:
         """Whether the page is what the route would answer now."""
@@ -189,26 +195,20 @@ class RulePages:
         except Exception:
             return False  # read the page (the failure, if it lasts, is the route's to answer)
 
-    async def _read(self, key: tuple[str, int, int], session: AsyncSession) -> Page:
+    async def _read(self, key: tuple[str, int, int | None], session: AsyncSession) -> Page:
         username, offset, limit = key
-        if self.checks is None:
-            rules, total = await read_rules(session, username=username, offset=offset, limit=limit)
-            return Page(rules_json(rules), total)
-        rules, total, version, oldest = await read_user_page(
-            session, username, offset, limit, week_ago()
+        kept = self.checks is not None
+        read = await read_rules(
+            session,
+            username=username,
+            offset=offset,
+            limit=limit,
+            since=week_ago(),
+            versions=kept,
         )
-        page = Page(rules_json(rules), total, version, oldest)
-        self._store(key, page)
+        rules = [RulePublic.of(stored) for stored in read.rules]
+        page = Page(rules_json(rules), read.total, read.version, read.oldest_count)
+        self._pages.pop(key, None)
+        if kept and page.version is not None and len(page.body) <= self._pages.maxsize:
+            self._pages[key] = page
         return page
-
-    def _store(self, key: tuple[str, int, int], page: Page) -> None:
-        old = self._pages.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old.body)
-        if page.version is None or len(page.body) > self.max_bytes:
-            return
-        self._pages[key] = page
-        self._bytes += len(page.body)
-        while self._bytes > self.max_bytes:
-            _, dropped = self._pages.popitem(last=False)
-            self._bytes -= len(dropped.body)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,6 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.destinations import user_destinations
-from fmn.api.rule_queries import week_ago
 from fmn.api.schemas import RulePublic
 from fmn.api.services import Services
 from fmn.core.settings import Settings
@@ -20,44 +18,34 @@ from fmn.db import models
 from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules import schema
-from fmn.rules.store import RULE_LOAD_OPTIONS, generated_since, rule_to_schema
+from fmn.rules.store import RULE_LOAD_OPTIONS, read_rules
 
 
 def rules_query() -> Select[Any]:
-    return select(models.Rule).options(*RULE_LOAD_OPTIONS).order_by(models.Rule.id)
+    """Rules as ORM objects to change (readers use fmn.rules.store.read_rules). Like the
+    reader, a row without a tracking rule is no rule."""
+    return (
+        select(models.Rule)
+        .join(models.Rule.tracking_rule)
+        .options(*RULE_LOAD_OPTIONS)
+        .order_by(models.Rule.id)
+    )
 
 
 def user_rules_query(username: str) -> Select[Any]:
     return rules_query().join(models.Rule.user).where(models.User.name == username)
 
 
-async def to_public(
-    session: AsyncSession, rules: Sequence[models.Rule], admins: frozenset[str] = frozenset()
-) -> list[RulePublic]:
-    """Rules in FMN 3's JSON, with their notification counts of the last 7 days."""
-    counts = await generated_since(session, [r.id for r in rules], week_ago())
-    return [
-        RulePublic(
-            **rule_to_schema(r, counts.get(r.id, 0), is_admin=r.user.name in admins).__dict__,
-            muted_until=r.muted_until,
-        )
-        for r in rules
-    ]
+async def read_public(session: AsyncSession, rule_id: int) -> RulePublic:
+    """A rule as the API answers it, read afresh (after a change)."""
+    read = await read_rules(session, rule_id=rule_id)
+    return RulePublic.of(read.rules[0])
 
 
 async def get_rule(session: AsyncSession, username: str, rule_id: int) -> models.Rule:
     rule = await session.scalar(user_rules_query(username).where(models.Rule.id == rule_id))
     if rule is None:
         raise HTTPException(404, f"No rule {rule_id} for {username}")
-    return rule
-
-
-async def reload(session: AsyncSession, rule_id: int) -> models.Rule:
-    """A rule read afresh with everything the JSON needs (after a commit)."""
-    rule = await session.scalar(
-        rules_query().where(models.Rule.id == rule_id).execution_options(populate_existing=True)
-    )
-    assert rule is not None
     return rule
 
 
@@ -154,4 +142,4 @@ class RuleWriter:
     async def save(self, row: models.Rule, action: str) -> RulePublic:
         await self.session.commit()
         self.services.announcer.announce(action, row.id, row.name, self.username)
-        return (await to_public(self.session, [await reload(self.session, row.id)]))[0]
+        return await read_public(self.session, row.id)

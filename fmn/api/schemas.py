@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from fmn.db.models import DeliveryStatus, DigestMode
 from fmn.rules import schema
+from fmn.rules.store import StoredRule
 
 # Anchored: pydantic's `pattern` searches, so an unanchored one passes "xx07:50yy".
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -56,6 +57,11 @@ class RulePublic(schema.Rule):
     """A rule as FMN 3 returns it, plus until when it is muted."""
 
     muted_until: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, stored: StoredRule) -> RulePublic:
+        # The reader validated the rule; adding muted_until needs no second validation.
+        return cls.model_construct(**stored.rule.__dict__, muted_until=stored.muted_until)
 
 
 class RulePatch(_In):

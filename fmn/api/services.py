@@ -71,7 +71,7 @@ class Services:
     async def get_send_broker(self) -> Broker:
         async with self._send_lock:
             if self.send_broker is None:
-                from fmn.senders.deadletters import open_broker
+                from fmn.sendqueue.deadletters import open_broker
 
                 url = self.settings.send_queue.amqp_url
                 self.send_broker = await open_broker(self.settings.send_queue)

@@ -8,7 +8,7 @@ import signal
 import click
 import uvloop
 
-from fmn.cli import settings_or_fail
+from fmn.core.commands import settings_or_fail
 
 
 @click.command()

@@ -39,9 +39,9 @@ from fmn.rules import store
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import BadMessage, ParsedMessage, parse_message
 from fmn.rules.render import build_work_items
+from fmn.sendqueue.topology import declare_send_topology
+from fmn.sendqueue.workitem import WorkItem, pack
 from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broker
-from fmn.transport.topology import declare_send_topology
-from fmn.workitem import WorkItem, pack
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,10 @@ class Consumer:
         started = time.perf_counter()
         async with session_scope(self.sessionmaker) as session:
             self._mute_checked = dt.datetime.now(dt.UTC)
-            rules = await store.load_rules(
-                session, enabled_only=True, with_counts=False, unmuted_at=self._mute_checked
+            read = await store.read_rules(
+                session, enabled_only=True, counts=False, unmuted_at=self._mute_checked
             )
+        rules = [stored.rule for stored in read.rules]
         await self.index.build(rules)
         # The index lives as long as the process: keep the cyclic GC from rescanning it.
         gc.freeze()
@@ -270,14 +271,14 @@ class Consumer:
 
     async def _reload_user(self, username: str) -> None:
         async with session_scope(self.sessionmaker) as session:
-            rules = await store.load_rules(
+            read = await store.read_rules(
                 session,
                 username=username,
                 enabled_only=True,
-                with_counts=False,
+                counts=False,
                 unmuted_at=dt.datetime.now(dt.UTC),
             )
-        await self.index.set_user_rules(username, rules)
+        await self.index.set_user_rules(username, [stored.rule for stored in read.rules])
         self._disabled_owners.discard(username)
 
     async def unmute(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from fmn.cli import settings_or_fail
+from fmn.core.commands import settings_or_fail
 from fmn.core.settings import Settings
 
 

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from fmn.core.settings import BusSettings, SendQueueSettings, Settings
+from fmn.sendqueue.topology import dead_letter_queue, retry_queue, send_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport import Broker, make_broker
-from fmn.transport.topology import dead_letter_queue, retry_queue, send_queue
-from fmn.workitem import PROTOCOLS
 
 State = Literal["ok", "warn", "down", "skip"]
 PARTS = ("database", "cache", "bus", "send", "directory", "api")
@@ -330,7 +330,7 @@ def print_report(checks: Sequence[Check]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def status(api_url: str | None, skip: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Check every part the configuration points at; exit 1 when one is down."""
-    from fmn.cli import settings_or_fail
+    from fmn.core.commands import settings_or_fail
 
     # The report says what failed; the clients' own retry warnings would only repeat it.
     for noisy in ("alembic", "fmn.directory"):

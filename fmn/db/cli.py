@@ -7,7 +7,7 @@ import asyncio
 import click
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from fmn.cli import settings_or_fail
+from fmn.core.commands import settings_or_fail
 from fmn.db import migrations
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from fmn.cli import settings_or_fail
+from fmn.core.commands import settings_or_fail
 
 
 @click.command()

@@ -2,6 +2,11 @@
 replayed on the bus exchange at a steady rate, as fedora-messaging publishers send them
 (routing key = topic, fedora_messaging_* headers, a fresh message id, a JSON body).
 
+Only messages whose schema renders them for humans are replayed (a summary that is not the topic, a
+text that is not a dump of the body), so the demo's notifications read as production's: a
+fedmsg-era message of the corpus takes the schema of its topic when its body fits one, the others
+are left out.
+
 So that the replayed messages concern people who can log in, the most frequent usernames of the
 corpus are renamed into the sample users (every JSON string value equal to one of them), and the
 sample directory gives the sample users packages that appear in the corpus. Messages about each
@@ -13,13 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import itertools
 import json
 import logging
 import random
-from collections import Counter
+import warnings
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +101,58 @@ def load_corpus(directory: Path) -> list[CorpusMessage]:
     return messages
 
 
+@functools.cache
+def _schemas_by_topic() -> dict[str, list[str]]:
+    """The installed schema names of each topic (a schema class declares its topic)."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for entry in entry_points(group="fedora.messages"):
+        topic = getattr(message_class(entry.name), "topic", None)
+        if isinstance(topic, str) and topic:
+            found[topic].append(entry.name)
+    return dict(found)
+
+
+def _renders(message: CorpusMessage) -> bool:
+    """Whether its schema gives the message a summary and a text of its own."""
+    try:
+        bus = _bus_message(message, {})
+        bus.validate()
+        summary, text = bus.summary, str(bus)
+    except Exception:  # a body its schema refuses or cannot read: no notification to show
+        return False
+    return bool(summary) and summary != bus.topic and text != fm.Message.__str__(bus)
+
+
+def _with_schema_of_topic(message: CorpusMessage) -> CorpusMessage | None:
+    """A fedmsg-era message as today's publisher of its topic sends it, when its body fits that
+    schema (not a deprecated one) and renders; on the production topic."""
+    parts = message.topic.split(".", 3)
+    short = parts[3] if message.topic.startswith("org.fedoraproject.") and len(parts) == 4 else ""
+    for topic, schemas in (
+        (message.topic, _schemas_by_topic().get(message.topic, [])),
+        (TOPIC_PREFIX + short, _schemas_by_topic().get(short, [])),
+    ):
+        for schema in schemas:
+            candidate = dataclasses.replace(message, topic=topic, schema=schema)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", DeprecationWarning)
+                if _renders(candidate):
+                    return candidate
+    return None
+
+
+def shown(messages: Sequence[CorpusMessage]) -> list[CorpusMessage]:
+    """The messages whose notifications read as production's (see the module's docstring)."""
+    kept = []
+    for message in messages:
+        found = message if message.schema and _renders(message) else None
+        if found is None and not message.schema:
+            found = _with_schema_of_topic(message)
+        if found is not None:
+            kept.append(found)
+    return kept
+
+
 def retarget(value: Any, names: Mapping[str, str]) -> Any:
     """A copy of a JSON value with every string equal to a key of `names` replaced."""
     if isinstance(value, str):
@@ -122,11 +183,14 @@ def _bus_message(message: CorpusMessage, names: Mapping[str, str]) -> fm.Message
 
 
 def _names_in(message: CorpusMessage) -> list[str]:
+    """The people a message is about, not the one who acted: a sample user renamed from them
+    gets the message's notification (their own actions are not notified)."""
     try:
+        headers = {"fedora_messaging_schema": message.schema} if message.schema else {}
         parsed = parse_message(
-            {"topic": message.topic, "body": message.body, "headers": {}, "id": "corpus"}
+            {"topic": message.topic, "body": message.body, "headers": headers, "id": "corpus"}
         )
-        found = [*parsed.usernames, *([parsed.agent_name] if parsed.agent_name else [])]
+        found = [name for name in parsed.usernames if name != parsed.agent_name]
     except BadMessage:
         found = []
     return [*found, *message.usernames]

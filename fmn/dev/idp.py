@@ -390,6 +390,25 @@ class _AccessTokens(BearerTokenValidator):  # type: ignore[misc]
         return self.provider.by_access.get(token_string)
 
 
+class _Protector(ResourceProtector):  # type: ignore[misc]
+    """The access token from the Authorization header (RFC 6750 §2.1) or from a form-encoded
+    body (§2.2): FMN 3's web app (AppAuth-JS) POSTs it to userinfo that way, and Ipsilon
+    accepts it. authlib reads only the header."""
+
+    def parse_request_authorization(self, request: Request) -> tuple[Any, str]:
+        in_body = request.method != "GET" and request.headers.get("Content-Type", "").startswith(
+            "application/x-www-form-urlencoded"
+        )
+        body_token = request.form.get("access_token") if in_body else None
+        if body_token is None:
+            return super().parse_request_authorization(request)  # type: ignore[no-any-return]
+        if request.headers.get("Authorization"):
+            raise InvalidRequestError(
+                "send the access token in one place only (RFC 6750, section 2)"
+            )
+        return self.get_token_validator("bearer"), body_token
+
+
 class IdentityProvider:
     """The provider's state and its authlib server. `issuer` is the URL it is served at."""
 
@@ -418,7 +437,7 @@ class IdentityProvider:
             2048, parameters={"kid": generate_token(12), "use": "sig", "alg": "RS256"}
         )
         self.server = self._build_server()
-        self.protector = ResourceProtector()
+        self.protector = _Protector()
         self.protector.register_token_validator(_AccessTokens(self))
 
     def _build_server(self) -> _Server:
@@ -485,8 +504,26 @@ class IdentityProvider:
                 "client_secret_basic",
                 "client_secret_post",
             ],
+            "introspection_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+            ],
+            "revocation_endpoint_auth_methods_supported": [
+                "none",
+                "client_secret_basic",
+                "client_secret_post",
+            ],
             "code_challenge_methods_supported": ["S256"],
+            "prompt_values_supported": ["none", "login"],
+            "display_values_supported": ["page"],
+            "claim_types_supported": ["normal"],
             "claims_supported": [
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
                 "sub",
                 "name",
                 "nickname",
@@ -495,6 +532,12 @@ class IdentityProvider:
                 "email_verified",
                 "groups",
             ],
+            # Stated because a missing request_uri_parameter_supported means true.
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "frontchannel_logout_supported": False,
+            "backchannel_logout_supported": False,
         }
 
     def jwks(self) -> dict[str, Any]:

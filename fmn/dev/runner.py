@@ -24,9 +24,9 @@ from fmn.api.app import create_app
 from fmn.api.frontend import frontend_dir
 from fmn.consumer.service import Consumer
 from fmn.db import migrations
-from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix, run_logged_sender
+from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix
 from fmn.dev.embedded import IDP_PATH, Embedded
-from fmn.dev.feed import Feed, load_corpus, rename_map
+from fmn.dev.feed import Feed, load_corpus, rename_map, shown
 from fmn.dev.idp import Client, IdentityProvider
 from fmn.dev.idp_http import make_idp_router
 from fmn.dev.mailsink import MailSink
@@ -173,7 +173,7 @@ class Runner:
         settings, stop = self.embedded.settings, self.stop
         stand_ins: dict[str, type[LoggedChat]] = {"irc": LoggedIRC, "matrix": LoggedMatrix}
         if protocol in stand_ins and getattr(self.embedded, protocol):
-            return run_logged_sender(stand_ins[protocol](self.outbox), settings, stop)
+            return run_sender(protocol, settings, stop, stand_ins[protocol](self.outbox))
         return run_sender(protocol, settings, stop)
 
     def _routers(self) -> list[Any]:
@@ -213,7 +213,12 @@ class Runner:
             self.feed_note = "off (dev.feed_interval = 0)"
             return None
         corpus = Path(dev.corpus_dir)
-        messages = load_corpus(corpus) if corpus.is_dir() else []
+        read = load_corpus(corpus) if corpus.is_dir() else []
+        messages = shown(read)
+        if read and not messages:
+            self.feed_note = f"off: no message of {corpus} has a schema that renders it"
+            log.warning("demo feed %s", self.feed_note)
+            return None
         if not messages:
             self.feed_note = (
                 f"off: no corpus at {corpus.resolve()} (set dev.corpus_dir to a folder of "
@@ -225,7 +230,8 @@ class Runner:
         users = [u.username for u in self.embedded.users]
         names = rename_map(messages, users, dev.feed_names_per_user)
         self.feed_note = (
-            f"{len(messages)} messages from {corpus}, one every {dev.feed_interval:g} s"
+            f"{len(messages)} messages from {corpus} (of {len(read)}: those their schema "
+            f"renders), one every {dev.feed_interval:g} s"
         )
         return Feed(
             make_broker(settings.bus.amqp_url, "fmn run (feed)"),

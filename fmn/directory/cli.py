@@ -32,7 +32,7 @@ LOOKUPS = (
 @click.argument("argument")
 def lookup(lookup: str, argument: str) -> None:
     """Ask the configured directory one question, e.g. `get_project_users rpms/firefox`."""
-    from fmn.cli import settings_or_fail
+    from fmn.core.commands import settings_or_fail
     from fmn.directory.base import DirectoryUnavailable
     from fmn.directory.factory import close_directory, make_directory
 

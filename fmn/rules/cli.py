@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from fmn.cli import settings_or_fail
+from fmn.core.commands import settings_or_fail
 from fmn.db.session import make_engine, make_sessionmaker, session_scope
 from fmn.rules import transfer
 

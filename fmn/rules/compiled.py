@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from fmn.rules.filters import CompiledFilters, compile_filters
 from fmn.rules.schema import ArtifactsFollowed, Rule
-from fmn.workitem import Protocol
+from fmn.sendqueue.workitem import Protocol
 
 Destination = tuple[Protocol, str]  # (protocol, address)
 

@@ -28,11 +28,11 @@ from functools import partial
 from operator import attrgetter
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from fmn import workitem
 from fmn.directory.base import Directory
 from fmn.rules.compiled import CompiledRule, Destination, compile_rule
 from fmn.rules.message import ParsedMessage
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES, Rule
+from fmn.sendqueue import workitem
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ def load_rules(file: TextIO) -> list[Rule]:
 
 
 def _configured_directory() -> Directory:
-    from fmn.cli import settings_or_fail
+    from fmn.core.commands import settings_or_fail
 
     settings = settings_or_fail()
     try:

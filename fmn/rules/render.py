@@ -1,4 +1,4 @@
-"""Notifications for a matched message: one WorkItem (fmn/workitem.py) per destination.
+"""Notifications for a matched message: one WorkItem (fmn/sendqueue/workitem.py) per destination.
 
 Content follows FMN 3 (reference §2.4): email subject "[app] summary", text `str(message)` then
 the url, a footer naming the rule(s) with a link to each; IRC and Matrix get one line
@@ -24,7 +24,14 @@ from fmn.rules.compiled import CompiledRule
 from fmn.rules.filters import SEVERITY_LEVELS
 from fmn.rules.index import Match
 from fmn.rules.message import ParsedMessage
-from fmn.workitem import ChatContent, EmailContent, MessageInfo, RuleRef, WorkItem, idempotency_key
+from fmn.sendqueue.workitem import (
+    ChatContent,
+    EmailContent,
+    MessageInfo,
+    RuleRef,
+    WorkItem,
+    idempotency_key,
+)
 
 SUBJECT_LIMIT = 250
 METADATA_LIMIT = 500

@@ -1,15 +1,16 @@
-"""Rules between the database and their JSON shape (fmn/rules/schema.py), defined once for the
-API, `fmn rules import/export` and the consumer's index loading."""
+"""Rules between the database and their JSON shape (fmn/rules/schema.py): the one reader
+(`read_rules`, for the consumer's index, every API route, the admin lists and `fmn rules
+export`) and the writer of a rule's ORM graph."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import JSON, Select, bindparam, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from fmn.db import models
@@ -23,18 +24,6 @@ RULE_LOAD_OPTIONS = (
 )
 
 
-class _FilterRow(Protocol):
-    """A filter as stored: an ORM Filter or a Core row of the filters table."""
-
-    name: str
-    params: Any
-
-
-def filters_to_schema(rows: Sequence[_FilterRow]) -> schema.Filters:
-    values = {row.name: row.params for row in rows if row.name in schema.FILTER_NAMES}
-    return schema.Filters.model_validate(values)
-
-
 def filters_to_rows(filters: schema.Filters) -> list[models.Filter]:
     """One row per filter that differs from its default, as FMN 3 stores them."""
     defaults = schema.Filters()
@@ -44,47 +33,6 @@ def filters_to_rows(filters: schema.Filters) -> list[models.Filter]:
         if value != getattr(defaults, name):
             rows.append(models.Filter(name=name, params=value))
     return rows
-
-
-def rule_to_schema(
-    rule: models.Rule, generated_last_week: int = 0, is_admin: bool = False
-) -> schema.Rule:
-    return _rule_schema(
-        {"id": rule.id, "name": rule.name, "disabled": rule.disabled},
-        {"id": rule.user.id, "name": rule.user.name, "is_admin": is_admin},
-        {"name": rule.tracking_rule.name, "params": rule.tracking_rule.params},
-        [
-            (
-                gr.id,
-                [{"protocol": d.protocol, "address": d.address} for d in gr.destinations],
-                gr.filters,
-            )
-            for gr in rule.generation_rules
-        ],
-        generated_last_week,
-    )
-
-
-def _rule_schema(
-    rule: dict[str, Any],
-    user: dict[str, Any],
-    tracking_rule: dict[str, Any],
-    generation_rules: Sequence[tuple[int, list[dict[str, str]], Sequence[_FilterRow]]],
-    generated_last_week: int,
-) -> schema.Rule:
-    """The JSON model of a rule from its parts (filters: rows with `name` and `params`)."""
-    return schema.Rule.model_validate(
-        {
-            **rule,
-            "user": user,
-            "tracking_rule": tracking_rule,
-            "generation_rules": [
-                {"id": gr_id, "destinations": destinations, "filters": filters_to_schema(filters)}
-                for gr_id, destinations, filters in generation_rules
-            ],
-            "generated_last_week": generated_last_week,
-        }
-    )
 
 
 def apply_to_model(rule: models.Rule, data: schema.RuleBase, *, keep_ids: bool = False) -> None:
@@ -110,88 +58,231 @@ def apply_to_model(rule: models.Rule, data: schema.RuleBase, *, keep_ids: bool =
     rule.generation_rules = generation_rules
 
 
-async def generated_since(
-    session: AsyncSession, rule_ids: Sequence[int], since: dt.datetime
-) -> dict[int, int]:
-    """Notifications generated per rule since a time."""
-    if not rule_ids:
-        return {}
-    rows = await session.execute(
-        select(models.Generated.rule_id, func.sum(models.Generated.count))
-        .where(models.Generated.rule_id.in_(rule_ids), models.Generated.when >= since)
-        .group_by(models.Generated.rule_id)
+# ---- the rule reader ------------------------------------------------------------------------
+# Every reader of rules goes through `read_rules`: the consumer's index, every API route, the
+# admin list and `fmn rules export`. A rule is a `rules` row with its tracking rule (FMN 3: exactly
+# one); a row without one (only plain SQL makes it) is no rule and is read by nobody (see
+# docs/decisions.md, "One rule reader").
+
+COUNTED_DAYS = 7  # a rule's `generated_last_week`
+
+
+def week_ago() -> dt.datetime:
+    """Where the counts a rule shows begin."""
+    return dt.datetime.now(dt.UTC) - dt.timedelta(days=COUNTED_DAYS)
+
+
+# (user id, rules version, counts version): what PostgreSQL's triggers keep for a user (migration
+# 0002); None for a version not written since the migration.
+Version = tuple[int, int | None, int | None]
+
+
+class StoredRule(NamedTuple):
+    rule: schema.Rule
+    muted_until: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class RulesRead:
+    rules: list[StoredRule]
+    total: int  # how many rules match, past the page too
+    # With `versions` (PostgreSQL): the user's versions read in the same statement (None when
+    # the page is empty), and the oldest count the page shows (None: none).
+    version: Version | None = None
+    oldest_count: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Which conditions and columns a statement has; each shape is built once."""
+
+    by_user: bool
+    by_id: bool
+    by_disabled: bool
+    enabled_only: bool
+    unmuted: bool
+    counts: bool
+    versions: bool
+    paged: bool
+
+
+R, U, T = models.Rule, models.User, models.TrackingRule
+G, D, F = models.GenerationRule, models.Destination, models.Filter
+
+
+def _json_rows(dialect: str, *columns: Any) -> Any:
+    """An aggregate of rows as one JSON array of arrays (PostgreSQL or SQLite)."""
+    if dialect == "postgresql":
+        return func.json_agg(func.json_build_array(*columns), type_=JSON)
+    return func.json_group_array(func.json_array(*columns), type_=JSON)
+
+
+def _conditions(shape: _Shape) -> list[Any]:
+    conditions: list[Any] = []
+    if shape.by_user:
+        conditions.append(U.name == bindparam("username"))
+    if shape.by_id:
+        conditions.append(R.id == bindparam("rule_id"))
+    if shape.by_disabled:
+        conditions.append(R.disabled == bindparam("disabled"))
+    if shape.enabled_only:
+        conditions.append(R.disabled.is_(False))
+    if shape.unmuted:
+        unmuted_at: Any = bindparam("unmuted_at")
+        conditions.append(or_(R.muted_until.is_(None), R.muted_until <= unmuted_at))
+    return conditions
+
+
+def _joined(statement: Select[Any], shape: _Shape) -> Select[Any]:
+    return (
+        statement.join(U, U.id == R.user_id).join(T, T.rule_id == R.id).where(*_conditions(shape))
     )
-    return {rule_id: int(total or 0) for rule_id, total in rows.all()}
 
 
-async def load_rules(
-    session: AsyncSession,
+@cache
+def _statement(dialect: str, shape: _Shape) -> Select[Any]:
+    """Rules in one round trip: each with its owner, tracking rule, week's count, and its
+    generation rules, destinations and filters as JSON arrays, and how many match. Built once
+    per dialect and shape (building costs more than running); values come as bind parameters."""
+    since: Any = bindparam("since")
+    week: Any = literal(0)
+    if shape.counts:
+        week = (
+            select(func.coalesce(func.sum(models.Generated.count), 0))
+            .where(models.Generated.rule_id == R.id, models.Generated.when >= since)
+            .scalar_subquery()
+        )
+    generation = select(_json_rows(dialect, G.id)).where(G.rule_id == R.id).scalar_subquery()
+    destinations = (
+        select(_json_rows(dialect, G.id, D.id, D.protocol, D.address))
+        .join(D, D.generation_rule_id == G.id)
+        .where(G.rule_id == R.id)
+        .scalar_subquery()
+    )
+    params = F.params if dialect == "postgresql" else func.json(F.params)
+    filters = (
+        select(_json_rows(dialect, G.id, F.id, F.name, params))
+        .join(F, F.generation_rule_id == G.id)
+        .where(G.rule_id == R.id)
+        .scalar_subquery()
+    )
+    columns: list[Any] = [
+        R.id,
+        R.name,
+        R.disabled,
+        R.muted_until,
+        U.id,
+        U.name,
+        T.name,
+        T.params,
+        week,
+        generation,
+        destinations,
+        filters,
+        func.count().over(),
+    ]
+    if shape.versions:
+        # The user's versions and, per rule, the oldest of the counts it shows: all of the
+        # same snapshot as the rules (fmn.api.rule_cache).
+        columns += [
+            select(models.UserRulesVersion.version)
+            .where(models.UserRulesVersion.user_id == U.id)
+            .scalar_subquery(),
+            select(models.UserCountsVersion.version)
+            .where(models.UserCountsVersion.user_id == U.id)
+            .scalar_subquery(),
+            select(func.min(models.Generated.when))
+            .where(models.Generated.rule_id == R.id, models.Generated.when >= since)
+            .scalar_subquery(),
+        ]
+    statement = _joined(select(*columns).select_from(R), shape).order_by(R.id)
+    if shape.paged:
+        statement = statement.offset(bindparam("offset")).limit(bindparam("limit"))
+    return statement
+
+
+@cache
+def _count_statement(shape: _Shape) -> Select[Any]:
+    return _joined(select(func.count()).select_from(R), shape)
+
+
+def _stored(row: Any) -> StoredRule:
+    """A row of `_statement` as a rule (validated: rows written by plain SQL or an old
+    version are checked as an API request would be)."""
+    rid, name, disabled, muted, uid, uname, tname, tparams, week, gens, dests, filters = row[:12]
+    generation: dict[int, dict[str, Any]] = {
+        gid: {"id": gid, "destinations": [], "filters": {}} for (gid,) in sorted(gens or [])
+    }
+    for gid, _id, protocol, address in sorted(dests or [], key=lambda d: d[1]):
+        generation[gid]["destinations"].append({"protocol": protocol, "address": address})
+    for gid, _id, filter_name, filter_params in sorted(filters or [], key=lambda f: f[1]):
+        if filter_name in schema.FILTER_NAMES:
+            generation[gid]["filters"][filter_name] = filter_params
+    rule = schema.Rule.model_validate(
+        {
+            "id": rid,
+            "name": name,
+            "disabled": disabled,
+            "user": {"id": uid, "name": uname, "is_admin": False},
+            "tracking_rule": {"name": tname, "params": tparams},
+            "generation_rules": list(generation.values()),
+            "generated_last_week": int(week),
+        }
+    )
+    return StoredRule(rule, muted)
+
+
+async def read_rules(
+    session: AsyncSession | AsyncConnection,
     *,
     username: str | None = None,
+    rule_id: int | None = None,
+    disabled: bool | None = None,
     enabled_only: bool = False,
-    with_counts: bool = True,
     unmuted_at: dt.datetime | None = None,
-) -> list[schema.Rule]:
-    """Rules as JSON models, ordered by id; optionally one user's, optionally enabled only,
-    optionally without the rules muted at a given time.
-
-    Read with four Core queries (rules with owner and tracking rule; generation rules;
-    destinations; filters), not through the ORM: a consumer loads every rule at start, and
-    building ORM objects took most of that time (5 s for 10,000 rules)."""
-    R, U, T = models.Rule, models.User, models.TrackingRule
-    conditions: list[Any] = []
-    if username is not None:
-        conditions.append(U.name == username)
-    if enabled_only:
-        conditions.append(R.disabled.is_(False))
-    if unmuted_at is not None:
-        conditions.append(or_(R.muted_until.is_(None), R.muted_until <= unmuted_at))
-    selected = select(R.id).join(U, R.user_id == U.id).where(*conditions)
-    rows = (
-        await session.execute(
-            select(R.id, R.name, R.disabled, U.id, U.name, T.name, T.params)
-            .join(U, R.user_id == U.id)
-            .join(T, T.rule_id == R.id)
-            .where(*conditions)
-            .order_by(R.id)
-        )
-    ).all()
-    G, D, F = models.GenerationRule, models.Destination, models.Filter
-    generation: dict[int, list[tuple[int, list[dict[str, str]], list[Any]]]] = defaultdict(list)
-    by_id: dict[int, tuple[int, list[dict[str, str]], list[Any]]] = {}
-    for gr_id, rule_id in await session.execute(
-        select(G.id, G.rule_id).where(G.rule_id.in_(selected)).order_by(G.id)
-    ):
-        by_id[gr_id] = (gr_id, [], [])
-        generation[rule_id].append(by_id[gr_id])
-    for gr_id, protocol, address in await session.execute(
-        select(D.generation_rule_id, D.protocol, D.address)
-        .join(G, D.generation_rule_id == G.id)
-        .where(G.rule_id.in_(selected))
-        .order_by(D.id)
-    ):
-        by_id[gr_id][1].append({"protocol": protocol, "address": address})
-    for filter_row in await session.execute(
-        select(F.generation_rule_id, F.name, F.params)
-        .join(G, F.generation_rule_id == G.id)
-        .where(G.rule_id.in_(selected))
-        .order_by(F.id)
-    ):
-        by_id[filter_row.generation_rule_id][2].append(filter_row)
-    counts: dict[int, int] = {}
-    if with_counts:
-        week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
-        counts = await generated_since(session, [row[0] for row in rows], week_ago)
-    return [
-        _rule_schema(
-            {"id": rule_id, "name": name, "disabled": disabled},
-            {"id": user_id, "name": user_name, "is_admin": False},
-            {"name": tracking_name, "params": tracking_params},
-            generation.get(rule_id, []),
-            counts.get(rule_id, 0),
-        )
-        for rule_id, name, disabled, user_id, user_name, tracking_name, tracking_params in rows
-    ]
+    counts: bool = True,
+    since: dt.datetime | None = None,
+    versions: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
+) -> RulesRead:
+    """The rules matching every condition given, by id: one user's, one rule, disabled or not,
+    enabled only, not muted at a time; with their counts since `since` (default: a week ago)
+    or none; one page (`offset`, `limit`) or all. `versions` (PostgreSQL, with `username`):
+    also the user's versions, for the rules list's cache."""
+    shape = _Shape(
+        by_user=username is not None,
+        by_id=rule_id is not None,
+        by_disabled=disabled is not None,
+        enabled_only=enabled_only,
+        unmuted=unmuted_at is not None,
+        counts=counts,
+        versions=versions,
+        paged=limit is not None,
+    )
+    values = {
+        "username": username,
+        "rule_id": rule_id,
+        "disabled": disabled,
+        "unmuted_at": unmuted_at,
+        "since": since or week_ago(),
+        "offset": offset,
+        "limit": limit,
+    }
+    connection = session if isinstance(session, AsyncConnection) else await session.connection()
+    rows = (await connection.execute(_statement(connection.dialect.name, shape), values)).all()
+    if not rows:
+        total = 0
+        if offset:  # past the end: the window count is not there to read
+            total = (await connection.execute(_count_statement(shape), values)).scalar_one()
+        return RulesRead([], int(total))
+    rules = [_stored(row) for row in rows]
+    total = int(rows[0][12])
+    if not versions:
+        return RulesRead(rules, total)
+    first = rows[0]
+    oldest = min((row[15] for row in rows if row[15] is not None), default=None)
+    return RulesRead(rules, total, (first[4], first[13], first[14]), oldest)
 
 
 async def owners_unmuted_between(

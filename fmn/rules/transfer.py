@@ -129,7 +129,9 @@ async def import_rules(session: AsyncSession, rules: Sequence[schema.Rule]) -> I
                 raise RuleImportError(
                     f"rule {data.id} belongs to {existing.user.name!r}, not {data.user.name!r}"
                 )
-            if _comparable(store.rule_to_schema(existing)) == _comparable(data):
+            before = (await store.read_rules(session, rule_id=data.id, counts=False)).rules
+            # (nothing read: a row without a tracking rule, which the import repairs)
+            if before and _comparable(before[0].rule) == _comparable(data):
                 report.unchanged.append(data.id)
                 continue
             # Replace generation rules wholesale; flush the deletions before reusing their ids.
@@ -168,8 +170,8 @@ async def _advance_sequences(session: AsyncSession) -> None:
 
 
 async def export_rules(session: AsyncSession, username: str | None = None) -> list[dict[str, Any]]:
-    rules = await store.load_rules(session, username=username)
-    return [r.model_dump(mode="json") for r in rules]
+    read = await store.read_rules(session, username=username)
+    return [stored.rule.model_dump(mode="json") for stored in read.rules]
 
 
 # ---- FMN 3 databases ------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from typing import TypeVar
 
 import click
 
-from fmn.cli import settings_or_fail
-from fmn.senders import deadletters
+from fmn.core.commands import settings_or_fail
+from fmn.sendqueue import deadletters
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport.base import Broker
-from fmn.workitem import PROTOCOLS
 
 T = TypeVar("T")
 

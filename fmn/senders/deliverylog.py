@@ -13,7 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.db.models import Delivery, DeliveryStatus, utcnow
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from fmn.workitem import RuleRef, WorkItem
+from fmn.sendqueue.workitem import RuleRef, WorkItem
 
 REASONS = {
     "backlog": "more notifications arrived than can be sent one by one",

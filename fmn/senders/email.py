@@ -16,7 +16,7 @@ from fmn.senders.digest import Digest
 from fmn.senders.email_message import MailSettings
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from fmn.senders import mime
 from fmn.senders.digest import Digest, item_line
 from fmn.senders.errors import PermanentError
 from fmn.senders.text import one_line, strip_controls
-from fmn.workitem import RuleRef, WorkItem
+from fmn.sendqueue.workitem import RuleRef, WorkItem
 
 METADATA_PREFIX = "X-Fedora-Notify-"
 SUBJECT_LIMIT = 250

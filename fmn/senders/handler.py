@@ -7,7 +7,7 @@ import abc
 from typing import ClassVar
 
 from fmn.senders.digest import Digest
-from fmn.workitem import Protocol, WorkItem
+from fmn.sendqueue.workitem import Protocol, WorkItem
 
 
 class Handler(abc.ABC):

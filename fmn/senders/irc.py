@@ -13,7 +13,7 @@ from fmn.senders.handler import Handler
 from fmn.senders.irc_client import ConnectionLost, IRCConfig, IRCConnection
 from fmn.senders.ratelimit import TokenBucket
 from fmn.senders.text import one_line
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 
 # RFC 2812 nicknames, at the length modern networks allow.
 _NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}")

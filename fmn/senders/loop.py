@@ -1,7 +1,7 @@
 """The sender loop shared by every protocol.
 
-A message from the protocol's queue carries one work item or several (fmn.workitem.pack); each
-is handled on its own (fmn.senders.parts), and the message is acked when all of them are settled.
+A message from the protocol's queue carries one work item or several; each is handled on its
+own (fmn.sendqueue.redelivery.split), and the message is acked when all of them are settled.
 For each work item:
   unreadable, wrong protocol or bad address   -> dead-letter queue, with the reason
   user muted, in quiet hours or on a digest   -> held in Redis for a digest, ack
@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections import OrderedDict, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,16 +29,16 @@ from pydantic import ValidationError
 
 from fmn.db.models import DeliveryStatus
 from fmn.senders import policy
-from fmn.senders.deadletters import ATTEMPT_HEADER, REASON_HEADER, dead_letter
 from fmn.senders.deliverylog import DeliveryLog
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
-from fmn.senders.parts import split
 from fmn.senders.state import HeldItem, SenderState
-from fmn.transport.base import Broker, Delivery, Outgoing
-from fmn.transport.topology import declare_send_topology, retry_queue, send_queue
-from fmn.workitem import WorkItem
+from fmn.sendqueue.deadletters import dead_letter
+from fmn.sendqueue.redelivery import Memory, attempt_of, retry_later, split
+from fmn.sendqueue.topology import declare_send_topology, send_queue
+from fmn.sendqueue.workitem import WorkItem
+from fmn.transport.base import Broker, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +94,12 @@ class SenderLoop:
         self._wake = asyncio.Event()
         # Destinations whose burst is being collapsed into a digest.
         self._collapsing: set[str] = set()
-        # Keys being sent, and recently sent, by this process: a second copy of an item that
-        # arrives while the first is in flight (its Redis mark not written yet) is not sent.
+        # Keys being sent by this process: a second copy of an item that arrives while the
+        # first is in flight is not sent; `_memory` has those sent and passed on lately.
         self._sending: set[str] = set()
-        self._sent_here: OrderedDict[str, None] = OrderedDict()
+        self._memory = Memory()
         # Marking sent and acking happen off the send path, in order, in these tasks.
         self._finishing: set[asyncio.Task[None]] = set()
-        # Items (body, attempt) this process put in a retry or dead-letter queue: when a
-        # message of several items comes back because another of its items was given back,
-        # these are not passed on a second time.
-        self._passed_on: OrderedDict[tuple[int, int], None] = OrderedDict()
 
     @property
     def queue(self) -> str:
@@ -140,8 +136,8 @@ class SenderLoop:
     # ---- intake -------------------------------------------------------------------------
 
     async def intake(self, delivery: Delivery) -> None:
-        attempt = _attempt(delivery)
-        if delivery.redelivered and (hash(delivery.body), attempt) in self._passed_on:
+        attempt = attempt_of(delivery)
+        if self._memory.was_passed_on(delivery):
             log.debug("passed on already: %s", delivery.message_id)
             await delivery.ack()
             return
@@ -246,7 +242,7 @@ class SenderLoop:
                 log.exception("unexpected error sending %s", key)
             await self._retry(delivery, item, attempt, _one_line(str(exc)) or repr(exc))
         else:
-            self._remember_sent(key)
+            self._memory.sent(key)
             self.log.record(item, DeliveryStatus.SENT, attempt=attempt + 1)
             task = asyncio.create_task(self._mark_and_ack(key, delivery))
             self._finishing.add(task)
@@ -261,7 +257,7 @@ class SenderLoop:
         back to the broker once Redis is there again (found by the soak: every item taken in
         during a Redis restart then cost its worker a second, long after Redis was back)."""
         key = pending.item.key
-        if key in self._sent_here:
+        if self._memory.was_sent(key):
             return True
         if pending.already_sent is not None:
             try:
@@ -269,16 +265,6 @@ class SenderLoop:
             except Exception:
                 pending.already_sent = None  # failed at intake: ask again below
         return bool(await self.state.sent_among([key]))
-
-    def _remember_passed_on(self, delivery: Delivery) -> None:
-        self._passed_on[(hash(delivery.body), _attempt(delivery))] = None
-        if len(self._passed_on) > 10_000:
-            self._passed_on.popitem(last=False)
-
-    def _remember_sent(self, key: str) -> None:
-        self._sent_here[key] = None
-        if len(self._sent_here) > 10_000:
-            self._sent_here.popitem(last=False)
 
     async def _mark_and_ack(self, key: str, delivery: Delivery) -> None:
         """Mark first, then ack: if we die between the two, the redelivered copy is dropped."""
@@ -300,16 +286,10 @@ class SenderLoop:
             )
             return
         self.log.record(item, DeliveryStatus.FAILED, attempt=attempt + 1, detail=reason)
-        await self.broker.publish(
-            "",
-            Outgoing(
-                retry_queue(self.config.exchange, self.protocol, attempt),
-                delivery.body,
-                message_id=delivery.message_id,
-                headers={ATTEMPT_HEADER: attempt + 1, REASON_HEADER: reason[:1000]},
-            ),
+        await retry_later(
+            self.broker, self.config.exchange, self.protocol, delivery, attempt, reason
         )
-        self._remember_passed_on(delivery)
+        self._memory.passed_on(delivery)
         await delivery.ack()
 
     async def _give_up(
@@ -320,14 +300,14 @@ class SenderLoop:
         await dead_letter(
             self.broker, self.config.exchange, self.protocol, delivery.body, reason, attempts
         )
-        self._remember_passed_on(delivery)
+        self._memory.passed_on(delivery)
         await delivery.ack()
 
     async def _dead_letter_body(self, delivery: Delivery, reason: str, attempts: int) -> None:
         await dead_letter(
             self.broker, self.config.exchange, self.protocol, delivery.body, reason, attempts
         )
-        self._remember_passed_on(delivery)
+        self._memory.passed_on(delivery)
         await delivery.ack()
 
     # ---- digests ------------------------------------------------------------------------
@@ -412,11 +392,6 @@ class SenderLoop:
         await dead_letter(
             self.broker, self.config.exchange, self.protocol, item.to_bytes(), reason, 1
         )
-
-
-def _attempt(delivery: Delivery) -> int:
-    """Attempts made before this delivery (0 for an item fresh from the consumer)."""
-    return int(delivery.headers.get(ATTEMPT_HEADER, 0) or 0)
 
 
 async def _give_back(delivery: Delivery) -> None:

@@ -22,7 +22,7 @@ from fmn.senders.handler import Handler
 from fmn.senders.ratelimit import TokenBucket
 from fmn.senders.state import SenderState
 from fmn.senders.text import strip_controls
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 
 log = logging.getLogger(__name__)
 

@@ -70,8 +70,15 @@ def loop_config(settings: Settings) -> LoopConfig:
 SINGLE_INSTANCE = ("irc", "matrix")
 
 
-async def run_sender(protocol: str, settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run one protocol's sender until `stop` is set (or SIGTERM/SIGINT when run from the CLI)."""
+async def run_sender(
+    protocol: str,
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    handler: Handler | None = None,
+) -> None:
+    """Run one protocol's sender until `stop` is set (or SIGTERM/SIGINT when run from the CLI),
+    with the handler the settings call for, or with `handler` (the embedded default's stand-ins
+    for IRC and Matrix)."""
     stop = stop or asyncio.Event()
     senders = settings.senders
     state = make_state(senders.state_url or settings.cache.url, senders.sent_key_ttl)
@@ -79,9 +86,9 @@ async def run_sender(protocol: str, settings: Settings, stop: asyncio.Event | No
         if protocol in SINGLE_INSTANCE:
             async with single_instance(state, protocol, senders.instance_lease, stop) as mine:
                 if mine:
-                    await _serve(protocol, settings, state, stop)
+                    await _serve(protocol, settings, state, stop, handler)
         else:
-            await _serve(protocol, settings, state, stop)
+            await _serve(protocol, settings, state, stop, handler)
     finally:
         await state.close()
 
@@ -133,15 +140,20 @@ async def single_instance(
 
 
 async def _serve(
-    protocol: str, settings: Settings, state: SenderState, stop: asyncio.Event
+    protocol: str,
+    settings: Settings,
+    state: SenderState,
+    stop: asyncio.Event,
+    handler: Handler | None,
 ) -> None:
     senders = settings.senders
     engine = make_engine(settings.database)
     sessionmaker = make_sessionmaker(engine)
     delivery_log = DeliveryLog(sessionmaker, senders.log_flush_interval)
     preferences = PreferenceReader(sessionmaker, senders.user_settings_ttl)
-    broker = make_broker(settings.send_queue.amqp_url, connection_name=f"fmn sender {protocol}")
-    handler = make_handler(protocol, settings, state)
+    url = settings.send_queue.amqp_url
+    broker = make_broker(url, connection_name=f"fmn sender {protocol}")
+    handler = handler or make_handler(protocol, settings, state)
     await broker.connect()
     try:
         await handler.setup()
@@ -157,8 +169,10 @@ async def _serve(
         if task in done and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
     finally:
-        # Unacked work items return to the queue when the connection closes.
-        await broker.close()
+        # Unacked work items return to the queue when the connection closes. An in-process
+        # broker is shared with the rest of the process (`fmn run`): it stays open.
+        if not url.startswith("memory://"):
+            await broker.close()
         await handler.stop()
         await delivery_log.close()
         await engine.dispose()

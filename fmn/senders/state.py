@@ -16,7 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 
 PREFIX = "fmn:senders:"
 

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.core.settings import Settings
-from fmn.senders.deadletters import dead_letter, discard_dead_letters, open_broker
+from fmn.sendqueue.deadletters import dead_letter, discard_dead_letters, open_broker
+from fmn.sendqueue.topology import send_queue
+from fmn.sendqueue.workitem import MessageInfo, RuleRef, WorkItem
 from fmn.transport.base import Broker
-from fmn.transport.topology import send_queue
-from fmn.workitem import MessageInfo, RuleRef, WorkItem
 from tests.api.conftest import BusListener
 from tests.factories import make_rule, make_user
 
@@ -88,6 +88,7 @@ async def test_patch_any_rule_announces_only_changes(
         "/api/v1/admin/rules/999999", headers=auth("root"), json={"disabled": False}
     )
     assert missing.status_code == 404
+    assert missing.json() == {"detail": "No rule 999999"}
 
 
 def work_item(n: int) -> WorkItem:

@@ -327,8 +327,8 @@ async def test_rules_survive_a_broker_outage(
 async def test_fast_reads_match_the_store(
     client: httpx.AsyncClient, auth: Any, session: AsyncSession
 ) -> None:
-    """The API's two-query read gives exactly what fmn.rules.store gives."""
-    from fmn.rules.store import load_rules
+    """The list, one rule and the admin list answer what the one rule reader reads."""
+    from fmn.rules.store import read_rules
 
     alice = await make_user(session, "alice")
     await make_rule(
@@ -350,9 +350,13 @@ async def test_fast_reads_match_the_store(
     await session.commit()
     second_id = second.id
     session.expire_all()
-    stored = [r.model_dump(mode="json") for r in await load_rules(session, username="alice")]
+    read = await read_rules(session, username="alice")
+    stored = [r.rule.model_dump(mode="json") for r in read.rules]
     served = (await client.get(API, headers=auth("alice"))).json()
     assert [{k: v for k, v in r.items() if k != "muted_until"} for r in served] == stored
+    assert [r["name"] for r in served] == ["many parts", None, "off"]
+    assert served[1]["generated_last_week"] == 4
+    assert [g["filters"]["severities"] for g in served[1]["generation_rules"]] == [[], ["error"]]
     single = (await client.get(f"{API}/{second_id}", headers=auth("alice"))).json()
     assert single == served[1]
     admin = (await client.get("/api/v1/admin/rules?username=alice", headers=auth("root"))).json()

@@ -1,7 +1,7 @@
-"""The rules list is served from each API process's page cache (fmn.api.rule_cache) and by a
-shortcut around FastAPI's routing (fmn.api.rules_shortcut): whoever changes a rule — the user
-through another API process, an admin, `fmn rules import`, plain SQL, the consumer counting
-notifications — the next list shows it, and the shortcut answers exactly as the route does.
+"""The rules list is served from each API process's page cache (fmn.api.rule_cache): whoever
+changes a rule — the user through another API process, an admin, `fmn rules import`, plain
+SQL, the consumer counting notifications — the next list shows it, and a cached answer is the
+route's answer.
 The versions the cache checks are kept by triggers (migration 0002); the last tests here check
 their locking with transactions of their own."""
 
@@ -27,7 +27,7 @@ from fmn.api.rule_cache import VersionChecks
 from fmn.consumer.counts import GeneratedCounts
 from fmn.db import models
 from fmn.rules import transfer
-from fmn.rules.store import load_rules
+from fmn.rules.store import read_rules
 from tests.factories import make_rule, make_user
 
 API = "/api/v1/users/alice/rules"
@@ -40,7 +40,8 @@ def client_of(app: FastAPI) -> httpx.AsyncClient:
 async def stored(session: AsyncSession, username: str = "alice") -> list[dict[str, Any]]:
     """A user's rules as the store reads them now (FMN 3's JSON, without muted_until)."""
     session.expire_all()
-    return [r.model_dump(mode="json") for r in await load_rules(session, username=username)]
+    read = await read_rules(session, username=username)
+    return [r.rule.model_dump(mode="json") for r in read.rules]
 
 
 async def listed(
@@ -67,7 +68,7 @@ async def test_the_list_shows_every_committed_change_whoever_made_it(
     alices, roots = auth("alice"), auth("root")
 
     async def reader_sees_the_store() -> list[dict[str, Any]]:
-        for _ in range(2):  # the second answer comes from the cache, through the shortcut
+        for _ in range(2):  # the second answer comes from the cache
             assert await listed(reader, alices) == await stored(session)
         return await listed(reader, alices)
 
@@ -135,11 +136,11 @@ async def test_the_list_shows_every_committed_change_whoever_made_it(
     assert await reader_sees_the_store() == []
 
 
-async def test_the_shortcut_answers_as_the_route_does(
+async def test_cached_answers_are_the_first_answer(
     client: httpx.AsyncClient, auth: Any, session: AsyncSession
 ) -> None:
-    """A token's first request goes through FastAPI (the identity is checked and remembered),
-    the next ones through the shortcut: same status, same headers, same bytes."""
+    """A token's first request checks the identity and reads the page, the next ones come from
+    the identity memo and the page cache: same status, same headers, same bytes."""
     alice = await make_user(session, "alice")
     for i in range(4):
         await make_rule(session, alice, name=f"r{i}")

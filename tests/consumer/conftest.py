@@ -20,9 +20,9 @@ from fmn.db.session import make_sessionmaker
 from fmn.directory.base import DirectoryUnavailable
 from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.rules import schema, transfer
+from fmn.sendqueue.topology import send_queue
+from fmn.sendqueue.workitem import WorkItem, unpack
 from fmn.transport import Broker, Outgoing, make_broker
-from fmn.transport.topology import send_queue
-from fmn.workitem import WorkItem, unpack
 from tests.harness import services
 
 DIRECTORY = {

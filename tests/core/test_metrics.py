@@ -9,7 +9,7 @@ import httpx
 from fmn.core.metrics import serve_metrics
 from fmn.db.models import DeliveryStatus
 from fmn.senders.deliverylog import DeliveryLog
-from fmn.workitem import MessageInfo, RuleRef, WorkItem
+from fmn.sendqueue.workitem import MessageInfo, RuleRef, WorkItem
 from tests.harness.ports import free_port
 
 

@@ -18,11 +18,11 @@ import pytest
 
 from fmn.core.settings import Settings
 from fmn.core.status import Check, gather_status, safe_url
-from fmn.senders.deadletters import dead_letter
+from fmn.sendqueue.deadletters import dead_letter
+from fmn.sendqueue.topology import declare_send_topology
+from fmn.sendqueue.workitem import routing_key
 from fmn.transport import make_broker
 from fmn.transport.base import Outgoing, QueueSpec
-from fmn.transport.topology import declare_send_topology
-from fmn.workitem import routing_key
 from tests.harness import services
 from tests.harness.ports import free_port
 

@@ -18,10 +18,10 @@ import pytest
 
 from fmn.consumer.service import Consumer
 from fmn.core.settings import Settings
-from fmn.senders.deadletters import open_broker
+from fmn.sendqueue.deadletters import open_broker
+from fmn.sendqueue.topology import declare_send_topology, retry_queue, send_queue
 from fmn.transport import make_broker
 from fmn.transport.base import Broker, Outgoing
-from fmn.transport.topology import declare_send_topology, retry_queue, send_queue
 from tests.deploy.conftest import DEPLOY
 from tests.deploy.recording import RecordingBroker
 from tests.harness import services

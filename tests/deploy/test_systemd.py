@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fmn.workitem import PROTOCOLS
+from fmn.sendqueue.workitem import PROTOCOLS
 from tests.deploy.commands import parse_fmn
 from tests.deploy.conftest import DEPLOY
 

@@ -15,6 +15,7 @@ from fmn.dev.feed import (
     load_corpus,
     rename_map,
     retarget,
+    shown,
 )
 from fmn.directory.local import DirectoryData
 from fmn.rules.message import parse_message
@@ -58,6 +59,41 @@ def test_the_corpus_is_read_with_the_production_prefix(tmp_path: Path) -> None:
     assert messages[1].schema is None
     assert messages[1].usernames == ("ralph",)
     assert messages[1].packages == ("guake",)
+
+
+def test_a_fedmsg_era_message_takes_the_schema_of_its_topic() -> None:
+    body = {"agent": "releng", "repo": "dist-6E-epel-testing"}
+    fedmsg = CorpusMessage("org.fedoraproject.stg.bodhi.compose.sync.done", body, None)
+    (kept,) = shown([fedmsg])
+    assert kept.topic == TOPIC_PREFIX + "bodhi.compose.sync.done"
+    assert kept.schema == "bodhi.compose.sync.done.v1"
+    assert kept.body == body
+
+
+def test_messages_without_a_rendering_schema_are_left_out() -> None:
+    unknown = CorpusMessage("org.fedoraproject.prod.pkgdb.acl.update", {"agent": "ralph"}, None)
+    # A fedmsg-era koji body lacks what today's schema requires.
+    misfit = CorpusMessage(
+        "org.fedoraproject.prod.buildsys.build.state.change", {"name": "ansible", "new": 1}, None
+    )
+    base = CorpusMessage(TOPIC_PREFIX + "some.app.event", {"a": 1}, "base.message")
+    assert shown([unknown, misfit, base]) == []
+
+
+def test_every_replayed_corpus_message_reads_as_production() -> None:
+    """What the demo feed publishes from the real corpus: a summary that is not the topic and a
+    text that is not a dump of the body, once the consumer reads it off the bus."""
+    data = DirectoryData.from_file(SAMPLE_DIRECTORY)
+    messages = shown(load_corpus(CORPUS_DIR))
+    assert len(messages) >= 100
+    users = sorted(data.users)
+    feed = Feed(MemoryBroker(), "amq.topic", messages, rename_map(messages, users, 3), interval=1)
+    for message in messages:
+        parsed = parse_message(feed._serialized(message))
+        assert parsed.known_schema, message.topic
+        assert parsed.summary != parsed.topic, message.topic
+        assert " " in parsed.summary, parsed.summary
+        assert "Body: {" not in parsed.text and not parsed.text.startswith("Id: "), parsed.text
 
 
 def test_retarget_replaces_whole_string_values_only() -> None:

@@ -7,10 +7,14 @@ import base64
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oidc.discovery import OpenIDProviderMetadata
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -273,3 +277,108 @@ async def test_logout_with_the_id_token_returns_to_the_app(http: httpx.AsyncClie
     )
     assert elsewhere.status_code == 200
     assert "location" not in elsewhere.headers
+
+
+async def test_discovery_is_complete_for_generic_clients(http: httpx.AsyncClient) -> None:
+    """Valid by authlib's metadata models, and every optional field whose default would
+    misdescribe the provider (request_uri_parameter_supported defaults to true) is stated."""
+    doc = (await http.get("/idp/.well-known/openid-configuration")).json()
+    OpenIDProviderMetadata(doc).validate()
+    assert doc["request_uri_parameter_supported"] is False
+    assert doc["request_parameter_supported"] is False
+    assert doc["claims_parameter_supported"] is False
+    assert set(doc["introspection_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+    }
+    assert "none" in doc["revocation_endpoint_auth_methods_supported"]
+    assert "none" in doc["prompt_values_supported"]
+    assert {"sub", "nickname", "email", "groups", "auth_time", "nonce"} <= set(
+        doc["claims_supported"]
+    )
+
+
+def generic_client(http: httpx.AsyncClient, **options: Any) -> AsyncOAuth2Client:
+    """authlib's OAuth 2 client, as any relying party would configure it: a public client
+    with PKCE (S256), on the in-process app's transport."""
+    return AsyncOAuth2Client(
+        client_id="fmn-frontend",
+        token_endpoint_auth_method="none",
+        redirect_uri=CALLBACK,
+        scope="openid profile email",
+        code_challenge_method="S256",
+        transport=http._transport,
+        base_url=BASE,
+        **options,
+    )
+
+
+async def browser_login(http: httpx.AsyncClient, authorization_url: str) -> str:
+    """What a browser does with the login page: picks alice; the redirect it is sent to."""
+    page = await http.get(authorization_url)
+    assert page.status_code == 200, page.text
+    params = dict(parse_qs(urlsplit(authorization_url).query, keep_blank_values=True))
+    form = {name: values[0] for name, values in params.items()}
+    answer = await http.post("/idp/authorize", data={**form, "username": "alice"})
+    assert answer.status_code == 302, answer.text
+    location: str = answer.headers["location"]
+    return location
+
+
+async def test_a_generic_oidc_client_logs_in_and_reads_userinfo_by_get_and_post(
+    http: httpx.AsyncClient,
+) -> None:
+    """The authorization code flow with PKCE driven by authlib's client from the discovery
+    document, then userinfo as clients call it: GET with the token in the Authorization
+    header, POST with it in the header, POST with it in a form body (RFC 6750 §2.2, as FMN 3's
+    web app through AppAuth-JS and as Ipsilon accepts)."""
+    doc = (await http.get("/idp/.well-known/openid-configuration")).json()
+    verifier = generate_token(48)
+    async with generic_client(http) as client:
+        url, state = client.create_authorization_url(
+            doc["authorization_endpoint"], code_verifier=verifier, nonce="n0nce"
+        )
+        callback = await browser_login(http, url)
+        assert parse_qs(urlsplit(callback).query)["state"] == [state]
+        token = await client.fetch_token(
+            doc["token_endpoint"], authorization_response=callback, code_verifier=verifier
+        )
+        keys = KeySet.import_key_set((await http.get(doc["jwks_uri"])).json())
+        claims = jwt.decode(token["id_token"], keys, algorithms=["RS256"]).claims
+        assert (claims["iss"], claims["aud"], claims["sub"]) == (
+            doc["issuer"],
+            "fmn-frontend",
+            "alice",
+        )
+        assert claims["nonce"] == "n0nce"
+
+        by_get = await client.get(doc["userinfo_endpoint"])
+        by_post = await client.post(doc["userinfo_endpoint"])
+    async with generic_client(http, token=token, token_placement="body") as in_body:
+        by_form = await in_body.post(
+            doc["userinfo_endpoint"],
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    for answer in (by_get, by_post, by_form):
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["sub"] == "alice"
+        assert answer.json()["email"] == "alice@example.org"
+        assert answer.json()["groups"] == ["packager", "sysadmin-main"]
+
+
+async def test_userinfo_takes_the_token_from_one_place_only(http: httpx.AsyncClient) -> None:
+    verifier, challenge = pkce()
+    access = (await exchange(http, await login(http, challenge), verifier)).json()["access_token"]
+    form = await http.post("/idp/userinfo", data={"access_token": access})
+    assert form.status_code == 200 and form.json()["sub"] == "alice"
+    both = await http.post(
+        "/idp/userinfo",
+        data={"access_token": access},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert both.status_code == 400 and both.json()["error"] == "invalid_request"
+    wrong = await http.post("/idp/userinfo", data={"access_token": "forged"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_token"
+    # RFC 6750 §2.2: a form body, never a query string or a GET.
+    query = await http.get("/idp/userinfo", params={"access_token": access})
+    assert query.status_code == 401

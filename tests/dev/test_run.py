@@ -4,9 +4,11 @@ until a notification from the demo feed arrives in the SMTP sink and the IRC log
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,6 +74,26 @@ def test_log_in_create_a_rule_and_receive_notifications(run: Run) -> None:
         ).json()
         assert all(m["to"] == ["alice@example.org"] for m in theirs)
         assert http.get("/api/v1/dev/mail").status_code == 401
+
+
+def test_the_first_ten_demo_mails_read_as_production(run: Run) -> None:
+    """Every demo mail has a human subject (the schema's summary, not the topic) and a text that
+    is not a dump of the message."""
+    with httpx.Client(base_url=run.url, timeout=10) as http:
+        bearers = [
+            {"Authorization": f"Bearer {log_in(http, user)['access_token']}"}
+            for user in ("alice", "bob", "carol", "dave")
+        ]
+        deadline = time.monotonic() + 60
+        mails: list[dict[str, Any]] = []
+        while len(mails) < 10 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            mails = [m for b in bearers for m in http.get("/api/v1/dev/mail", headers=b).json()]
+    assert len(mails) >= 10, mails
+    for mail in sorted(mails, key=lambda m: m["id"])[:10]:
+        subject = re.sub(r"^\[[^]]*\] ", "", mail["subject"])
+        assert " " in subject and not subject.startswith(("org.", "io.")), mail["subject"]
+        assert "Body: {" not in mail["text"] and not mail["text"].startswith("Id: "), mail
 
 
 def test_ctrl_c_stops_everything_cleanly(run: Run) -> None:

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from bench.soak_procs import FmnProcess, write_config
 from fmn.db import migrations
-from fmn.transport.topology import send_queue
-from fmn.workitem import unpack
+from fmn.sendqueue.topology import send_queue
+from fmn.sendqueue.workitem import unpack
 from tests.harness import services
 
 pytestmark = pytest.mark.xdist_group("reliability")

@@ -29,8 +29,8 @@ from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.db.session import make_sessionmaker
 from fmn.rules.message import parse_message
+from fmn.sendqueue.topology import send_queue
 from fmn.transport import Broker, Outgoing, make_broker
-from fmn.transport.topology import send_queue
 from tests.consumer.conftest import SwitchableDirectory, add_rules, rule, work_items
 
 pytestmark = pytest.mark.xdist_group("reliability")

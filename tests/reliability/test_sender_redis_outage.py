@@ -19,7 +19,7 @@ from fmn.senders.handler import Handler
 from fmn.senders.loop import LoopConfig, SenderLoop
 from fmn.senders.policy import PreferenceReader
 from fmn.senders.state import RedisSenderState
-from fmn.workitem import Protocol, WorkItem
+from fmn.sendqueue.workitem import Protocol, WorkItem
 from tests.senders.helpers import make_item
 
 pytestmark = pytest.mark.xdist_group("reliability")

@@ -11,7 +11,7 @@ from fedora_messaging import message as fm
 from fmn.rules import message as message_module
 from fmn.rules.message import parse_message
 from fmn.rules.render import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, build_work_items
-from fmn.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem
 from tests.rules.conftest import BODHI, make_rule
 
 PUBLIC_URL = "https://notifications.example.org/"

@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 
 from fmn.core.settings import Settings
 from fmn.senders.service import run_sender
+from fmn.sendqueue.topology import declare_send_topology
 from fmn.transport import Broker, make_broker
-from fmn.transport.topology import declare_send_topology
 from tests.harness.smtp_server import SMTPServer
 
 # Short delays so retries and digests happen within a test's patience.

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from fmn.db.models import Delivery
-from fmn.transport.base import Broker, Outgoing
-from fmn.workitem import (
+from fmn.sendqueue.workitem import (
     ChatContent,
     EmailContent,
     MessageInfo,
@@ -26,6 +25,7 @@ from fmn.workitem import (
     pack,
     routing_key,
 )
+from fmn.transport.base import Broker, Outgoing
 
 _seq = itertools.count(1)
 SENT_AT = dt.datetime(2024, 5, 1, 12, 30, 15, tzinfo=dt.UTC)

@@ -16,10 +16,10 @@ from sqlalchemy.pool import NullPool
 
 from fmn.core.settings import Settings
 from fmn.db.models import DeliveryStatus, DigestMode, User, UserSettings
-from fmn.senders.parts import split
+from fmn.sendqueue.redelivery import split
+from fmn.sendqueue.topology import dead_letter_queue, send_queue
+from fmn.sendqueue.workitem import unpack
 from fmn.transport import Broker, make_broker
-from fmn.transport.topology import dead_letter_queue, send_queue
-from fmn.workitem import unpack
 from tests.harness.smtp_server import SMTPServer
 from tests.senders.conftest import running
 from tests.senders.helpers import delivery_log, eventually, make_item, publish

@@ -13,15 +13,15 @@ from fmn.cli import cli
 from fmn.core import settings as settings_module
 from fmn.core.settings import Settings
 from fmn.db.models import DeliveryStatus
-from fmn.senders.deadletters import (
+from fmn.sendqueue.deadletters import (
     discard_dead_letters,
     list_dead_letters,
     replay_dead_letters,
 )
+from fmn.sendqueue.topology import dead_letter_queue
+from fmn.sendqueue.workitem import pack
 from fmn.transport import Broker
 from fmn.transport.base import Outgoing
-from fmn.transport.topology import dead_letter_queue
-from fmn.workitem import pack
 from tests.harness.smtp_server import SMTPServer
 from tests.senders.conftest import running
 from tests.senders.helpers import delivery_log, eventually, make_item, publish, queue_has

@@ -11,9 +11,9 @@ import redis.asyncio as aioredis
 from fmn.core.settings import Settings
 from fmn.core.signing import read_unsubscribe_token
 from fmn.db.models import DeliveryStatus
+from fmn.sendqueue.topology import retry_queue
+from fmn.sendqueue.workitem import RuleRef
 from fmn.transport import Broker
-from fmn.transport.topology import retry_queue
-from fmn.workitem import RuleRef
 from tests.harness.smtp_server import SMTPServer, self_signed_cert
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import SENT_AT, delivery_log, eventually, make_item, publish

@@ -17,8 +17,8 @@ from fmn.core.settings import Settings
 from fmn.senders.irc import split_utf8
 from fmn.senders.service import run_sender
 from fmn.senders.text import one_line
+from fmn.sendqueue.topology import dead_letter_queue
 from fmn.transport import Broker
-from fmn.transport.topology import dead_letter_queue
 from tests.harness.irc_server import IRCClient, IRCNetwork
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import eventually, make_item, publish, queue_has

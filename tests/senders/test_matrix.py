@@ -15,9 +15,9 @@ from fmn.core.settings import Settings
 from fmn.senders.digest import Digest
 from fmn.senders.matrix import MatrixHandler
 from fmn.senders.state import RedisSenderState
+from fmn.sendqueue.topology import dead_letter_queue
+from fmn.sendqueue.workitem import ChatContent
 from fmn.transport import Broker
-from fmn.transport.topology import dead_letter_queue
-from fmn.workitem import ChatContent
 from tests.harness.matrix_server import Account, MatrixReader, Synapse
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import eventually, make_item, publish, queue_has

@@ -17,8 +17,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from fmn.sendqueue.topology import send_queue
 from fmn.transport import Broker
-from fmn.transport.topology import send_queue
 from tests.harness.smtp_server import Sink, SMTPServer
 from tests.senders.conftest import RETRY_DELAYS
 from tests.senders.helpers import eventually, make_item, publish

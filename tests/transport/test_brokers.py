@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fmn.sendqueue.topology import declare_send_topology, retry_queue, send_queue
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
-from fmn.transport.topology import declare_send_topology, retry_queue, send_queue
 
 
 @pytest.fixture(params=["memory", "amqp"])

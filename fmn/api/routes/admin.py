@@ -12,7 +12,6 @@ from sqlalchemy import select
 from fmn.api import checks, rule_service
 from fmn.api.deps import AdminUser, ReadSessionDep, RuleId, ServicesDep, SessionDep
 from fmn.api.pagination import PageDep, paginate
-from fmn.api.rule_queries import read_rules
 from fmn.api.schemas import (
     AdminRulePatch,
     DeadLetterPublic,
@@ -23,10 +22,11 @@ from fmn.api.schemas import (
 )
 from fmn.db import models
 from fmn.rules.schema import MAX_NAME_LENGTH
-from fmn.senders import deadletters
+from fmn.rules.store import read_rules
+from fmn.sendqueue import deadletters
+from fmn.sendqueue.topology import dead_letter_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport.base import Broker
-from fmn.transport.topology import dead_letter_queue
-from fmn.workitem import PROTOCOLS
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -43,11 +43,11 @@ async def list_rules(
     disabled: bool | None = None,
     username: Text = None,
 ) -> list[RulePublic]:
-    rules, total = await read_rules(
+    read = await read_rules(
         session, username=username or None, disabled=disabled, offset=page.offset, limit=page.size
     )
-    page.headers(response, total)
-    return rules
+    page.headers(response, read.total)
+    return [RulePublic.of(stored) for stored in read.rules]
 
 
 @router.get("/users", response_model=list[UserPublic])
@@ -77,12 +77,12 @@ async def patch_rule(
     """Enable or disable anyone's rule (announced only when it changed)."""
     rule = await session.scalar(rule_service.rules_query().where(models.Rule.id == rule_id))
     if rule is None:
-        raise HTTPException(404, f"No rule {id}")
+        raise HTTPException(404, f"No rule {rule_id}")
     if patch.disabled is not None and rule.disabled != patch.disabled:
         rule.disabled = patch.disabled
         await session.commit()
         services.announcer.announce("update", rule.id, rule.name, rule.user.name)
-    return (await rule_service.to_public(session, [rule]))[0]
+    return await rule_service.read_public(session, rule.id)
 
 
 @router.get("/deadletters", response_model=list[DeadLetterPublic])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,25 +21,22 @@ from fmn.api.deps import (
     Username,
 )
 from fmn.api.pagination import PageDep
-from fmn.api.rule_queries import read_rules
 from fmn.api.schemas import DayCount, RulePatch, RulePublic, RuleStats
+from fmn.api.services import Services
 from fmn.db import models
 from fmn.rules import schema
-from fmn.rules.store import apply_to_model, get_or_create_user
+from fmn.rules.store import apply_to_model, get_or_create_user, read_rules
 
 router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
 
 
 @router.get("", response_model=list[RulePublic])
 async def list_rules(
-    username: Username,
-    _owner: Owner,
-    session: ReadSessionDep,
-    page: PageDep,
-    services: ServicesDep,
+    username: Username, _owner: Owner, page: PageDep, request: Request
 ) -> Response:
     """The user's rules by id, each with its notification count of the last 7 days."""
-    found = await services.rule_pages.get(username, page.offset, page.size, session)
+    services: Services = request.app.state.services  # (one dependency fewer to resolve)
+    found = await services.rule_pages.get(username, page.offset, page.size)
     response = Response(found.body, media_type="application/json")
     page.headers(response, found.total)
     return response
@@ -74,10 +71,10 @@ async def create_rule(username: Username, rule: schema.RuleCreate, writer: Write
 async def get_rule(
     username: Username, rule_id: RuleId, _owner: Owner, session: ReadSessionDep
 ) -> RulePublic:
-    rules, _ = await read_rules(session, username=username, rule_id=rule_id)
-    if not rules:
+    read = await read_rules(session, username=username, rule_id=rule_id)
+    if not read.rules:
         raise HTTPException(404, f"No rule {rule_id} for {username}")
-    return rules[0]
+    return RulePublic.of(read.rules[0])
 
 
 @router.put("/{id}", response_model=RulePublic)
@@ -109,7 +106,7 @@ async def patch_rule(
     if session.is_modified(row):
         await session.commit()
         services.announcer.announce("update", row.id, row.name, username)
-    return (await rule_service.to_public(session, [row]))[0]
+    return await rule_service.read_public(session, row.id)
 
 
 @router.delete("/{id}", response_model=None)

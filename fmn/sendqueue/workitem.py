@@ -1,4 +1,5 @@
-"""The work item: what the consumer publishes on the private exchange and a sender delivers.
+"""The work item: what the consumer publishes on the private exchange and a sender delivers,
+and how work items travel (several to an AMQP message).
 
 Defined once, here, for both sides. A work item carries everything a sender needs (no look-ups in
 senders) and an idempotency key (bus message id + destination) so a redelivery sends nothing twice.

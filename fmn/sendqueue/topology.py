@@ -4,14 +4,22 @@ senders (before they consume), so neither depends on the other having started fi
     exchange <send>            direct; routing key send.<protocol> -> queue <send>.<protocol>
     queue <send>.retry.<p>.<i> TTL = retry_delays[i]; expired items go back to send.<p>
     queue <send>.dead.<p>      dead letters, listed and replayed by `fmn deadletter`
+
+A work item on its way back from a retry queue carries the attempts made so far and the last
+failure's reason in its headers; a dead letter carries the reason, the attempts and the time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fmn.sendqueue.workitem import PROTOCOLS, routing_key
 from fmn.transport.base import Broker, QueueSpec
-from fmn.workitem import PROTOCOLS, routing_key
+
+ATTEMPT_HEADER = "x-fmn-attempt"
+REASON_HEADER = "x-fmn-reason"
+FAILED_AT_HEADER = "x-fmn-failed-at"
+ATTEMPTS_HEADER = "x-fmn-attempts"
 
 
 def send_queue(exchange: str, protocol: str) -> str:
@@ -32,6 +40,9 @@ async def declare_send_topology(
     retry_delays: Sequence[float],
     protocols: Sequence[str] = PROTOCOLS,
 ) -> None:
+    """Declare the exchange and, per protocol, the send queue, one retry queue per delay and the
+    dead-letter queue. With no delays, the retry queues are left alone (tools outside a sender
+    need only the queues dead letters go to and come back to)."""
     await broker.declare_exchange(exchange, "direct")
     for protocol in protocols:
         key = routing_key(protocol)

@@ -19,15 +19,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from fmn.core.settings import SendQueueSettings
+from fmn.sendqueue.topology import (
+    ATTEMPTS_HEADER,
+    FAILED_AT_HEADER,
+    REASON_HEADER,
+    dead_letter_queue,
+    declare_send_topology,
+)
+from fmn.sendqueue.workitem import PROTOCOLS, WorkItem, routing_key, unpack
 from fmn.transport import make_broker
-from fmn.transport.base import Broker, Delivery, Outgoing, QueueSpec
-from fmn.transport.topology import dead_letter_queue, send_queue
-from fmn.workitem import PROTOCOLS, WorkItem, routing_key, unpack
-
-ATTEMPT_HEADER = "x-fmn-attempt"
-REASON_HEADER = "x-fmn-reason"
-FAILED_AT_HEADER = "x-fmn-failed-at"
-ATTEMPTS_HEADER = "x-fmn-attempts"
+from fmn.transport.base import Broker, Delivery, Outgoing
 
 
 @dataclass(frozen=True)
@@ -205,13 +206,5 @@ async def open_broker(settings: SendQueueSettings) -> Broker:
     callers outside a sender. Retry queues are left alone: their delays are the senders'."""
     broker = make_broker(settings.amqp_url, connection_name="fmn dead letters")
     await broker.connect()
-    await broker.declare_exchange(settings.exchange, "direct")
-    for protocol in PROTOCOLS:
-        await broker.declare_queue(
-            QueueSpec(
-                send_queue(settings.exchange, protocol),
-                bindings=[(settings.exchange, routing_key(protocol))],
-            )
-        )
-        await broker.declare_queue(QueueSpec(dead_letter_queue(settings.exchange, protocol)))
+    await declare_send_topology(broker, settings.exchange, retry_delays=())
     return broker
