@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from fmn.api.app import create_app
-from fmn.api.frontend import frontend_dir
+from fmn.api.frontend import CHECKOUT_DIST, frontend_dir
 from fmn.consumer.service import Consumer
 from fmn.db import migrations
 from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix
@@ -263,10 +263,16 @@ class Runner:
         if embedded.irc or embedded.matrix:
             lines.append(f"  IRC and Matrix messages: in the log and at {DEV_PREFIX}/chat")
         lines.append(f"  demo feed: {self.feed_note or 'off'}")
-        if frontend_dir(embedded.settings.api) is None:
+        if frontend_dir(embedded.settings.api) is None and CHECKOUT_DIST.parent.is_dir():
             lines.append(
                 "  the web app is not built: `make run` builds it (or cd frontend && npm ci && "
                 "npm run build); the API answers meanwhile"
+            )
+        elif frontend_dir(embedded.settings.api) is None:
+            # An installed package: the web app is built from a checkout and pointed at.
+            lines.append(
+                "  no web app: set api.frontend_dir (FMN_API__FRONTEND_DIR) to a built "
+                "frontend/dist; the API answers meanwhile"
             )
         lines.append("  Ctrl-C stops everything.")
         click.echo("\n".join(lines) + "\n")

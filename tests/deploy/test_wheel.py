@@ -80,6 +80,8 @@ def test_db_upgrade_then_run_from_an_empty_folder(venv: Path, tmp_path: Path) ->
 
     running = start(tmp_path, venv / "bin" / "fmn", FMN_DEV__FEED_INTERVAL="0")
     try:
+        # No checkout to build the web app in: the banner says how to serve one.
+        assert "set api.frontend_dir (FMN_API__FRONTEND_DIR)" in running.stdout.read_text()
         with httpx.Client(base_url=running.url, timeout=10) as http:
             assert http.get("/api/v1/healthz/live").status_code == 200
             tokens = log_in(http, "carol")
