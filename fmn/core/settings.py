@@ -268,11 +268,17 @@ class APISettings(Section):
     rate_limit_per_minute: int = 120
     # Most rules one user may own.
     max_rules_per_user: int = 500
-    # A rule preview reads the archive for at most this many seconds, then answers with what it
-    # has read (marked incomplete).
+    # A rule preview takes at most this many seconds, directory look-ups included, then answers
+    # with what it has read (marked incomplete).
     preview_time_budget: float = 1.5
-    # Previews running at once in one process (each keeps a CPU busy for up to the budget).
+    # Previews running at once in one process (each keeps a CPU busy for up to the budget);
+    # a preview that cannot start within its budget is refused (429), as is a second preview
+    # of a user whose first is still running (in any process).
     preview_concurrency: int = 2
+    # Most usernames or group names (each expanded through the directory) and most artifacts a
+    # previewed rule may list (422 beyond).
+    preview_max_names: int = Field(100, ge=1)
+    preview_max_artifacts: int = Field(500, ge=1)
     # The built web app served at "/" (SPA); None finds frontend/dist in a source checkout.
     frontend_dir: str | None = None
     # Seconds between attempts to announce a committed rule change on the bus; after the last
