@@ -15,7 +15,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from fmn.core.signing import make_unsubscribe_token, unsubscribe_url
+from fmn.core.signing import Unsubscribe, make_unsubscribe_token, unsubscribe_url
 from fmn.notify.text import (
     METADATA_LIMIT,
     SUBJECT_LIMIT,
@@ -47,7 +47,8 @@ class MailSettings:
     from_address: str
     list_id: str
     public_url: str
-    secret_key: str
+    # Unsubscribe links' signing keys (the first signs).
+    secret_keys: list[str]
 
     @functools.cached_property
     def envelope_from(self) -> str:
@@ -94,8 +95,13 @@ def _common_headers(cfg: MailSettings, to: str, subject: str, date: dt.datetime)
     ]
 
 
-def _unsubscribe_headers(cfg: MailSettings, user: str, rules: list[int]) -> Headers:
-    token = make_unsubscribe_token(cfg.secret_key, user, rules)
+def _unsubscribe_headers(cfg: MailSettings, user: str, rules: list[int], address: str) -> Headers:
+    """One-click unsubscribe from this address of this rule; none when the mail is about
+    several rules, since stopping one of them would not stop such a mail (the footer links
+    to each rule instead)."""
+    if len(rules) != 1:
+        return []
+    token = make_unsubscribe_token(cfg.secret_keys, Unsubscribe(user, rules[0], "email", address))
     return [
         ("List-Unsubscribe", f"<{unsubscribe_url(cfg.public_url, token)}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
@@ -122,9 +128,7 @@ def build_notification(item: WorkItem, cfg: MailSettings) -> bytes:
         clean_name = _HEADER_NAME.sub("", name)[:60]
         if clean_name:
             headers.append((METADATA_PREFIX + clean_name, one_line(value, METADATA_LIMIT)))
-    rule_ids = [r.id for r in item.rules]
-    if rule_ids:
-        headers += _unsubscribe_headers(cfg, item.user, rule_ids)
+    headers += _unsubscribe_headers(cfg, item.user, [r.id for r in item.rules], item.address)
     text = f"{content.text.rstrip()}\n\n-- \n{_footer_text(cfg, item.rules)}\n"
     html_body = f"{mail_html(content.html)}\n{_footer_html(cfg, item.rules)}"
     return mime.alternative(headers, text, html_body)
@@ -137,9 +141,7 @@ def build_digest(digest: Digest, cfg: MailSettings, now: dt.datetime) -> bytes:
     )
     headers.append((METADATA_PREFIX + "Digest", str(len(digest.items))))
     rules = digest.rules
-    # One-click unsubscribe disables rules; only offer it when the digest is about one rule.
-    if len(rules) == 1:
-        headers += _unsubscribe_headers(cfg, digest.user, [rules[0].id])
+    headers += _unsubscribe_headers(cfg, digest.user, [r.id for r in rules], digest.address)
     lines = [f"{digest.title} ({digest.why}):", ""]
     items_html = []
     for item in digest.items:
