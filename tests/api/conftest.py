@@ -123,6 +123,9 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "secret_keys": [SIGNING_KEY],
             "announce_retry_delays": [0.05, 0.1],
             "rate_limit_per_minute": 1000,
+            # Previews count every step against the budget: a loaded test machine must not cut
+            # the ones that check what a preview finds (budget tests set their own).
+            "preview_time_budget": 30.0,
             "frontend_dir": "/nonexistent",
         },
     )
