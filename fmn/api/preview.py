@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ARRAY, Integer, UnicodeText, and_, any_, bindparam, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.consumer.archive import KEY_ATTRIBUTES
+from fmn.consumer.archive import KEY_ATTRIBUTES, retention_cutoff
 from fmn.db import models
 from fmn.directory.base import Directory
 from fmn.rules import schema
@@ -163,6 +163,7 @@ async def run_preview(
     owner: str,
     *,
     days: int,
+    retention_days: int,
     budget: float,
     offset: int,
     limit: int,
@@ -170,7 +171,12 @@ async def run_preview(
     deadline = time.monotonic() + budget
     now = dt.datetime.now(dt.UTC)
     window = [now.date() - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
-    since = dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC)
+    # Never past the retention: older rows are only waiting for the next prune, and a preview
+    # that counted them would show more than the archive promises to hold.
+    since = max(
+        dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC),
+        retention_cutoff(retention_days, now),
+    )
     preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
 
     rule = draft_rule(draft, owner)

@@ -225,8 +225,10 @@ class ConsumerSettings(Section):
 
 
 class ArchiveSettings(Section):
-    retention_days: int = 14
-    prune_interval: int = 3600
+    retention_days: int = Field(14, ge=1)
+    # Seconds between prunes, and messages deleted per transaction while pruning.
+    prune_interval: float = 3600
+    prune_batch: int = Field(5000, ge=1)
 
 
 class APISettings(Section):

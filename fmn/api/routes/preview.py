@@ -40,6 +40,7 @@ async def preview_rule(
             draft.rule,
             username,
             days=draft.days,
+            retention_days=services.settings.archive.retention_days,
             budget=services.settings.api.preview_time_budget,
             offset=page.offset,
             limit=page.size,
