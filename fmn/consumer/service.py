@@ -82,7 +82,7 @@ class Consumer:
     ) -> None:
         self.settings = settings
         self.directory = directory or make_directory(settings)
-        self.bus = bus or make_broker(settings.bus.amqp_url, name)
+        self.bus = bus or make_broker(settings.bus.amqp_url, name, settings.bus.client_properties)
         self.send = send or make_broker(settings.send_queue.amqp_url, f"{name} (send)")
         self._engine = None
         if sessionmaker is None:

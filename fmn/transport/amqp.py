@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aio_pika
@@ -143,9 +143,15 @@ def _short_string(value: str | None) -> str | None:
 
 
 class AmqpBroker(Broker):
-    def __init__(self, url: str, connection_name: str = "fmn") -> None:
+    def __init__(
+        self,
+        url: str,
+        connection_name: str = "fmn",
+        client_properties: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.connection_name = connection_name
+        self.client_properties = dict(client_properties or {})
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         # What each declared queue is, so a consuming channel can declare it again itself.
@@ -154,7 +160,8 @@ class AmqpBroker(Broker):
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.connection_name}
+            self.url,
+            client_properties={**self.client_properties, "connection_name": self.connection_name},
         )
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
