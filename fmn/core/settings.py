@@ -253,6 +253,9 @@ class APISettings(Section):
     metrics_public: bool = True
     page_size: int = 50
     max_page_size: int = 500
+    # A list asked for without paging parameters (as FMN 3's clients ask) is answered whole, up
+    # to this many items; beyond, 422 (ask for pages or narrow the search).
+    max_list_size: int = 10_000
     # Secret for signed one-click unsubscribe links; set it in production.
     secret_key: str = "change-me"  # noqa: S105
     # Worker processes `fmn api` starts (each has its own caches and connections).

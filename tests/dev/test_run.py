@@ -76,6 +76,22 @@ def test_log_in_create_a_rule_and_receive_notifications(run: Run) -> None:
         assert http.get("/api/v1/dev/mail").status_code == 401
 
 
+def test_fmn3_web_app_logs_in_and_finds_the_api_documentation(run: Run) -> None:
+    """What FMN 3's web app does against `fmn run`: userinfo by POST with the access token in
+    the form body (AppAuth-JS), and the footer's link to <server>/docs."""
+    with httpx.Client(base_url=run.url, timeout=10) as http:
+        tokens = log_in(http, "carol")
+        config = http.get("/api/v1/config").json()
+        provider = http.get(f"{config['oidc_provider_url']}/.well-known/openid-configuration")
+        userinfo = http.post(
+            provider.json()["userinfo_endpoint"], data={"access_token": tokens["access_token"]}
+        )
+        assert userinfo.status_code == 200, userinfo.text
+        assert userinfo.json()["sub"] == "carol"
+        docs = http.get("/docs", follow_redirects=True)
+        assert docs.url.path == "/api/v1/docs" and "swagger-ui" in docs.text
+
+
 def test_the_first_ten_demo_mails_read_as_production(run: Run) -> None:
     """Every demo mail has a human subject (the schema's summary, not the topic) and a text that
     is not a dump of the message."""
