@@ -18,9 +18,8 @@ from pydantic import ValidationError
 
 from fmn.cli import cli
 from fmn.core.settings import BusSettings
-from fmn.transport import make_broker
-from fmn.transport.base import Outgoing, QueueSpec
 from tests.harness.smtp_server import self_signed_cert
+from tests.transport.fedora_bus import broker_from, round_trip
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "fedora-messaging" / "fedora.toml"
 FEDORA_URL = "amqps://fedora:@rabbitmq.fedoraproject.org/%2Fpublic_pubsub"
@@ -93,14 +92,8 @@ async def test_connects_with_the_files_settings(amqp_url: str, tmp_path: Path) -
     path = tmp_path / "local.toml"
     app = f"fmn test {uuid.uuid4().hex[:8]}"
     path.write_text(f'amqp_url = "{amqp_url}"\n\n[client_properties]\napp = "{app}"\n')
-    bus = BusSettings(fedora_messaging_config=str(path))
-    broker = make_broker(bus.amqp_url, "fmn consumer", bus.client_properties)
-    await broker.connect()
-    try:
-        queue = f"fm-{uuid.uuid4().hex[:8]}"
-        await broker.declare_queue(QueueSpec(queue))
-        await broker.publish("", Outgoing(queue, b"hello", message_id="m1"))
-        assert await broker.queue_size(queue) == 1
+    async with broker_from(path) as broker:
+        await round_trip(broker)
         listed = await asyncio.to_thread(
             subprocess.run,
             ["rabbitmqctl", "-q", "list_connections", "client_properties", "--formatter", "json"],
@@ -111,5 +104,3 @@ async def test_connects_with_the_files_settings(amqp_url: str, tmp_path: Path) -
         )
         assert app in listed.stdout and "fmn consumer" in listed.stdout
         json.loads(listed.stdout)  # one answer, well formed
-    finally:
-        await broker.close()
