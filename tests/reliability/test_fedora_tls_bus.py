@@ -49,9 +49,14 @@ class Authority:
         self.cert_file = self._write(f"{name}-ca.pem", self.cert, None)
 
     def _build(
-        self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey, ca: bool, sans: list
+        self,
+        subject: x509.Name,
+        public_key: ec.EllipticCurvePublicKey,
+        ca: bool,
+        sans: list,
+        age: dt.timedelta = dt.timedelta(0),
     ) -> x509.Certificate:
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC) - age
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -82,7 +87,10 @@ class Authority:
         path.chmod(0o644)
         return path
 
-    def issue(self, common_name: str, server: bool = False) -> tuple[Path, Path]:
+    def issue(
+        self, common_name: str, server: bool = False, age: dt.timedelta = dt.timedelta(0)
+    ) -> tuple[Path, Path]:
+        """A key and a certificate valid for 30 days from `age` ago."""
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list = (
             [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -90,8 +98,9 @@ class Authority:
             else []
         )
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        cert = self._build(subject, key.public_key(), ca=False, sans=sans)
-        path = self._write(f"{self.name.rfc4514_string()}-{common_name}.pem", cert, key)
+        cert = self._build(subject, key.public_key(), ca=False, sans=sans, age=age)
+        name = f"{self.name.rfc4514_string()}-{common_name}-{uuid.uuid4().hex[:6]}.pem"
+        path = self._write(name, cert, key)
         path.with_suffix(".key").chmod(0o644)  # read by the rabbitmq user; a test key
         return path, path.with_suffix(".key")
 
@@ -155,13 +164,16 @@ async def test_client_certificate_login(tls_bus: tuple[TLSNode, Authority, Path]
         await round_trip(broker)
 
 
-async def test_certificate_from_another_ca_is_refused(
-    tls_bus: tuple[TLSNode, Authority, Path], caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("wrong", ["another CA", "expired"])
+async def test_wrong_certificate_is_refused(
+    tls_bus: tuple[TLSNode, Authority, Path], caplog: pytest.LogCaptureFixture, wrong: str
 ) -> None:
     node, ca, pki = tls_bus
-    rogue = Authority(pki, "rogue")
-    cert, key = rogue.issue(USER)
-    config = fedora_messaging_toml(pki / "rogue.toml", node, ca.cert_file, cert, key)
+    if wrong == "expired":
+        cert, key = ca.issue(USER, age=dt.timedelta(days=60))
+    else:
+        cert, key = Authority(pki, "rogue").issue(USER)
+    config = fedora_messaging_toml(pki / "wrong.toml", node, ca.cert_file, cert, key)
     bus = BusSettings(fedora_messaging_config=str(config))
     broker = make_broker(bus.amqp_url, "fmn consumer", bus.client_properties)
     caplog.set_level(logging.ERROR)
