@@ -250,17 +250,35 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
 
 
 def retention_cutoff(retention_days: int, now: dt.datetime | None = None) -> dt.datetime:
-    """Messages sent before this are past the retention period."""
+    """The oldest send time the archive keeps: older messages are pruned, and never read."""
     return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
 
 
-async def prune_archive(session: AsyncSession, retention_days: int) -> int:
-    """Forget messages sent before the retention period; returns how many."""
+async def prune_archive(
+    sessionmaker: async_sessionmaker[AsyncSession], retention_days: int, batch_size: int
+) -> tuple[int, int]:
+    """Forget messages sent before the retention period, `batch_size` at a time, each batch in
+    a transaction of its own: a day's backlog deleted in one statement would hold its row locks
+    and the index pages of the consumer's inserts for as long as it runs. Returns how many
+    messages went and in how many batches."""
     cutoff = retention_cutoff(retention_days)
-    old = select(ArchivedMessage.id).where(ArchivedMessage.sent_at < cutoff)
-    await session.execute(delete(ArchivedMessageKey).where(ArchivedMessageKey.message_pk.in_(old)))
-    result = await session.execute(delete(ArchivedMessage).where(ArchivedMessage.sent_at < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)
+    pruned = batches = 0
+    while True:
+        async with session_scope(sessionmaker) as session:
+            oldest = (
+                select(ArchivedMessage.id).where(ArchivedMessage.sent_at < cutoff).limit(batch_size)
+            )
+            ids = list((await session.execute(oldest)).scalars())
+            if not ids:
+                return pruned, batches
+            await session.execute(
+                delete(ArchivedMessageKey).where(ArchivedMessageKey.message_pk.in_(ids))
+            )
+            await session.execute(delete(ArchivedMessage).where(ArchivedMessage.id.in_(ids)))
+        pruned += len(ids)
+        batches += 1
+        if len(ids) < batch_size:
+            return pruned, batches
 
 
 async def candidates(

@@ -176,6 +176,7 @@ async def run_preview(
     owner: str,
     *,
     days: int,
+    retention_days: int,
     deadline: float,
     offset: int,
     limit: int,
@@ -184,7 +185,12 @@ async def run_preview(
     budget, of which expanding owners through the directory may take half."""
     now = dt.datetime.now(dt.UTC)
     window = [now.date() - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
-    since = dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC)
+    # Never past the retention: older rows are only waiting for the next prune, and a preview
+    # that counted them would show more than the archive promises to hold.
+    since = max(
+        dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC),
+        archive.retention_cutoff(retention_days, now),
+    )
     preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
 
     tracking = draft.tracking_rule

@@ -82,7 +82,7 @@ class Consumer:
     ) -> None:
         self.settings = settings
         self.directory = directory or make_directory(settings)
-        self.bus = bus or make_broker(settings.bus.amqp_url, name)
+        self.bus = bus or make_broker(settings.bus.amqp_url, name, settings.bus.client_properties)
         self.send = send or make_broker(settings.send_queue.amqp_url, f"{name} (send)")
         self._engine = None
         if sessionmaker is None:
@@ -431,7 +431,9 @@ class Consumer:
                 await self.counts.flush(session)
 
     async def prune(self) -> None:
-        async with session_scope(self.sessionmaker) as session:
-            pruned = await prune_archive(session, self.settings.archive.retention_days)
+        archive = self.settings.archive
+        pruned, batches = await prune_archive(
+            self.sessionmaker, archive.retention_days, archive.prune_batch
+        )
         if pruned:
-            log.info("archive: pruned %d messages", pruned)
+            log.info("archive: pruned %d messages in %d batches", pruned, batches)
