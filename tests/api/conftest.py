@@ -152,7 +152,11 @@ def live_api(oidc: Provider, bus_url: str) -> Iterator[str]:
             "allowed_clients": [CLIENT_ID],
             "token_checks_per_minute": 100_000,
         },
-        api={"rate_limit_per_minute": 100_000, "frontend_dir": "/nonexistent"},
+        api={
+            "rate_limit_per_minute": 100_000,
+            "frontend_dir": "/nonexistent",
+            "secret_keys": [SIGNING_KEY],
+        },
     )
     directory = LocalDirectory(DirectoryData.model_validate(DIRECTORY))
     app = create_app(api_settings, directory=directory)
