@@ -26,6 +26,7 @@ import os
 import random
 import re
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -41,7 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fmn.consumer.archive import match_keys  # noqa: E402
+from fmn.archive import match_keys  # noqa: E402
 from fmn.db import migrations  # noqa: E402
 from fmn.rules.incoming import parse_message  # noqa: E402
 from tests.api.archive import koji_build  # noqa: E402
@@ -265,6 +266,7 @@ allowed_clients = ["fmn-api-tests"]
 token_checks_per_minute = 1000000
 
 [api]
+secret_keys = ["{secrets.token_urlsafe(48)}"]
 rate_limit_per_minute = 1000000
 frontend_dir = "/nonexistent"
 """

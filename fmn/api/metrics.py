@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fmn.api.announce import Announcer
 from fmn.api.middleware import HTTPMiddleware, WatchedSend
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -89,8 +90,13 @@ class MetricsMiddleware(HTTPMiddleware):
             counter.inc()
 
 
+def watch_announcer(announcer: Announcer) -> None:
+    """The announcement gauges read the running app's announcer at scrape time."""
+    ANNOUNCEMENTS_PENDING.set_function(lambda: announcer.pending)
+    ANNOUNCEMENTS_FAILED.set_function(lambda: announcer.failed)
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    services = request.app.state.services
-    ANNOUNCEMENTS_PENDING.set(services.announcer.pending)
-    ANNOUNCEMENTS_FAILED.set(services.announcer.failed)
+    """/metrics on the API's own port: only with `api.metrics_public` (else `api.metrics_port`
+    serves the same registry apart)."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

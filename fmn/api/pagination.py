@@ -1,5 +1,9 @@
 """Pagination: `page` (from 1) and `page_size` query parameters; lists stay JSON arrays (FMN 3
-compatibility) and the totals travel in X-Total-Count, X-Page and X-Page-Size headers."""
+compatibility) and the totals travel in X-Total-Count, X-Page and X-Page-Size headers.
+
+Without either parameter a list is answered whole, as FMN 3 answers every list (its clients
+send no paging parameters): up to `api.max_list_size` items, and past that a 422 that says how
+many there are and how to ask for pages, never a list cut short without a word."""
 
 from __future__ import annotations
 
@@ -20,29 +24,64 @@ MAX_PAGE = 1_000_000
 @dataclass(frozen=True)
 class Page:
     number: int
-    size: int
+    size: int  # the page's size; for a whole list, the default page size (previews)
+    # No paging parameters: the whole list, which may hold at most `most` items.
+    whole: bool = False
+    most: int = 0
 
     @property
     def offset(self) -> int:
-        return (self.number - 1) * self.size
+        return 0 if self.whole else (self.number - 1) * self.size
+
+    @property
+    def limit(self) -> int:
+        """How many items to read: the page's, or for a whole list its most."""
+        return self.most if self.whole else self.size
 
     def slice(self, items: Sequence[T]) -> list[T]:
-        return list(items[self.offset : self.offset + self.size])
+        return list(items[self.offset : self.offset + self.limit])
 
     def headers(self, response: Response, total: int) -> None:
+        """The totals; for a whole list of more than it may hold, the 422 instead."""
+        if self.whole and total > self.most:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "too_long",
+                        "loc": ("query", "page_size"),
+                        "msg": (
+                            f"{total} items, more than the {self.most} a list without paging "
+                            "parameters holds: ask for pages (page, page_size) or narrow the "
+                            "search"
+                        ),
+                        "input": None,
+                        "ctx": {"total": total, "max_length": self.most},
+                    }
+                ]
+            )
         response.headers["X-Total-Count"] = str(total)
-        response.headers["X-Page"] = str(self.number)
-        response.headers["X-Page-Size"] = str(self.size)
+        if not self.whole:
+            response.headers["X-Page"] = str(self.number)
+            response.headers["X-Page-Size"] = str(self.size)
 
 
 async def page_params(
     request: Request,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1")] = 1,
+    page: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description="Page number, from 1 (default 1)")
+    ] = None,
     page_size: Annotated[
-        int | None, Query(ge=1, description="Items per page (default and maximum: settings)")
+        int | None,
+        Query(
+            ge=1,
+            description="Items per page (default and maximum: settings). Without page and "
+            "page_size: the whole list, up to api.max_list_size items (422 beyond)",
+        ),
     ] = None,
 ) -> Page:
     api = request.app.state.services.settings.api
+    if page is None and page_size is None:
+        return Page(1, api.page_size, whole=True, most=api.max_list_size)
     if page_size is None:
         page_size = api.page_size
     elif page_size > api.max_page_size:
@@ -57,7 +96,7 @@ async def page_params(
                 }
             ]
         )
-    return Page(page, page_size)
+    return Page(page or 1, page_size)
 
 
 PageDep = Annotated[Page, Depends(page_params)]
@@ -71,7 +110,7 @@ async def paginate(
     page.headers(response, int(total or 0))
     if page.offset >= (total or 0):
         return []
-    return (await session.scalars(query.offset(page.offset).limit(page.size))).all()
+    return (await session.scalars(query.offset(page.offset).limit(page.limit))).all()
 
 
 def paginate_list(items: Sequence[T], page: Page, response: Response) -> list[T]:

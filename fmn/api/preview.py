@@ -1,10 +1,9 @@
 """Rule previews: what a draft rule would have sent over the last days, read from the archive.
 
 Only the archived messages whose match keys could satisfy the draft's tracking rule are read
-(`archived_message_keys`, indexed by kind, value and time; written by fmn.consumer.archive),
-newest first, and each is run through the consumer's own rule engine (fmn.rules.index via
-fmn.rules.match). Reading stops when the time budget is spent: the answer then says it is
-incomplete.
+(fmn.archive, which the consumer writes), newest first, and each is run through the consumer's
+own rule engine (fmn.rules.index via fmn.rules.match). Reading stops when the time budget is
+spent: the answer then says it is incomplete.
 """
 
 from __future__ import annotations
@@ -16,29 +15,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, UnicodeText, and_, any_, bindparam, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.consumer.archive import KEY_ATTRIBUTES
-from fmn.db import models
+from fmn import archive
 from fmn.directory.base import Directory
 from fmn.rules import schema
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.index import RuleIndex
 from fmn.rules.match import match_one
 
-# The archive's key kinds for what tracking rules look at.
-USER_KIND = "user"
-AGENT_KIND = "agent"
-# Dist-git namespace ("rpms") -> the archive's kind for it ("package").
-NAMESPACE_KINDS: dict[str, str] = {
-    schema.ARTIFACT_ATTRIBUTES[attribute]: kind
-    for kind, attribute in KEY_ATTRIBUTES.items()
-    if attribute in schema.ARTIFACT_ATTRIBUTES
-}
-
-# Values per candidate query (bind parameters are limited), messages per data fetch.
-VALUES_PER_QUERY = 5000
+# Messages per data fetch.
 FETCH_BATCH = 200
 # Time slices: the first one, the smallest, and how many candidates one should hold.
 SLICE_START = dt.timedelta(hours=1)
@@ -48,26 +34,26 @@ SLICE_TARGET = 2000
 DIRECTORY_CONCURRENCY = 16
 
 
-def _paths_to_keys(paths: Iterable[str]) -> dict[str, set[str]]:
-    keys: dict[str, set[str]] = {}
-    for path in paths:
-        namespace, _, name = path.partition("/")
-        kind = NAMESPACE_KINDS.get(namespace)
-        if kind is not None and name:
-            keys.setdefault(kind, set()).add(name)
-    return keys
+OwnershipRule = schema.ArtifactsOwned | schema.ArtifactsGroupOwned
 
 
-async def rule_keys(
-    tracking: schema.TrackingRule, owner: str, directory: Directory
-) -> dict[str, set[str]]:
-    """The archive keys a message needs for the tracking rule to match (any one of them)."""
+def rule_keys(tracking: schema.TrackingRule, owner: str) -> dict[str, set[str]]:
+    """The archive keys a message needs for a tracking rule that names no owners to match
+    (any one of them)."""
     if isinstance(tracking, schema.RelatedEvents):
-        return {USER_KIND: {owner}}
+        return {archive.USER_KIND: {owner}}
     if isinstance(tracking, schema.UsersFollowed):
-        return {AGENT_KIND: set(tracking.params)}
+        return {archive.AGENT_KIND: set(tracking.params)}
     if isinstance(tracking, schema.ArtifactsFollowed):
-        return _paths_to_keys(f"{a.type}/{a.name}" for a in tracking.params)
+        return archive.path_keys(f"{a.type}/{a.name}" for a in tracking.params)
+    raise TypeError(f"{tracking.name} is expanded through the directory")
+
+
+async def expand_owners(
+    tracking: OwnershipRule, directory: Directory, deadline: float
+) -> tuple[dict[str, list[str]], bool]:
+    """The projects of each user (or group) the rule names, as far as the directory answers
+    before `deadline` (monotonic time): (projects by name, whether every name was expanded)."""
     lookup: Callable[[str], Awaitable[list[str]]] = (
         directory.get_user_projects
         if isinstance(tracking, schema.ArtifactsOwned)
@@ -79,8 +65,60 @@ async def rule_keys(
         async with semaphore:
             return await lookup(name)
 
-    found = await asyncio.gather(*(projects(name) for name in set(tracking.params)))
-    return _paths_to_keys(path for paths in found for path in paths)
+    tasks = {name: asyncio.ensure_future(projects(name)) for name in dict.fromkeys(tracking.params)}
+    if not tasks:
+        return {}, True
+    done, pending = await asyncio.wait(
+        tasks.values(), timeout=max(0.0, deadline - time.monotonic())
+    )
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    found = {name: task.result() for name, task in tasks.items() if task in done}
+    return found, not pending
+
+
+class _Expanded:
+    """The directory, with the ownership answers a preview already has: the rule index asks
+    for them again and must not wait for the directory twice."""
+
+    def __init__(
+        self, directory: Directory, users: dict[str, list[str]], groups: dict[str, list[str]]
+    ) -> None:
+        self._directory = directory
+        self._users = users
+        self._groups = groups
+
+    async def get_user_projects(self, username: str) -> list[str]:
+        if username in self._users:
+            return self._users[username]
+        return await self._directory.get_user_projects(username)
+
+    async def get_group_projects(self, group: str) -> list[str]:
+        if group in self._groups:
+            return self._groups[group]
+        return await self._directory.get_group_projects(group)
+
+    async def get_user(self, username: str) -> dict[str, Any] | None:
+        return await self._directory.get_user(username)
+
+    async def get_user_groups(self, username: str) -> list[str]:
+        return await self._directory.get_user_groups(username)
+
+    async def get_group_members(self, group: str) -> list[str]:
+        return await self._directory.get_group_members(group)
+
+    async def search_users(self, pattern: str) -> list[str]:
+        return await self._directory.search_users(pattern)
+
+    async def get_project_users(self, path: str) -> list[str]:
+        return await self._directory.get_project_users(path)
+
+    async def get_project_groups(self, path: str) -> list[str]:
+        return await self._directory.get_project_groups(path)
+
+    async def search_projects(self, pattern: str) -> list[str]:
+        return await self._directory.search_projects(pattern)
 
 
 @dataclass
@@ -104,31 +142,6 @@ def draft_rule(draft: schema.RuleBase, owner: str) -> schema.Rule:
     data = draft.model_dump(mode="json")
     data.update(id=0, disabled=False, user={"name": owner})
     return schema.Rule.model_validate(data)
-
-
-async def candidates(
-    session: AsyncSession, keys: dict[str, set[str]], start: dt.datetime, end: dt.datetime
-) -> list[int]:
-    """Archived message ids whose keys match, sent in [start, end), newest first."""
-    found: dict[int, dt.datetime] = {}
-    key = models.ArchivedMessageKey
-    for kind, values in keys.items():
-        ordered = sorted(values)
-        for first in range(0, len(ordered), VALUES_PER_QUERY):
-            chunk = ordered[first : first + VALUES_PER_QUERY]
-            rows = await session.execute(
-                select(key.message_pk, key.sent_at).where(
-                    and_(
-                        key.kind == kind,
-                        _among(session, key.value, chunk, UnicodeText),
-                        key.sent_at >= start,
-                        key.sent_at < end,
-                    )
-                )
-            )
-            for pk, sent_at in rows.all():
-                found[pk] = sent_at
-    return sorted(found, key=lambda pk: (found[pk], pk), reverse=True)
 
 
 class _Slices:
@@ -163,21 +176,44 @@ async def run_preview(
     owner: str,
     *,
     days: int,
-    budget: float,
+    retention_days: int,
+    deadline: float,
     offset: int,
     limit: int,
 ) -> Preview:
-    deadline = time.monotonic() + budget
+    """The draft's notifications, read until `deadline` (monotonic time): the request's whole
+    budget, of which expanding owners through the directory may take half."""
     now = dt.datetime.now(dt.UTC)
     window = [now.date() - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
-    since = dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC)
+    # Never past the retention: older rows are only waiting for the next prune, and a preview
+    # that counted them would show more than the archive promises to hold.
+    since = max(
+        dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC),
+        archive.retention_cutoff(retention_days, now),
+    )
     preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
 
-    rule = draft_rule(draft, owner)
-    index = RuleIndex(directory)
-    await index.build([rule])
-    keys = await rule_keys(rule.tracking_rule, owner, directory)
+    tracking = draft.tracking_rule
+    if isinstance(tracking, OwnershipRule):
+        halfway = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
+        found, preview.complete = await expand_owners(tracking, directory, halfway)
+        if not preview.complete:  # preview what was expanded in time
+            params = [name for name in tracking.params if name in found]
+            tracking = tracking.model_copy(update={"params": params})
+            draft = draft.model_copy(update={"tracking_rule": tracking})
+        keys = archive.path_keys(path for paths in found.values() for path in paths)
+        users, groups = (found, {}) if isinstance(tracking, schema.ArtifactsOwned) else ({}, found)
+        directory = _Expanded(directory, users, groups)
+    else:
+        keys = rule_keys(tracking, owner)
     if not any(keys.values()):
+        return preview
+    index = RuleIndex(directory)
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            await index.build([draft_rule(draft, owner)])
+    except TimeoutError:
+        preview.complete = False
         return preview
     # A little past now: a producer's clock may run ahead.
     slices = _Slices(since, now + dt.timedelta(hours=1))
@@ -185,7 +221,7 @@ async def run_preview(
         if time.monotonic() > deadline:
             preview.complete = False
             break
-        pks = await candidates(session, keys, *bounds)
+        pks = await archive.candidates(session, keys, *bounds)
         slices.adapt(len(pks))
         for batch in _batches(pks, FETCH_BATCH):
             if time.monotonic() > deadline:
@@ -205,14 +241,7 @@ async def _match_batch(
     offset: int,
     limit: int,
 ) -> None:
-    rows = await session.execute(
-        select(
-            models.ArchivedMessage.id,
-            models.ArchivedMessage.sent_at,
-            models.ArchivedMessage.data,
-        ).where(_among(session, models.ArchivedMessage.id, batch, Integer))
-    )
-    by_pk = {pk: (sent_at, data) for pk, sent_at, data in rows.all()}
+    by_pk = await archive.read_messages(session, batch)
     for pk in batch:  # keep newest-first order
         if pk not in by_pk:
             continue  # pruned meanwhile
@@ -230,16 +259,6 @@ async def _match_batch(
             ]
             preview.hits.append(Hit(result.message, destinations))
         preview.total += 1
-
-
-def _among(session: AsyncSession, column: Any, values: list[Any], item_type: Any) -> Any:
-    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of one per
-    value (rendering hundreds of parameters per query costs more than running it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(
-            cast(bindparam("values", values, type_=ARRAY(item_type)), ARRAY(item_type))
-        )
-    return column.in_(values)
 
 
 def _batches(items: Sequence[int], size: int) -> Iterable[list[int]]:

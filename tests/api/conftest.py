@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,13 +14,18 @@ import aio_pika
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from fmn.api.app import create_app
 from fmn.core.settings import Settings
+from fmn.db import migrations
 from fmn.directory.local import DirectoryData, LocalDirectory
+from tests.harness import services
 from tests.harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.harness.ports import free_port
+from tests.harness.signing import SIGNING_KEY
 
 ADMIN_GROUP = "fmn-admins"
 # Identity provider accounts: username -> groups.
@@ -113,12 +120,60 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "userinfo_username_claim": "preferred_username",
         },
         api={
-            "secret_key": "test-secret",
+            "secret_keys": [SIGNING_KEY],
             "announce_retry_delays": [0.05, 0.1],
             "rate_limit_per_minute": 1000,
+            # Previews count every step against the budget: a loaded test machine must not cut
+            # the ones that check what a preview finds (budget tests set their own).
+            "preview_time_budget": 30.0,
             "frontend_dir": "/nonexistent",
         },
     )
+
+
+@pytest.fixture(scope="module")
+def live_api(oidc: Provider, bus_url: str) -> Iterator[str]:
+    """The API served for real (uvicorn in a thread, its own engine on a database of its own,
+    Redis, RabbitMQ, the real OIDC provider), for the schemathesis runs; its base URL."""
+    name = f"{services.pg_database_name()}_schemathesis"
+    url = services.recreate_database(name)
+    migrations.upgrade(url)
+    api_settings = Settings(
+        database={"url": url, "pool_size": 4},
+        cache={"url": services.redis_url()},
+        bus={"amqp_url": bus_url},
+        send_queue={"amqp_url": bus_url, "exchange": "fmn.send.schemathesis"},
+        oidc={
+            "provider_url": oidc.issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "token_check": "introspection",
+            "admin_groups": [ADMIN_GROUP],
+            "allowed_clients": [CLIENT_ID],
+            "token_checks_per_minute": 100_000,
+        },
+        api={
+            "rate_limit_per_minute": 100_000,
+            "frontend_dir": "/nonexistent",
+            "secret_keys": [SIGNING_KEY],
+        },
+    )
+    directory = LocalDirectory(DirectoryData.model_validate(DIRECTORY))
+    app = create_app(api_settings, directory=directory)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API did not start")
+        time.sleep(0.05)
+    yield base
+    server.should_exit = True
+    thread.join(15)
+    services.drop_database(name)
 
 
 @pytest.fixture

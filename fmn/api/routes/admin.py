@@ -44,7 +44,7 @@ async def list_rules(
     username: Text = None,
 ) -> list[RulePublic]:
     read = await read_rules(
-        session, username=username or None, disabled=disabled, offset=page.offset, limit=page.size
+        session, username=username or None, disabled=disabled, offset=page.offset, limit=page.limit
     )
     page.headers(response, read.total)
     return [RulePublic.of(stored) for stored in read.rules]
@@ -100,8 +100,9 @@ async def list_dead_letters(
     total = 0
     for p in protocols:
         total += await broker.queue_size(dead_letter_queue(exchange, p))
+    page.headers(response, total)  # (a whole list of too many: the 422, before reading)
     found = await deadletters.list_dead_letters(
-        broker, exchange, protocol, limit=page.offset + page.size
+        broker, exchange, protocol, limit=page.offset + page.limit
     )
     page.headers(response, max(total, len(found)))
     return [DeadLetterPublic.model_validate(d.as_dict()) for d in page.slice(found)]

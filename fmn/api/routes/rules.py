@@ -36,7 +36,7 @@ async def list_rules(
 ) -> Response:
     """The user's rules by id, each with its notification count of the last 7 days."""
     services: Services = request.app.state.services  # (one dependency fewer to resolve)
-    found = await services.rule_pages.get(username, page.offset, page.size)
+    found = await services.rule_pages.get(username, page.offset, page.limit)
     response = Response(found.body, media_type="application/json")
     page.headers(response, found.total)
     return response

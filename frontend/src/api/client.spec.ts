@@ -31,6 +31,28 @@ describe('API client', () => {
     expect(page).toEqual({ items: [{ id: 1 }], total: 321, page: 4, pageSize: 50 })
   })
 
+  it('reads a whole list page by page, always with paging parameters', async () => {
+    const rules = Array.from({ length: 560 }, (_, i) => ({ id: i + 1 }))
+    const fake = fakeApi({
+      'GET /users/alice/rules': (call) => {
+        const page = Number(call.query.get('page'))
+        const size = Number(call.query.get('page_size'))
+        return { body: rules.slice((page - 1) * size, page * size), headers: { 'X-Total-Count': '560' } }
+      },
+    })
+    expect(await api.listRules('alice')).toEqual(rules)
+    expect(fake.calls.map((c) => [c.query.get('page'), c.query.get('page_size')])).toEqual([
+      ['1', '500'],
+      ['2', '500'],
+    ])
+  })
+
+  it('asks a type-ahead search for its first page only', async () => {
+    const fake = fakeApi({ 'GET /artifacts': { body: [{ type: 'rpms', name: 'foo' }], headers: { 'X-Total-Count': '90' } } })
+    expect(await api.searchArtifacts({ names: ['*foo*'] })).toEqual([{ type: 'rpms', name: 'foo' }])
+    expect([fake.calls[0]!.query.get('page'), fake.calls[0]!.query.get('page_size')]).toEqual(['1', '50'])
+  })
+
   it('turns a 422 into field issues', async () => {
     fakeApi({ 'POST /users/alice/rules': { status: 422, body: { detail: [{ loc: ['body', 'name'], msg: 'bad', type: 'x' }, 'junk'] } } })
     const error = await api.createRule('alice', {} as never).catch((e: unknown) => e)

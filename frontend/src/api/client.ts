@@ -156,3 +156,26 @@ export async function requestPage<T>(path: string, options: RequestOptions & { p
     pageSize: header('X-Page-Size', pageSize),
   }
 }
+
+/** The API's largest page (`api.max_page_size`): whole lists are read in pages this big. */
+export const MAX_PAGE_SIZE = 500
+
+/**
+ * Every item of a list, asked for page by page. The API answers a list asked for without paging
+ * parameters whole too (FMN 3's clients ask that way), but refuses one past its hard limit;
+ * this app always pages.
+ */
+export async function requestAll<T>(path: string, options: RequestOptions = {}): Promise<T[]> {
+  const items: T[] = []
+  for (let page = 1; ; page++) {
+    const found = await requestPage<T>(path, { ...options, page, pageSize: MAX_PAGE_SIZE })
+    items.push(...found.items)
+    if (found.items.length < MAX_PAGE_SIZE || items.length >= found.total) return items
+  }
+}
+
+/** The first page of a search (what a type-ahead shows). */
+export async function requestFirst<T>(path: string, options: RequestOptions & { pageSize: number }): Promise<T[]> {
+  const { pageSize, ...rest } = options
+  return (await requestPage<T>(path, { ...rest, page: 1, pageSize })).items
+}

@@ -1,5 +1,5 @@
 // One function per endpoint of docs/api.md. Paths and shapes live here and in types.ts only.
-import { request, requestPage, type Page } from './client'
+import { request, requestAll, requestFirst, requestPage, type Page } from './client'
 import type {
   AppConfig,
   Artifact,
@@ -28,6 +28,9 @@ export type * from './types'
 
 const u = (username: string) => `/users/${encodeURIComponent(username)}`
 
+/** Type-ahead searches show this many results (narrow the search for others). */
+export const SEARCH_PAGE_SIZE = 50
+
 export interface PageParams {
   page: number
   pageSize: number
@@ -36,11 +39,12 @@ export interface PageParams {
 export const api = {
   getConfig: (signal?: AbortSignal) => request<AppConfig>('GET', '/config', { signal }),
   getMe: () => request<Me>('GET', '/users/me'),
-  searchUsers: (search: string, signal?: AbortSignal) => request<string[]>('GET', '/users', { query: { search }, signal }),
-  getGroups: (username: string) => request<string[]>('GET', `${u(username)}/groups`),
-  getDestinations: (username: string) => request<Destination[]>('GET', `${u(username)}/destinations`),
+  searchUsers: (search: string, signal?: AbortSignal) =>
+    requestFirst<string>('/users', { query: { search }, signal, pageSize: SEARCH_PAGE_SIZE }),
+  getGroups: (username: string) => requestAll<string>(`${u(username)}/groups`),
+  getDestinations: (username: string) => requestAll<Destination>(`${u(username)}/destinations`),
 
-  listRules: (username: string) => request<Rule[]>('GET', `${u(username)}/rules`),
+  listRules: (username: string) => requestAll<Rule>(`${u(username)}/rules`),
   getRule: (username: string, id: number) => request<Rule>('GET', `${u(username)}/rules/${id}`),
   createRule: (username: string, rule: NewRule) => request<Rule>('POST', `${u(username)}/rules`, { body: rule }),
   updateRule: (username: string, id: number, rule: NewRule) =>
@@ -71,15 +75,17 @@ export const api = {
   putSettings: (username: string, settings: UserSettings) =>
     request<UserSettings>('PUT', `${u(username)}/settings`, { body: settings }),
 
-  listApplications: () => request<string[]>('GET', '/applications'),
+  listApplications: () => requestAll<string>('/applications'),
   searchArtifacts: (query: { names?: string[]; users?: string[]; groups?: string[] }, signal?: AbortSignal) =>
-    request<Artifact[]>('GET', '/artifacts', { query, signal }),
+    requestFirst<Artifact>('/artifacts', { query, signal, pageSize: SEARCH_PAGE_SIZE }),
+  /** Every artifact the users or groups own (the owned-artifacts summary). */
+  ownedArtifacts: (query: { users?: string[]; groups?: string[] }, signal?: AbortSignal) =>
+    requestAll<Artifact>('/artifacts', { query, signal }),
 
   admin: {
-    listRules: (filters: { disabled?: boolean; username?: string }) =>
-      request<Rule[]>('GET', '/admin/rules', { query: filters }),
+    listRules: (filters: { disabled?: boolean; username?: string }) => requestAll<Rule>('/admin/rules', { query: filters }),
     searchUsers: (search: string, signal?: AbortSignal) =>
-      request<UserRef[]>('GET', '/admin/users', { query: { search }, signal }),
+      requestFirst<UserRef>('/admin/users', { query: { search }, signal, pageSize: SEARCH_PAGE_SIZE }),
     patchRule: (id: number, disabled: boolean) => request<Rule>('PATCH', `/admin/rules/${id}`, { body: { disabled } }),
     listDeadLetters: (protocol: Protocol | '', paging: PageParams) =>
       requestPage<DeadLetter>('/admin/deadletters', { query: { protocol }, ...paging }),
