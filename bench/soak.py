@@ -49,6 +49,7 @@ from bench.soak_report import (
     Tally,
     describe_duplicates,
     explain,
+    in_acceptance_window,
     latency_summary,
 )
 from bench.soak_system import BUS_QUEUE, EXCHANGE, SoakConfig, System
@@ -346,6 +347,8 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
         start, end = result.window
         result.lost = len([n for n in lost if start <= tally.published_at.get(n.message, 0) < end])
     arrived = list(tally.arrivals.values())
+    kills = {name: p.killed_at for name, p in system.processes.items()}
+    by_ident = {n.ident: n for n in world.notifications}
     return Report(
         messages=len(world.messages),
         expected=len(world.notifications),
@@ -360,7 +363,12 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
             results,
             deliveries,
             {name: p.started_at[1:] for name, p in system.processes.items()},
-            kills={name: p.killed_at for name, p in system.processes.items()},
+            kills=kills,
+        ),
+        acceptance_window_duplicates=sum(
+            1
+            for ident, times in tally.arrivals.items()
+            if len(times) > 1 and in_acceptance_window(by_ident[ident], times, kills)
         ),
         dead_lettered=len(letters),
         dead_letters=letters,

@@ -120,12 +120,16 @@ class Report:
     crashes: list[str]
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    # Of `duplicated`: mails whose first copy the SMTP server took within ACCEPTANCE_WINDOW of a
+    # kill -9 of the email sender (open finding 1 in docs/reliability.md: the server accepted the
+    # mail, the sender died before its sent key was written). Any other duplicate fails the run.
+    acceptance_window_duplicates: int = 0
 
     @property
     def ok(self) -> bool:
         return not (
             self.lost
-            or self.duplicated
+            or self.duplicated > self.acceptance_window_duplicates
             or self.unexplained_dead_letters
             or self.unexpected_arrivals
             or self.crashes
@@ -141,7 +145,8 @@ class Report:
             f"notifications expected  {self.expected:>9,}  "
             + ", ".join(f"{p} {n:,}" for p, n in sorted(self.expected_by_protocol.items())),
             f"delivered               {self.delivered:>9,}",
-            f"duplicated              {self.duplicated:>9,}  ({self.extra_copies} extra copies)",
+            f"duplicated              {self.duplicated:>9,}  ({self.extra_copies} extra copies; "
+            f"{self.acceptance_window_duplicates} in the SMTP acceptance window of a kill -9)",
             f"lost                    {self.lost:>9,}",
             f"dead-lettered           {self.dead_lettered:>9,}  "
             f"({self.unexplained_dead_letters} unexplained)",
@@ -176,6 +181,22 @@ class Report:
 
 # (time, status, attempt) of each row of the delivery log, by idempotency key.
 DeliveryRows = dict[str, list[tuple[float, str, int]]]
+
+
+# How close to a kill -9 of the email sender a mail's first arrival must be to count as the
+# acceptance window of open finding 1 (measured: 1-3 ms; generous for a loaded machine).
+ACCEPTANCE_WINDOW = 0.1
+
+
+def in_acceptance_window(
+    notification: Notification, times: list[float], kills: dict[str, list[float]]
+) -> bool:
+    """A mail that arrived exactly twice, its first copy within ACCEPTANCE_WINDOW of a kill -9
+    of an email sender."""
+    if notification.protocol != "email" or len(times) != 2:
+        return False
+    moments = [t for name, ts in kills.items() if name.startswith("sender-email") for t in ts]
+    return any(abs(t - times[0]) <= ACCEPTANCE_WINDOW for t in moments)
 
 
 def describe_duplicates(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soak_report import FaultResult, Tally, describe_duplicates
+from bench.soak_report import FaultResult, Tally, describe_duplicates, in_acceptance_window
 from bench.soak_world import Message, Notification, World
 
 pytestmark = pytest.mark.xdist_group("reliability")
@@ -48,3 +48,16 @@ def test_a_notification_received_once_is_not_a_duplicate_and_one_never_received_
     assert describe_duplicates(tally, []) == []
     assert [n.key for n in tally.missing()] == ["k1"]
     assert tally.unexpected == {"somebody else's line": 1}
+
+
+def test_only_a_mail_taken_just_before_its_senders_kill_is_in_the_acceptance_window() -> None:
+    mail, line = _world().notifications
+    kills = {"sender-email": [101.05], "sender-irc": [200.0]}
+
+    # The server took the first copy 50 ms before the sender died: open finding 1.
+    assert in_acceptance_window(mail, [101.0, 130.0], kills)
+    # Seconds away from any kill of the email sender: a duplicate the run must fail on.
+    assert not in_acceptance_window(mail, [103.0, 130.0], kills)
+    # Three copies, or a chat line beside an IRC sender's kill, are never explained so.
+    assert not in_acceptance_window(mail, [101.0, 120.0, 130.0], kills)
+    assert not in_acceptance_window(line, [200.0, 210.0], kills)
