@@ -10,10 +10,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.middleware.cors import CORSMiddleware
 
+from fmn.api.edge import Edge
 from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
-from fmn.api.limits import BodySizeLimit
-from fmn.api.metrics import MetricsMiddleware, metrics_endpoint
+from fmn.api.metrics import metrics_endpoint
 from fmn.api.pagination import PAGE_HEADERS
 from fmn.api.routes import account, admin, misc, preview, rules, unsubscribe, users
 from fmn.api.services import Overrides, start_services, stop_services
@@ -103,8 +103,8 @@ def create_app(
         allow_headers=["*"],
         expose_headers=list(PAGE_HEADERS),
     )
-    app.add_middleware(BodySizeLimit, max_size=settings.api.max_body_size)
-    app.add_middleware(MetricsMiddleware, prefix=PREFIX)
+    # Outermost: metrics and the body limit, one layer (413s and CORS preflights are counted).
+    app.add_middleware(Edge, max_body_size=settings.api.max_body_size, prefix=PREFIX)
 
     root = frontend_dir(settings.api)
     if root is not None:
