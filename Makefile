@@ -22,7 +22,7 @@ run: $(STAMP)
 	@if [ ! -f frontend/dist/index.html ] && command -v npm >/dev/null; then \
 		(cd frontend && npm ci && npm run build) || echo "the web app did not build: the API runs without it"; \
 	fi
-	$(BIN)/fmn run
+	$(BIN)/fmn run --builtin-login
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

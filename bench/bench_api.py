@@ -26,6 +26,7 @@ import os
 import random
 import re
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -265,6 +266,7 @@ allowed_clients = ["fmn-api-tests"]
 token_checks_per_minute = 1000000
 
 [api]
+secret_keys = ["{secrets.token_urlsafe(48)}"]
 rate_limit_per_minute = 1000000
 frontend_dir = "/nonexistent"
 """

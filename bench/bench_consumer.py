@@ -26,6 +26,7 @@ import os
 import random
 import re
 import resource
+import secrets
 import socket
 import statistics
 import subprocess
@@ -401,6 +402,7 @@ async def main() -> None:
                 if not k.startswith("FMN_") or k.startswith("FMN_CONSUMER__")
             },
             "FMN_DATABASE__URL": db_url,
+            "FMN_API__SECRET_KEYS": json.dumps([secrets.token_urlsafe(48)]),
             "FMN_BUS__AMQP_URL": vhost_url,
             "FMN_SEND_QUEUE__AMQP_URL": vhost_url,
             "FMN_CACHE__URL": "mem://",

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -145,7 +146,7 @@ def work_item(n: int) -> WorkItem:
 
 async def ceiling(sink: SMTPSink, messages: int, connections: int) -> tuple[float, float]:
     """A bare aiosmtplib loop: one prebuilt message, sent over `connections` connections."""
-    cfg = MailSettings("FMN <fmn@example.org>", "fmn.example.org", "https://x", "secret")
+    cfg = MailSettings("FMN <fmn@example.org>", "fmn.example.org", "https://x", ["secret"])
     msg = build_notification(work_item(0), cfg)
     sink.reset()
 
@@ -228,7 +229,11 @@ smtp_port = {sink.port}
 connections = {connections}
 """
             )
-        env = {**os.environ, "FMN_CONFIG": config.name}
+        env = {
+            **os.environ,
+            "FMN_CONFIG": config.name,
+            "FMN_API__SECRET_KEYS": json.dumps([secrets.token_urlsafe(48)]),
+        }
         command = [FMN, "--log-level", "WARNING", "sender", "email"]
         process = subprocess.Popen(command, env=env)
         deadline = time.monotonic() + 600

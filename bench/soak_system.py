@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -226,7 +227,8 @@ class System:
                 "retries": 1,
             },
             "consumer": {"retry_delay": 0.5, "counts_interval": 2.0},
-            "api": {"secret_key": "soak-secret"},
+            # A random key each run: the processes refuse a short or placeholder one.
+            "api": {"secret_keys": [secrets.token_urlsafe(48)]},
             "senders": {
                 # Collapsing a burst into one digest would hide which notifications it carries;
                 # digests have their own tests (tests/senders/test_digests.py).

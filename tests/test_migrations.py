@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -54,3 +57,42 @@ def test_every_migration_up_and_down_and_models_agree() -> None:
         migrations.upgrade(url)
     finally:
         services.drop_database(name)
+
+
+def _sqlite(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+def _new_rule(db: sqlite3.Connection, name: str) -> int:
+    rule_id = db.execute("INSERT INTO rules (name, disabled, user_id) VALUES (?, 0, 1)", (name,))
+    assert rule_id.lastrowid is not None
+    db.execute(
+        "INSERT INTO tracking_rules (rule_id, name) VALUES (?, 'related-events')",
+        (rule_id.lastrowid,),
+    )
+    return rule_id.lastrowid
+
+
+def test_rule_ids_are_never_reused_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fmn.sqlite'}"
+    migrations.upgrade(url, "0003")
+    with contextlib.closing(_sqlite(tmp_path / "fmn.sqlite")) as db:
+        db.execute("INSERT INTO users (id, name) VALUES (1, 'alice')")
+        kept, last = _new_rule(db, "kept"), _new_rule(db, "last")
+    migrations.upgrade(url)
+    with contextlib.closing(_sqlite(tmp_path / "fmn.sqlite")) as db:
+        # The rebuild kept the rules and what refers to them.
+        assert db.execute("SELECT count(*) FROM tracking_rules").fetchone() == (2,)
+        db.execute("DELETE FROM rules WHERE id = ?", (last,))
+        newer = _new_rule(db, "newer")
+        assert newer > last and kept < last
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    migrations.downgrade("0003", url)
+    with contextlib.closing(_sqlite(tmp_path / "fmn.sqlite")) as db:
+        assert db.execute("SELECT name FROM rules ORDER BY id").fetchall() == [
+            ("kept",),
+            ("newer",),
+        ]
+        assert db.execute("SELECT count(*) FROM tracking_rules").fetchone() == (2,)

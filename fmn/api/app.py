@@ -13,10 +13,12 @@ from starlette.middleware.cors import CORSMiddleware
 from fmn.api.edge import Edge
 from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
-from fmn.api.metrics import metrics_endpoint
+from fmn.api.metrics import REGISTRY, metrics_endpoint, watch_announcer
 from fmn.api.pagination import PAGE_HEADERS
 from fmn.api.routes import account, admin, misc, preview, rules, unsubscribe, users
+from fmn.api.security_headers import SecurityHeaders
 from fmn.api.services import Overrides, start_services, stop_services
+from fmn.core.metrics import serve_registry
 from fmn.core.settings import Settings, get_settings
 from fmn.directory.base import Directory
 from fmn.transport.base import Broker
@@ -48,6 +50,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = await start_services(settings, overrides)
+        watch_announcer(app.state.services.announcer)
+        metrics_server = (
+            serve_registry(settings.api.metrics_port, settings.api.host, REGISTRY)
+            if settings.api.metrics_port is not None
+            else None
+        )
         if freeze_gc:
             # Everything built so far (modules, routes, schemas, services) lives as long as
             # the process: out of the collector's sight, a full collection under load takes
@@ -58,6 +66,9 @@ def create_app(
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             await stop_services(app.state.services)
 
     app = FastAPI(
@@ -90,6 +101,8 @@ def create_app(
     for old, new in (("/docs", app.docs_url), ("/openapi.json", app.openapi_url)):
         app.add_api_route(old, _redirect_to(new), methods=["GET"], include_in_schema=False)
 
+    # Public metrics tell anyone the traffic per route and the queue of announcements: only
+    # when asked for (the Ingress never routes /metrics either).
     if settings.api.metrics_public:
         app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
         app.add_route(f"{PREFIX}/metrics", metrics_endpoint, include_in_schema=False)
@@ -103,8 +116,18 @@ def create_app(
         allow_headers=["*"],
         expose_headers=list(PAGE_HEADERS),
     )
-    # Outermost: metrics and the body limit, one layer (413s and CORS preflights are counted).
-    app.add_middleware(Edge, max_body_size=settings.api.max_body_size, prefix=PREFIX)
+    # Outermost, in one layer: metrics, security headers and the body limit (413s and CORS
+    # preflights are counted and carry the security headers).
+    app.add_middleware(
+        Edge,
+        max_body_size=settings.api.max_body_size,
+        security_headers=SecurityHeaders(
+            public_url=settings.public_url,
+            identity_provider=settings.oidc.provider_url,
+            docs_path=app.docs_url,
+        ),
+        prefix=PREFIX,
+    )
 
     root = frontend_dir(settings.api)
     if root is not None:

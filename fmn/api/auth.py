@@ -161,8 +161,8 @@ class TokenVerifier:
         if refused is not None:
             raise AuthError(refused)
         raw = await self.cache.get(key)
-        if raw is not None:
-            return self._from_cache(key, raw)
+        if raw is not None and (identity := self._from_cache(key, raw)) is not None:
+            return identity
         check = self._checks.get(key)
         if check is None:
             await self.limiter.hit(
@@ -173,21 +173,16 @@ class TokenVerifier:
             check.add_done_callback(lambda done: self._checked(key, done))
         return await asyncio.shield(check)
 
-    def remembered(self, token: str) -> Identity | None:
-        """The identity of a token this process checked (or found in the shared cache) and
-        still trusts; None otherwise."""
-        if not well_formed(token):
-            return None
-        return self._memo.get(token_key(token))
-
-    def _from_cache(self, key: str, raw: str | bytes) -> Identity:
+    def _from_cache(self, key: str, raw: str | bytes) -> Identity | None:
+        """The shared cache's identity, if still trusted (another process's clock may run
+        behind ours); a refusal raises."""
         data = json.loads(raw)
         if "refused" in data:
             self._refused[key] = str(data["refused"])
             raise AuthError(self._refused[key])
         identity = Identity.from_json(raw, self.admin_groups)
-        if min(identity.expires_at, identity.valid_until) <= time.time():
-            raise AuthError("Token expired")
+        if identity.valid_until <= time.time():
+            return None
         self._memo[key] = identity
         return identity
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fmn.core.commands import settings_or_fail
+from fmn.core.commands import signed_settings_or_fail
 
 
 @click.command()
@@ -15,7 +15,7 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the REST API under /api/v1 (and the web app at / when it is built)."""
     import uvicorn
 
-    settings = settings_or_fail()
+    settings = signed_settings_or_fail()
     uvicorn.run(
         "fmn.api.app:app_factory",
         factory=True,

@@ -12,7 +12,9 @@ from fastapi.responses import FileResponse
 from fmn.core.settings import APISettings
 
 CHECKOUT_DIST = Path(__file__).resolve().parent.parent.parent / "frontend" / "dist"
-RESERVED = ("api/", "metrics")
+# Never the web app: the API, metrics, and the built-in identity provider of `fmn run
+# --builtin-login` (a log-in page there, where there is no such provider, would mislead).
+RESERVED = ("api/", "metrics", "idp/")
 
 
 def frontend_dir(settings: APISettings) -> Path | None:

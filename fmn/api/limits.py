@@ -19,8 +19,8 @@ LOCAL_KEYS = 100_000
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many requests, try again in {retry_after} seconds")
+    def __init__(self, retry_after: int, reason: str = "Too many requests") -> None:
+        super().__init__(f"{reason}, try again in {retry_after} seconds")
         self.retry_after = retry_after
 
 

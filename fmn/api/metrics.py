@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from fmn.api.announce import Announcer
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
     "fmn_api_requests",
@@ -83,8 +85,13 @@ class RequestMetrics:
         counter.inc()
 
 
+def watch_announcer(announcer: Announcer) -> None:
+    """The announcement gauges read the running app's announcer at scrape time."""
+    ANNOUNCEMENTS_PENDING.set_function(lambda: announcer.pending)
+    ANNOUNCEMENTS_FAILED.set_function(lambda: announcer.failed)
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    services = request.app.state.services
-    ANNOUNCEMENTS_PENDING.set(services.announcer.pending)
-    ANNOUNCEMENTS_FAILED.set(services.announcer.failed)
+    """/metrics on the API's own port: only with `api.metrics_public` (else `api.metrics_port`
+    serves the same registry apart)."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, UnicodeText, and_, any_, bindparam, cast, select
+from sqlalchemy import ARRAY, Integer, UnicodeText, and_, any_, bindparam, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.consumer.archive import KEY_ATTRIBUTES
@@ -58,16 +59,26 @@ def _paths_to_keys(paths: Iterable[str]) -> dict[str, set[str]]:
     return keys
 
 
-async def rule_keys(
-    tracking: schema.TrackingRule, owner: str, directory: Directory
-) -> dict[str, set[str]]:
-    """The archive keys a message needs for the tracking rule to match (any one of them)."""
+OwnershipRule = schema.ArtifactsOwned | schema.ArtifactsGroupOwned
+
+
+def rule_keys(tracking: schema.TrackingRule, owner: str) -> dict[str, set[str]]:
+    """The archive keys a message needs for a tracking rule that names no owners to match
+    (any one of them)."""
     if isinstance(tracking, schema.RelatedEvents):
         return {USER_KIND: {owner}}
     if isinstance(tracking, schema.UsersFollowed):
         return {AGENT_KIND: set(tracking.params)}
     if isinstance(tracking, schema.ArtifactsFollowed):
         return _paths_to_keys(f"{a.type}/{a.name}" for a in tracking.params)
+    raise TypeError(f"{tracking.name} is expanded through the directory")
+
+
+async def expand_owners(
+    tracking: OwnershipRule, directory: Directory, deadline: float
+) -> tuple[dict[str, list[str]], bool]:
+    """The projects of each user (or group) the rule names, as far as the directory answers
+    before `deadline` (monotonic time): (projects by name, whether every name was expanded)."""
     lookup: Callable[[str], Awaitable[list[str]]] = (
         directory.get_user_projects
         if isinstance(tracking, schema.ArtifactsOwned)
@@ -79,8 +90,60 @@ async def rule_keys(
         async with semaphore:
             return await lookup(name)
 
-    found = await asyncio.gather(*(projects(name) for name in set(tracking.params)))
-    return _paths_to_keys(path for paths in found for path in paths)
+    tasks = {name: asyncio.ensure_future(projects(name)) for name in dict.fromkeys(tracking.params)}
+    if not tasks:
+        return {}, True
+    done, pending = await asyncio.wait(
+        tasks.values(), timeout=max(0.0, deadline - time.monotonic())
+    )
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    found = {name: task.result() for name, task in tasks.items() if task in done}
+    return found, not pending
+
+
+class _Expanded:
+    """The directory, with the ownership answers a preview already has: the rule index asks
+    for them again and must not wait for the directory twice."""
+
+    def __init__(
+        self, directory: Directory, users: dict[str, list[str]], groups: dict[str, list[str]]
+    ) -> None:
+        self._directory = directory
+        self._users = users
+        self._groups = groups
+
+    async def get_user_projects(self, username: str) -> list[str]:
+        if username in self._users:
+            return self._users[username]
+        return await self._directory.get_user_projects(username)
+
+    async def get_group_projects(self, group: str) -> list[str]:
+        if group in self._groups:
+            return self._groups[group]
+        return await self._directory.get_group_projects(group)
+
+    async def get_user(self, username: str) -> dict[str, Any] | None:
+        return await self._directory.get_user(username)
+
+    async def get_user_groups(self, username: str) -> list[str]:
+        return await self._directory.get_user_groups(username)
+
+    async def get_group_members(self, group: str) -> list[str]:
+        return await self._directory.get_group_members(group)
+
+    async def search_users(self, pattern: str) -> list[str]:
+        return await self._directory.search_users(pattern)
+
+    async def get_project_users(self, path: str) -> list[str]:
+        return await self._directory.get_project_users(path)
+
+    async def get_project_groups(self, path: str) -> list[str]:
+        return await self._directory.get_project_groups(path)
+
+    async def search_projects(self, pattern: str) -> list[str]:
+        return await self._directory.search_projects(pattern)
 
 
 @dataclass
@@ -163,21 +226,38 @@ async def run_preview(
     owner: str,
     *,
     days: int,
-    budget: float,
+    deadline: float,
     offset: int,
     limit: int,
 ) -> Preview:
-    deadline = time.monotonic() + budget
+    """The draft's notifications, read until `deadline` (monotonic time): the request's whole
+    budget, of which expanding owners through the directory may take half."""
     now = dt.datetime.now(dt.UTC)
     window = [now.date() - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     since = dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC)
     preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
 
-    rule = draft_rule(draft, owner)
-    index = RuleIndex(directory)
-    await index.build([rule])
-    keys = await rule_keys(rule.tracking_rule, owner, directory)
+    tracking = draft.tracking_rule
+    if isinstance(tracking, OwnershipRule):
+        halfway = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
+        found, preview.complete = await expand_owners(tracking, directory, halfway)
+        if not preview.complete:  # preview what was expanded in time
+            params = [name for name in tracking.params if name in found]
+            tracking = tracking.model_copy(update={"params": params})
+            draft = draft.model_copy(update={"tracking_rule": tracking})
+        keys = _paths_to_keys(path for paths in found.values() for path in paths)
+        users, groups = (found, {}) if isinstance(tracking, schema.ArtifactsOwned) else ({}, found)
+        directory = _Expanded(directory, users, groups)
+    else:
+        keys = rule_keys(tracking, owner)
     if not any(keys.values()):
+        return preview
+    index = RuleIndex(directory)
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            await index.build([draft_rule(draft, owner)])
+    except TimeoutError:
+        preview.complete = False
         return preview
     # A little past now: a producer's clock may run ahead.
     slices = _Slices(since, now + dt.timedelta(hours=1))
@@ -237,7 +317,7 @@ def _among(session: AsyncSession, column: Any, values: list[Any], item_type: Any
     value (rendering hundreds of parameters per query costs more than running it)."""
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(
-            cast(bindparam("values", values, type_=ARRAY(item_type)), ARRAY(item_type))
+            sql_cast(bindparam("values", values, type_=ARRAY(item_type)), ARRAY(item_type))
         )
     return column.in_(values)
 

@@ -195,8 +195,10 @@ class RuleRef(BaseModel):
 
 class UnsubscribePublic(BaseModel):
     user: str
-    rules: list[RuleRef] = Field(description="The rules the link disables (or disabled)")
-    done: bool = Field(description="True once the rules are disabled")
+    rules: list[RuleRef] = Field(description="The rule the link is about")
+    protocol: str = Field(description="The destination the link stops: its protocol")
+    address: str = Field(description="The destination the link stops: its address")
+    done: bool = Field(description="True once the rule no longer sends to this destination")
 
 
 Protocol = Literal["email", "irc", "matrix"]

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from fmn.api.announce import Announcer
 from fmn.api.auth import TokenVerifier
 from fmn.api.limits import RateLimiter
+from fmn.api.preview_gate import PreviewGate
 from fmn.api.rule_cache import RulePages
 from fmn.core.settings import DatabaseSettings, Settings
 from fmn.db.session import make_engine, make_sessionmaker
@@ -56,7 +57,7 @@ class Services:
     bus: Broker
     announcer: Announcer
     limiter: RateLimiter
-    preview_slots: asyncio.Semaphore
+    previews: PreviewGate
     # The rules list's pages as JSON, kept while the database says they are still true.
     rule_pages: RulePages
     engines: list[AsyncEngine] = field(default_factory=list)
@@ -151,7 +152,9 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
         bus=bus,
         announcer=announcer,
         limiter=limiter,
-        preview_slots=asyncio.Semaphore(settings.api.preview_concurrency),
+        previews=PreviewGate(
+            cache, settings.api.preview_concurrency, settings.api.preview_time_budget
+        ),
         rule_pages=RulePages(read_sessionmaker),
         engines=engines,
         owns_directory=owns_directory,

@@ -8,7 +8,7 @@ import signal
 import click
 import uvloop
 
-from fmn.core.commands import settings_or_fail
+from fmn.core.commands import signed_settings_or_fail
 
 
 @click.command()
@@ -17,7 +17,7 @@ def consumer() -> None:
     from fmn.consumer.service import Consumer
     from fmn.core.metrics import serve_metrics
 
-    settings = settings_or_fail()
+    settings = signed_settings_or_fail()
     serve_metrics(settings.consumer.metrics_port)
 
     async def main() -> None:

@@ -123,6 +123,9 @@ class EmailSenderSettings(Section):
     tls: Literal["none", "starttls", "tls"] = "none"
     username: str | None = None
     password: str | None = None
+    # A username/password is refused over a connection without TLS (tls = "none") unless this
+    # says the path is trusted (a relay on the same host, a private network).
+    allow_insecure_auth: bool = False
     timeout: float = 30.0
     list_id: str = "fmn.fedoraproject.org"
     # SMTP connections kept open and used in parallel by one sender process (sends wait on the
@@ -140,6 +143,9 @@ class IRCSenderSettings(Section):
     nickname: str = "fedora-notif"
     sasl_username: str | None = None
     sasl_password: str | None = None
+    # A SASL password is refused over a connection without TLS unless this says the path is
+    # trusted.
+    allow_insecure_auth: bool = False
     # Flood control: one line every `line_interval` seconds after a burst of `burst` lines.
     line_interval: float = 2.0
     burst: int = 5
@@ -233,14 +239,26 @@ class APISettings(Section):
     host: str = "127.0.0.1"
     port: int = 8080
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173"])
-    metrics_public: bool = True
+    # Serve Prometheus /metrics on the API's own port, to anyone who reaches it. Off by default:
+    # scrape the API on `metrics_port` instead, which the Ingress and the compose file never
+    # publish.
+    metrics_public: bool = False
+    # Port of the API's Prometheus /metrics endpoint, apart from the public one; none when unset.
+    metrics_port: int | None = None
     page_size: int = 50
     max_page_size: int = 500
     # A list asked for without paging parameters (as FMN 3's clients ask) is answered whole, up
     # to this many items; beyond, 422 (ask for pages or narrow the search).
     max_list_size: int = 10_000
-    # Secret for signed one-click unsubscribe links; set it in production.
-    secret_key: str = "change-me"  # noqa: S105
+    # Keys that sign one-click unsubscribe links: the first signs, every one verifies. No default:
+    # `fmn api`, `fmn consumer` and `fmn sender` refuse to start without one of at least 32 bytes
+    # (`fmn run` makes its own). Rotate by putting a new key first and dropping the old one once
+    # the links it signed have expired (docs/security.md).
+    secret_keys: list[str] = Field(default_factory=list)
+    # The former single key, still read: it is used when secret_keys is empty.
+    secret_key: str | None = None
+    # Days an unsubscribe link works after its mail was sent.
+    unsubscribe_link_days: int = Field(default=180, ge=1)
     # Worker processes `fmn api` starts (each has its own caches and connections).
     workers: int = 1
     # Largest request body accepted, in bytes (413 beyond).
@@ -250,11 +268,17 @@ class APISettings(Section):
     rate_limit_per_minute: int = 120
     # Most rules one user may own.
     max_rules_per_user: int = 500
-    # A rule preview reads the archive for at most this many seconds, then answers with what it
-    # has read (marked incomplete).
+    # A rule preview takes at most this many seconds, directory look-ups included, then answers
+    # with what it has read (marked incomplete).
     preview_time_budget: float = 1.5
-    # Previews running at once in one process (each keeps a CPU busy for up to the budget).
+    # Previews running at once in one process (each keeps a CPU busy for up to the budget);
+    # a preview that cannot start within its budget is refused (429), as is a second preview
+    # of a user whose first is still running (in any process).
     preview_concurrency: int = 2
+    # Most usernames or group names (each expanded through the directory) and most artifacts a
+    # previewed rule may list (422 beyond).
+    preview_max_names: int = Field(100, ge=1)
+    preview_max_artifacts: int = Field(500, ge=1)
     # The built web app served at "/" (SPA); None finds frontend/dist in a source checkout.
     frontend_dir: str | None = None
     # Seconds between attempts to announce a committed rule change on the bus; after the last

@@ -57,6 +57,9 @@ class User(Base):
 
 class Rule(Base):
     __tablename__ = "rules"
+    # SQLite: an id is never given twice, so an old unsubscribe link cannot reach a newer rule
+    # (PostgreSQL's sequences already behave so; migration 0004).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(UnicodeText)

@@ -5,7 +5,9 @@ name Fedora's production services, never to be used from a development machine b
 
     database.url         default  -> SQLite in dev.data_dir, migrated at start
     directory.*          default  -> the packaged sample directory (or directory.local_file)
-    oidc.provider_url    default  -> the built-in provider at <url>/idp
+    (log-in)             only with `fmn run --builtin-login`: the built-in provider at <url>/idp
+                         (pick a user, no password) and the dev routes; never inferred from
+                         oidc.provider_url, which is used as configured otherwise
     senders.email        localhost:25 -> the SMTP sink
     senders.irc.host     default  -> IRC lines logged and kept for the web app
     senders.matrix       no access_token -> Matrix messages logged and kept for the web app
@@ -15,16 +17,17 @@ The bus and the cache need nothing here: memory:// and mem:// are their own defa
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fmn.core.secrets import check_signing_keys, configured_keys, data_dir_key
 from fmn.core.settings import (
     DatabaseSettings,
     DirectorySettings,
     EmailSenderSettings,
     IRCSenderSettings,
-    OIDCSettings,
     Settings,
 )
 from fmn.dev.idp import SampleUser
@@ -93,10 +96,37 @@ def sample_users(data: DirectoryData) -> list[SampleUser]:
     return users
 
 
-def plan(settings: Settings, host: str | None = None, port: int | None = None) -> Embedded:
-    """The run's settings: `settings` with every part left at its default embedded."""
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def plan(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    builtin_login: bool = False,
+) -> Embedded:
+    """The run's settings: `settings` with every part left at its default embedded, and the
+    built-in identity provider when `builtin_login` asks for it (and only then)."""
+    data_dir = Path(settings.dev.data_dir).resolve()
+    # Unset keys: one made at random for this data folder and kept in it (set ones are
+    # checked as for `fmn api`).
+    keys = (
+        check_signing_keys(settings.api)
+        if configured_keys(settings.api)[1]
+        else [data_dir_key(data_dir)]
+    )
     api = settings.api.model_copy(
-        update={"host": host or settings.api.host, "port": port or settings.api.port}
+        update={
+            "host": host or settings.api.host,
+            "port": port or settings.api.port,
+            "secret_keys": keys,
+            "secret_key": None,
+        }
     )
     url = f"http://{_url_host(api.host)}:{api.port}"
     if settings.public_url != Settings.model_fields["public_url"].default:
@@ -109,7 +139,6 @@ def plan(settings: Settings, host: str | None = None, port: int | None = None) -
     run = Embedded(settings, url, origins)
 
     if settings.database.url == DatabaseSettings().url:
-        data_dir = Path(settings.dev.data_dir).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         sqlite = f"sqlite+aiosqlite:///{data_dir / 'fmn.sqlite'}"
         update["database"] = settings.database.model_copy(update={"url": sqlite})
@@ -127,7 +156,7 @@ def plan(settings: Settings, host: str | None = None, port: int | None = None) -
         run.directory = True
     run.users = sample_users(DirectoryData.from_file(directory.local_file or SAMPLE_DIRECTORY))
 
-    if settings.oidc.provider_url == OIDCSettings().provider_url:
+    if builtin_login:
         update["oidc"] = settings.oidc.model_copy(
             update={
                 "provider_url": url + IDP_PATH,

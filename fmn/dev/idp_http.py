@@ -22,19 +22,23 @@ SESSION_COOKIE = "fmn_dev_idp"
 # Parameters of the login form itself, not of the authorization request it carries on.
 _FORM_FIELDS = ("username", "deny")
 
+# A file of its own, not a <style> element: the Content-Security-Policy allows no inline style.
+_CSS = """\
+ body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto;
+        padding: 0 1rem; }
+ .user { display: block; width: 100%; text-align: left; padding: .75rem 1rem; margin: .5rem 0;
+         border: 1px solid #bbb; border-radius: .5rem; background: #f8f9fa; cursor: pointer; }
+ .user:hover { background: #e7f1ff; } .muted { color: #666; font-size: .9rem; }
+ .deny { margin-top: 1rem; }
+"""
+
 _templates = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 _PAGE = _templates.from_string(
     """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }} · fmn development sign-in</title>
-<style>
- body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; }
- .user { display: block; width: 100%; text-align: left; padding: .75rem 1rem; margin: .5rem 0;
-         border: 1px solid #bbb; border-radius: .5rem; background: #f8f9fa; cursor: pointer; }
- .user:hover { background: #e7f1ff; } .muted { color: #666; font-size: .9rem; }
- .deny { margin-top: 1rem; }
-</style></head>
+<link rel="stylesheet" href="login.css"></head>
 <body>
 <h1>{{ title }}</h1>
 {% if users is defined %}
@@ -100,6 +104,11 @@ def make_idp_router(provider: idp.IdentityProvider, prefix: str) -> APIRouter:
                 title="Use a loopback address",
                 message="Over plain HTTP, open the app at http://localhost or http://127.0.0.1.",
             )
+
+    # Every page is at <prefix>/<name>, and links its style sheet as "login.css".
+    @router.get("/login.css")
+    async def stylesheet() -> Response:
+        return Response(_CSS, media_type="text/css", headers={"Cache-Control": "no-cache"})
 
     @router.get("/.well-known/openid-configuration")
     async def discovery() -> JSONResponse:

@@ -178,20 +178,21 @@ class Runner:
 
     def _routers(self) -> list[Any]:
         embedded = self.embedded
-        routers = [make_dev_router(self.outbox, self._info())]
-        if embedded.oidc:
-            oidc = embedded.settings.oidc
-            provider = IdentityProvider(
-                oidc.provider_url,
-                embedded.users,
-                [
-                    Client(oidc.frontend_client_id, None, embedded.origins),
-                    Client(oidc.client_id, oidc.client_secret, grant_types=()),
-                ],
-                extra_scopes=oidc.scopes,
-            )
-            routers.append(make_idp_router(provider, IDP_PATH))
-        return routers
+        if not embedded.oidc:
+            # The stand-ins' routes only with the stand-in log-in, which is asked for
+            # explicitly (`fmn run --builtin-login`).
+            return []
+        oidc = embedded.settings.oidc
+        provider = IdentityProvider(
+            oidc.provider_url,
+            embedded.users,
+            [
+                Client(oidc.frontend_client_id, None, embedded.origins),
+                Client(oidc.client_id, oidc.client_secret, grant_types=()),
+            ],
+            extra_scopes=oidc.scopes,
+        )
+        return [make_dev_router(self.outbox, self._info()), make_idp_router(provider, IDP_PATH)]
 
     def _info(self) -> DevInfo:
         embedded = self.embedded

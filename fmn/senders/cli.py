@@ -9,7 +9,8 @@ from typing import TypeVar
 
 import click
 
-from fmn.core.commands import settings_or_fail
+from fmn.core.commands import settings_or_fail, signed_settings_or_fail
+from fmn.core.settings import ConfigError
 from fmn.sendqueue import deadletters
 from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport.base import Broker
@@ -21,9 +22,14 @@ T = TypeVar("T")
 @click.argument("protocol", type=click.Choice(PROTOCOLS))
 def sender(protocol: str) -> None:
     """Deliver the notifications of one protocol (email may run several instances)."""
-    from fmn.senders.service import run_sender_process
+    from fmn.senders.service import check_cleartext_credentials, run_sender_process
 
-    run_sender_process(protocol, settings_or_fail())
+    settings = signed_settings_or_fail()
+    try:
+        check_cleartext_credentials(protocol, settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    run_sender_process(protocol, settings)
 
 
 @click.group()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import nh3
 
-from fmn.core.signing import make_unsubscribe_token, unsubscribe_url
+from fmn.core.signing import Unsubscribe, make_unsubscribe_token, unsubscribe_url
 from fmn.senders import mime
 from fmn.senders.digest import Digest, item_line
 from fmn.senders.errors import PermanentError
@@ -39,7 +39,8 @@ class MailSettings:
     from_address: str
     list_id: str
     public_url: str
-    secret_key: str
+    # Unsubscribe links' signing keys (the first signs).
+    secret_keys: list[str]
 
     @functools.cached_property
     def envelope_from(self) -> str:
@@ -90,8 +91,13 @@ def _common_headers(cfg: MailSettings, to: str, subject: str, date: dt.datetime)
     ]
 
 
-def _unsubscribe_headers(cfg: MailSettings, user: str, rules: list[int]) -> Headers:
-    token = make_unsubscribe_token(cfg.secret_key, user, rules)
+def _unsubscribe_headers(cfg: MailSettings, user: str, rules: list[int], address: str) -> Headers:
+    """One-click unsubscribe from this address of this rule; none when the mail is about
+    several rules, since stopping one of them would not stop such a mail (the footer links
+    to each rule instead)."""
+    if len(rules) != 1:
+        return []
+    token = make_unsubscribe_token(cfg.secret_keys, Unsubscribe(user, rules[0], "email", address))
     return [
         ("List-Unsubscribe", f"<{unsubscribe_url(cfg.public_url, token)}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
@@ -118,9 +124,7 @@ def build_notification(item: WorkItem, cfg: MailSettings) -> bytes:
         clean_name = _HEADER_NAME.sub("", name)[:60]
         if clean_name:
             headers.append((METADATA_PREFIX + clean_name, one_line(value, 900)))
-    rule_ids = [r.id for r in item.rules]
-    if rule_ids:
-        headers += _unsubscribe_headers(cfg, item.user, rule_ids)
+    headers += _unsubscribe_headers(cfg, item.user, [r.id for r in item.rules], item.address)
     text = f"{strip_controls(content.text).rstrip()}\n\n-- \n{_footer_text(cfg, item.rules)}\n"
     html_body = f"{nh3.clean(content.html)}\n{_footer_html(cfg, item.rules)}"
     return mime.alternative(headers, text, html_body)
@@ -133,9 +137,7 @@ def build_digest(digest: Digest, cfg: MailSettings, now: dt.datetime) -> bytes:
     )
     headers.append((METADATA_PREFIX + "Digest", str(len(digest.items))))
     rules = digest.rules
-    # One-click unsubscribe disables rules; only offer it when the digest is about one rule.
-    if len(rules) == 1:
-        headers += _unsubscribe_headers(cfg, digest.user, [rules[0].id])
+    headers += _unsubscribe_headers(cfg, digest.user, [r.id for r in rules], digest.address)
     lines = [f"{digest.title} ({one_line(digest.why)}):", ""]
     items_html = []
     for item in digest.items:

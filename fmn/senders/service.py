@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 
-from fmn.core.settings import Settings
+from fmn.core.settings import ConfigError, Settings
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.senders.deliverylog import DeliveryLog
 from fmn.senders.handler import Handler
@@ -23,8 +23,28 @@ from fmn.transport import make_broker
 log = logging.getLogger(__name__)
 
 
+def check_cleartext_credentials(protocol: str, settings: Settings) -> None:
+    """ConfigError when a password would cross the network without TLS, unless the operator
+    allowed it explicitly."""
+    email, irc = settings.senders.email, settings.senders.irc
+    if protocol == "email" and email.password and email.tls == "none":
+        if not email.allow_insecure_auth:
+            raise ConfigError(
+                "senders.email.password would be sent without TLS (senders.email.tls = "
+                '"none"): use "starttls" or "tls", or set senders.email.allow_insecure_auth'
+            )
+    if protocol == "irc" and irc.sasl_password and not irc.tls:
+        if not irc.allow_insecure_auth:
+            raise ConfigError(
+                "senders.irc.sasl_password would be sent without TLS (senders.irc.tls = "
+                "false): turn TLS on, or set senders.irc.allow_insecure_auth"
+            )
+
+
 def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handler:
+    check_cleartext_credentials(protocol, settings)
     if protocol == "email":
+        from fmn.core.secrets import configured_keys
         from fmn.senders.email import EmailHandler
         from fmn.senders.email_message import MailSettings
 
@@ -35,7 +55,7 @@ def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handl
                 from_address=email.from_address,
                 list_id=email.list_id,
                 public_url=settings.public_url,
-                secret_key=settings.api.secret_key,
+                secret_keys=configured_keys(settings.api)[1],
             ),
         )
     if protocol == "irc":

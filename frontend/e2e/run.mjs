@@ -76,7 +76,7 @@ writeFileSync(join(tmp, 'fmn.toml'), '')
 // Only the stand-ins: nothing of the caller's FMN_* settings reaches the run.
 const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('FMN_')))
 const log = openSync(logPath, 'a')
-const server = spawn(fmn, ['run', '--host', '127.0.0.1', '--port', String(port)], {
+const server = spawn(fmn, ['run', '--builtin-login', '--host', '127.0.0.1', '--port', String(port)], {
   cwd: tmp,
   env: {
     ...env,

@@ -25,6 +25,7 @@ from fmn.directory.local import DirectoryData, LocalDirectory
 from tests.harness import services
 from tests.harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.harness.ports import free_port
+from tests.harness.signing import SIGNING_KEY
 
 ADMIN_GROUP = "fmn-admins"
 # Identity provider accounts: username -> groups.
@@ -119,7 +120,7 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "userinfo_username_claim": "preferred_username",
         },
         api={
-            "secret_key": "test-secret",
+            "secret_keys": [SIGNING_KEY],
             "announce_retry_delays": [0.05, 0.1],
             "rate_limit_per_minute": 1000,
             "frontend_dir": "/nonexistent",

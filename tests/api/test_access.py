@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.core.signing import make_unsubscribe_token
+from fmn.core.signing import Unsubscribe, make_unsubscribe_token
 from fmn.db import models
 from tests.api.conftest import ALICE_EMAIL, rule_body
 from tests.factories import make_rule, make_user
@@ -108,7 +108,9 @@ async def test_access(
     await make_user(session, "bob")
     rule = await make_rule(session, alice, name=SECRET_NAME, destinations=[("email", ALICE_EMAIL)])
     await session.commit()
-    token = make_unsubscribe_token(api_settings.api.secret_key, "alice", [rule.id])
+    token = make_unsubscribe_token(
+        api_settings.api.secret_keys, Unsubscribe("alice", rule.id, "email", ALICE_EMAIL)
+    )
     path = "/api/v1" + case.path.format(rule=rule.id, token=token)
     before = await snapshot(session)
 

@@ -1,4 +1,4 @@
-"""Directory proxies, applications, artifacts, config, health, metrics, unsubscribe links, rate
+"""Directory proxies, applications, artifacts, config, health, metrics, rate
 limits, CORS and the web app's files."""
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from fmn.core.settings import Settings
-from fmn.core.signing import make_unsubscribe_token
-from fmn.db import models
-from tests.api.conftest import ALICE_EMAIL, BusListener
-from tests.factories import make_rule, make_user
+from tests.api.conftest import ALICE_EMAIL
+from tests.factories import make_user
 from tests.harness import services
 from tests.harness.ports import free_port
 
@@ -98,7 +96,7 @@ def unmigrated() -> Iterator[async_sessionmaker[AsyncSession]]:
 
 
 async def test_not_ready_without_migrations_cache_or_bus(
-    make_app: Any, api_settings: Settings, unmigrated: Any
+    make_app: Any, api_settings: Settings, unmigrated: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     from fmn.api.app import create_app
 
@@ -106,7 +104,9 @@ async def test_not_ready_without_migrations_cache_or_bus(
     async with app.router.lifespan_context(app), client_for(app) as http:
         response = await http.get("/api/v1/healthz/ready")
     assert response.status_code == 503
-    assert "migrations" in response.json()["detail"] and "fmn db upgrade" in response.text
+    # Anyone may ask: the answer says not ready, the log says why.
+    assert response.json() == {"detail": "Not ready"}
+    assert "fmn db upgrade" in caplog.text
 
     broken = api_settings.model_copy(
         update={
@@ -119,68 +119,46 @@ async def test_not_ready_without_migrations_cache_or_bus(
     app = await make_app(broken)
     async with client_for(app) as http:
         response = await http.get("/api/v1/healthz/ready")
-    assert response.status_code == 503
-    assert "cache:" in response.text and "bus:" in response.text
+    assert response.status_code == 503 and response.json() == {"detail": "Not ready"}
+    assert "cache:" in caplog.text and "bus:" in caplog.text
+    assert "127.0.0.1" not in response.text
 
 
-async def test_metrics(client: httpx.AsyncClient, make_app: Any, api_settings: Settings) -> None:
-    await client.get("/api/v1/healthz/live")
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    lines = [line for line in response.text.splitlines() if "healthz/live" in line]
-    assert any(
+async def test_metrics_are_closed_by_default(
+    client: httpx.AsyncClient, make_app: Any, api_settings: Settings
+) -> None:
+    assert (await client.get("/metrics")).status_code == 404
+    assert (await client.get("/api/v1/metrics")).status_code == 404
+
+
+def _counted_live_requests(text: str) -> bool:
+    return any(
         line.startswith("fmn_api_requests_total{")
         and 'route="/api/v1/healthz/live"' in line
         and 'status="200"' in line
-        for line in lines
-    ), lines
-    assert "fmn_api_request_duration_seconds_bucket" in response.text
-    app = await make_app(with_api(api_settings, metrics_public=False))
-    async with client_for(app) as http:
-        assert (await http.get("/metrics")).status_code == 404
+        for line in text.splitlines()
+    )
 
 
-async def test_unsubscribe_link(
-    client: httpx.AsyncClient, session: AsyncSession, api_settings: Settings, bus: BusListener
+async def test_metrics_on_their_own_port_or_public_when_asked(
+    make_app: Any, api_settings: Settings
 ) -> None:
-    alice = await make_user(session, "alice")
-    r1 = await make_rule(session, alice, name="one")
-    r2 = await make_rule(session, alice, name="two")
-    other = await make_rule(session, await make_user(session, "bob"), name="bobs")
-    await session.commit()
-    secret = api_settings.api.secret_key
-    token = make_unsubscribe_token(secret, "alice", [r1.id, r2.id])
-    url = f"/api/v1/unsubscribe/{token}"
+    port = free_port()
+    app = await make_app(with_api(api_settings, metrics_port=port))
+    async with client_for(app) as http:
+        await http.get("/api/v1/healthz/live")
+        assert (await http.get("/metrics")).status_code == 404
+    async with httpx.AsyncClient() as scraper:
+        response = await scraper.get(f"http://127.0.0.1:{port}/metrics")
+    assert _counted_live_requests(response.text), response.text[:2000]
+    assert "fmn_api_request_duration_seconds_bucket" in response.text
+    assert "fmn_api_announcements_pending" in response.text
 
-    shown = await client.get(url)
-    assert shown.json() == {
-        "user": "alice",
-        "rules": [
-            {"id": r1.id, "name": "one", "disabled": False},
-            {"id": r2.id, "name": "two", "disabled": False},
-        ],
-        "done": False,
-    }
-    done = await client.post(url, content=b"List-Unsubscribe=One-Click")
-    assert done.status_code == 200 and done.json()["done"] is True
-    assert all(r["disabled"] for r in done.json()["rules"])
-    topics = {(await bus.next()).routing_key, (await bus.next()).routing_key}
-    assert topics == {"org.example.test.fmn.rule.update.v1"}
-    assert (await client.post(url)).status_code == 200  # again: nothing more to do
-    assert await bus.nothing()
-
-    forged = make_unsubscribe_token("another-secret", "alice", [r1.id])
-    assert (await client.post(f"/api/v1/unsubscribe/{forged}")).status_code == 404
-    assert (await client.post("/api/v1/unsubscribe/garbage")).status_code == 404
-    # A link naming bob's rule as alice's disables nothing.
-    cross = make_unsubscribe_token(secret, "alice", [other.id])
-    assert (await client.post(f"/api/v1/unsubscribe/{cross}")).status_code == 404
-    await session.refresh(other)
-    assert other.disabled is False
-    await session.delete(await session.get(models.Rule, r1.id))
-    await session.delete(await session.get(models.Rule, r2.id))
-    await session.commit()
-    assert (await client.get(url)).status_code == 404
+    app = await make_app(with_api(api_settings, metrics_public=True))
+    async with client_for(app) as http:
+        await http.get("/api/v1/healthz/live")
+        response = await http.get("/metrics")
+    assert response.status_code == 200 and _counted_live_requests(response.text)
 
 
 async def test_rate_limit_on_directory_proxies(
@@ -251,12 +229,63 @@ async def test_serves_the_web_app(make_app: Any, api_settings: Settings, tmp_pat
         assert (await http.get("/api/v1/config")).status_code == 200
 
 
+async def test_no_stand_in_log_in_or_dev_routes_in_the_api(
+    make_app: Any, api_settings: Settings, tmp_path: Path, auth: Any
+) -> None:
+    """`fmn api` serves neither the built-in identity provider nor the dev routes, not even as
+    the web app's page (which would offer a log-in where there is none)."""
+    (tmp_path / "index.html").write_text("<html>fmn</html>")
+    app = await make_app(with_api(api_settings, frontend_dir=str(tmp_path)))
+    async with client_for(app) as http:
+        for path in (
+            "/idp/.well-known/openid-configuration",
+            "/idp/authorize?client_id=fmn-frontend&response_type=code",
+            "/idp/token",
+        ):
+            assert (await http.get(path)).status_code == 404, path
+        for path in ("/api/v1/dev/info", "/api/v1/dev/mail", "/api/v1/dev/chat"):
+            response = await http.get(path, headers=auth("alice"))
+            assert response.status_code == 404, path
+
+
 def test_openapi_document_is_served_and_json(api_settings: Settings) -> None:
     from fmn.api.app import create_app
 
     document = create_app(api_settings).openapi()
     assert document["paths"]["/api/v1/users/{username}/rules/preview"]["post"]
     json.dumps(document)
+
+
+async def test_security_headers_on_the_api_and_the_web_app(
+    make_app: Any, api_settings: Settings, tmp_path: Path, auth: Any, session: AsyncSession
+) -> None:
+    (tmp_path / "index.html").write_text("<html>fmn</html>")
+    await make_user(session, "alice")
+    await session.commit()
+    app = await make_app(with_api(api_settings, frontend_dir=str(tmp_path)))
+    async with client_for(app) as http:
+        answers = [
+            await http.get("/"),
+            await http.get("/rules/3"),
+            await http.get("/api/v1/config"),
+            await http.get("/api/v1/nothing-here"),
+            await http.get("/api/v1/users/alice/rules", headers=auth("alice")),
+        ]
+    for response in answers:
+        csp = response.headers["content-security-policy"]
+        policy = dict(part.strip().split(" ", 1) for part in csp.split(";"))
+        assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+        assert policy["frame-ancestors"] == "'none'"
+        assert api_settings.oidc.provider_url.split("/")[2] in policy["connect-src"]
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert "max-age=" in response.headers["strict-transport-security"]  # an https URL
+    plain = api_settings.model_copy(update={"public_url": "http://127.0.0.1:8080"})
+    async with client_for(await make_app(plain)) as http:
+        response = await http.get("/api/v1/config")
+    assert "strict-transport-security" not in response.headers
+    assert "content-security-policy" in response.headers
 
 
 def test_openapi_names_path_parameters_as_fmn3_does(api_settings: Settings) -> None:

@@ -25,6 +25,7 @@ from fmn.transport import make_broker
 from fmn.transport.base import Outgoing, QueueSpec
 from tests.harness import services
 from tests.harness.ports import free_port
+from tests.harness.signing import SIGNING_KEY
 
 # Nothing listens on port 9 (discard) of the loopback here: a refused connection, at once.
 CLOSED = "127.0.0.1:9"
@@ -45,6 +46,7 @@ def environment(settings: Settings) -> dict[str, str]:
             "FMN_DIRECTORY__FASJSON_URL": settings.directory.fasjson_url,
             "FMN_DIRECTORY__DISTGIT_URL": settings.directory.distgit_url,
             "FMN_PUBLIC_URL": settings.public_url,
+            "FMN_API__SECRET_KEYS": json.dumps([SIGNING_KEY]),
         }
     )
     return env

@@ -15,7 +15,8 @@ from fmn.core import settings as settings_module
 from fmn.core.settings import Settings, load_settings
 
 # ${NAME:-default} and ${NAME} as compose interpolates them (the variables are unset here).
-INTERPOLATION = re.compile(r"\$\{[A-Za-z0-9_]+(?::?-([^}]*))?\}")
+# ${VAR}, ${VAR:-default}, ${VAR-default}; ${VAR:?message} (required) gives nothing.
+INTERPOLATION = re.compile(r"\$\{[A-Za-z0-9_]+(?::?-([^}]*)|:?\?[^}]*)?\}")
 
 
 def interpolated(value: str) -> str:

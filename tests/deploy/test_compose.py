@@ -102,18 +102,34 @@ def test_settings_load(name: str) -> None:
 
 
 def test_rabbitmq_users_are_the_definitions_users() -> None:
+    """Each fmn service logs in as a user of definitions.json, with the password the RabbitMQ
+    service gives that user from the same required variable (set-passwords.sh)."""
     definitions = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
-    users = {u["name"]: u["password"] for u in definitions["users"]}
+    users = {u["name"] for u in definitions["users"]}
     vhosts = {v["name"] for v in definitions["vhosts"]}
+    rabbitmq = compose()["services"]["rabbitmq"]["environment"]
     for name, service in fmn_services().items():
         for key in ("FMN_BUS__AMQP_URL", "FMN_SEND_QUEUE__AMQP_URL"):
-            url = environment(service).get(key)
-            if url is None:
+            raw = (service.get("environment") or {}).get(key)
+            if raw is None:
                 continue
-            parts = urlsplit(url)
+            parts = urlsplit(interpolated(raw))
             assert parts.username in users, (name, key)
-            assert users[parts.username] == parts.password, (name, key)
+            variable = f"FMN_RABBITMQ_{parts.username.removeprefix('fmn-').upper()}_PASSWORD"
+            assert f":${{{variable}:?" in raw, (name, key, raw)
+            assert rabbitmq[variable].startswith(f"${{{variable}:?"), variable
             assert unquote(parts.path[1:]) in vhosts, (name, key)
+
+
+def test_no_password_in_the_files_that_a_service_would_accept() -> None:
+    """Every password is a required variable: compose refuses to start without it."""
+    text = COMPOSE.read_text()
+    assert "change-me" not in text.lower()
+    for user in json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())["users"]:
+        assert "password" not in user and user["password_hash"] == "", user["name"]
+    postgres = compose()["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert postgres.startswith("${FMN_POSTGRES_PASSWORD:?")
+    assert (DEPLOY / "rabbitmq" / "set-passwords.sh").is_file()
 
 
 def test_mounted_files_exist() -> None:
@@ -124,3 +140,22 @@ def test_mounted_files_exist() -> None:
                 assert (DEPLOY / source).is_file(), source
     build = compose()["x-fmn-image"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
+
+
+def test_only_the_web_entry_point_is_published_to_the_network() -> None:
+    published = {
+        name: [str(p) for p in service.get("ports", ())]
+        for name, service in compose()["services"].items()
+        if service.get("ports")
+    }
+    assert published.pop("api") == ["8080:8080"]
+    assert published, "the mail sink and RabbitMQ's management stay reachable locally"
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_no_signing_key_default_the_api_would_accept() -> None:
+    """compose refuses to start without FMN_API__SECRET_KEY rather than giving it a value."""
+    raw = compose()["x-fmn"]["environment"]["FMN_API__SECRET_KEY"]
+    assert raw.startswith("${FMN_API__SECRET_KEY:?"), raw

@@ -151,6 +151,18 @@ def test_containers_run_fmn_with_real_settings(name: str, container: dict[str, A
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_every_process_that_checks_the_signing_key_gets_it() -> None:
+    """`fmn api`, `fmn consumer` and `fmn sender` refuse to start without api.secret_keys."""
+    for name, container in containers():
+        if container["args"][0] in ("api", "consumer", "sender"):
+            secrets = {
+                v["name"]: v["valueFrom"]["secretKeyRef"]["key"]
+                for v in container.get("env", ())
+                if "valueFrom" in v
+            }
+            assert secrets.get("FMN_API__SECRET_KEY") == "api-secret-key", name
+
+
 def test_processes() -> None:
     deployments = by_kind("Deployment")
     commands = {
@@ -205,4 +217,14 @@ def test_metrics_ports_match_the_configuration() -> None:
     assert ports["metrics"] == config["consumer"]["metrics_port"]
     assert consumer["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
     api = by_kind("Deployment")["fmn-api"]["spec"]["template"]
-    assert api["metadata"]["annotations"]["prometheus.io/port"] == str(config["api"]["port"])
+    # The API's metrics on their own port, which the Service (and so the Ingress) never routes.
+    assert config["api"]["metrics_port"] != config["api"]["port"]
+    assert config["api"].get("metrics_public", False) is False
+    api_ports = {p["name"]: p["containerPort"] for p in api["spec"]["containers"][0]["ports"]}
+    assert api_ports["metrics"] == config["api"]["metrics_port"]
+    assert api["metadata"]["annotations"]["prometheus.io/port"] == str(api_ports["metrics"])
+    service = by_kind("Service")["fmn-api"]
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http"}
+    for rule in by_kind("Ingress")["fmn"]["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            assert path["backend"]["service"]["port"]["name"] == "http"

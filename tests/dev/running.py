@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,16 @@ class Run:
         return self.process.wait(timeout)
 
 
-def start(tmp: Path, fmn: Path = FMN, **env: str) -> Run:
-    """`fmn run` (the checkout's, or `fmn`) in `tmp` on a free port, once its banner is out."""
+def start(
+    tmp: Path, fmn: Path = FMN, args: Sequence[str] = ("--builtin-login",), **env: str
+) -> Run:
+    """`fmn run ARGS` (the checkout's, or `fmn`) in `tmp` on a free port, once its banner is
+    out; by default with the built-in log-in."""
     port = free_port()
     (tmp / "fmn.toml").write_text("")
     stdout, stderr = tmp / "stdout.txt", tmp / "stderr.txt"
     process = subprocess.Popen(
-        [str(fmn), "run", "--port", str(port)],
+        [str(fmn), "run", "--port", str(port), *args],
         cwd=tmp,
         env={**os.environ, "FMN_CONFIG": str(tmp / "fmn.toml"), **env},
         stdout=stdout.open("wb"),

@@ -17,7 +17,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_on_defaults_everything_is_embedded(in_tmp: Path) -> None:
-    run = plan(Settings(), port=18123)
+    run = plan(Settings(), port=18123, builtin_login=True)
     assert run.url == "http://127.0.0.1:18123"
     assert set(run.parts) == {
         "database",
@@ -44,6 +44,15 @@ def test_on_defaults_everything_is_embedded(in_tmp: Path) -> None:
         "127.0.0.1",
         2525,
     )
+
+
+def test_the_builtin_login_only_when_asked_for() -> None:
+    """Never inferred from oidc.provider_url being left at its default (Fedora's)."""
+    run = plan(Settings(), port=18123)
+    assert "oidc" not in run.parts
+    assert run.settings.oidc == Settings().oidc
+    configured = Settings(oidc={"provider_url": "https://id.example.org"})
+    assert plan(configured, builtin_login=True).settings.oidc.provider_url.endswith("/idp")
 
 
 def test_configured_parts_are_used_as_configured() -> None:

@@ -4,7 +4,10 @@ until a notification from the demo feed arrives in the SMTP sink and the IRC log
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import CORPUS_DIR
-from tests.dev.running import Run, log_in, start, wait_for
+from tests.dev.running import FMN, Run, log_in, start, wait_for
 from tests.harness import services
 
 # One worker runs these in file order: they share one `fmn run`, which the last one stops.
@@ -120,17 +123,44 @@ def test_ctrl_c_stops_everything_cleanly(run: Run) -> None:
 
 
 def test_without_a_corpus_it_says_so_and_runs_without_a_feed(tmp_path: Path) -> None:
-    running = start(tmp_path, FMN_DEV__CORPUS_DIR=str(tmp_path / "nowhere"))
+    """And without --builtin-login: no password-less log-in and no dev routes, even though
+    oidc.provider_url is left at its default."""
+    running = start(
+        tmp_path, args=["--host", "127.0.0.1"], FMN_DEV__CORPUS_DIR=str(tmp_path / "nowhere")
+    )
     try:
         banner = running.stdout.read_text()
         assert "demo feed: off: no corpus at" in banner
         assert str(tmp_path / "nowhere") in banner
+        assert "log in as" not in banner and "oidc" not in banner
         with httpx.Client(base_url=running.url, timeout=10) as http:
             assert http.get("/api/v1/healthz/live").status_code == 200
+            assert http.get("/idp/.well-known/openid-configuration").status_code == 404
+            assert http.get("/api/v1/dev/info").status_code == 404
+            config = http.get("/api/v1/config").json()
+            assert config["oidc_provider_url"] == "https://id.fedoraproject.org/openidc"
         assert running.interrupt() == 0, running.output()
     finally:
         if running.process.poll() is None:
             running.process.kill()
+
+
+def test_builtin_login_on_an_open_address_is_announced_loudly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        port = taken.getsockname()[1]
+        (tmp_path / "fmn.toml").write_text("")
+        result = subprocess.run(
+            [str(FMN), "run", "--builtin-login", "--host", "0.0.0.0", "--port", str(port)],
+            cwd=tmp_path,
+            env={**os.environ, "FMN_CONFIG": str(tmp_path / "fmn.toml")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert "ANYONE WHO CAN REACH THIS ADDRESS CAN LOG IN AS ANY USER" in result.stderr
+    assert result.returncode != 0  # the port was taken
 
 
 def test_configured_services_replace_the_stand_ins(tmp_path: Path, redis_url: str) -> None:
@@ -151,7 +181,7 @@ def test_configured_services_replace_the_stand_ins(tmp_path: Path, redis_url: st
         try:
             banner = running.stdout.read_text()
             assert "embedded stand-ins: directory, oidc, email, irc, matrix\n" in banner
-            assert not (tmp_path / "var").exists()
+            assert not (tmp_path / "var" / "fmn.sqlite").exists()
             with httpx.Client(base_url=running.url, timeout=10) as http:
                 tokens = log_in(http, "alice")
                 bearer = {"Authorization": f"Bearer {tokens['access_token']}"}

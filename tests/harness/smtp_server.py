@@ -143,6 +143,8 @@ class SMTPServer:
                 kwargs.update(tls_context=context, require_starttls=True)
         if self.login is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
+            if self.tls is None:  # a password in clear text (allow_insecure_auth's tests)
+                kwargs.update(auth_require_tls=False)
         self._controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, **kwargs)
         self._controller.start()
 

@@ -25,6 +25,7 @@ from fmn.db import migrations
 from fmn.sendqueue.topology import send_queue
 from fmn.sendqueue.workitem import unpack
 from tests.harness import services
+from tests.harness.signing import SIGNING_KEY
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -123,6 +124,7 @@ def bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bus]:
                 "send_queue": {"amqp_url": amqp_url, "exchange": EXCHANGE},
                 "directory": {"local_file": str(workdir / "directory.json")},
                 "consumer": {"max_body_bytes": MAX_BODY, "retry_delay": 0.2},
+                "api": {"secret_keys": [SIGNING_KEY]},
             },
         )
         consumer = FmnProcess("consumer", ["consumer"], config, workdir / "consumer.log")

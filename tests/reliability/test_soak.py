@@ -30,7 +30,7 @@ pytestmark = pytest.mark.xdist_group("reliability")
 def test_a_mail_names_its_notification() -> None:
     # The soak tells which notification a mail is by its Message-ID: the sender's, exactly.
     item = make_item("email", "alice@example.org")
-    settings = MailSettings(f"FMN <notifications@{MAIL_DOMAIN}>", "fmn", PUBLIC_URL, "secret")
+    settings = MailSettings(f"FMN <notifications@{MAIL_DOMAIN}>", "fmn", PUBLIC_URL, ["secret"])
     mail = email.message_from_bytes(build_notification(item, settings), policy=email.policy.default)
     assert mail["Message-ID"] == email_message_id(item.key)
 

@@ -16,6 +16,7 @@ from fmn.core.settings import Settings
 from fmn.senders.service import run_sender
 from fmn.sendqueue.topology import declare_send_topology
 from fmn.transport import Broker, make_broker
+from tests.harness.signing import SIGNING_KEY
 from tests.harness.smtp_server import SMTPServer
 
 # Short delays so retries and digests happen within a test's patience.
@@ -31,7 +32,7 @@ def sender_settings(
         database={"url": pg_url},
         cache={"url": redis_url},
         send_queue={"amqp_url": amqp_url, "exchange": exchange, "retry_delays": RETRY_DELAYS},
-        api={"secret_key": "test-secret"},
+        api={"secret_keys": [SIGNING_KEY]},
         senders={
             "digest_poll_interval": 0.1,
             "log_flush_interval": 0.1,

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from fmn.sendqueue.topology import send_queue
 from fmn.transport import Broker
+from tests.harness.signing import SIGNING_KEY
 from tests.harness.smtp_server import Sink, SMTPServer
 from tests.senders.conftest import RETRY_DELAYS
 from tests.senders.helpers import eventually, make_item, publish
@@ -33,6 +34,8 @@ def write_config(
     path.write_text(
         f"""
 public_url = "https://notifications.example.org"
+[api]
+secret_keys = {json.dumps([SIGNING_KEY])}
 [database]
 url = {json.dumps(pg_url)}
 [cache]

@@ -115,9 +115,10 @@ async def liveness() -> Detail:
 )
 async def readiness(services: ServicesDep) -> Detail | JSONResponse:
     """Ready when the database answers with the current schema, and the bus and the cache
-    answer."""
+    answer. Anyone may ask, so the answer says only ready or not: what failed, and why, is in
+    the log and on the admins' status page."""
     failed = [c for c in await checks.readiness(services) if not c.ok]
     if failed:
-        detail = "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        return JSONResponse({"detail": f"Not ready: {detail}"}, status_code=503)
+        log.warning("not ready: %s", "; ".join(f"{c.name}: {c.detail}" for c in failed))
+        return JSONResponse({"detail": "Not ready"}, status_code=503)
     return Detail(detail="OK")

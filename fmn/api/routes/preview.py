@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
 
 from fmn.api.deps import DirectoryDep, RateLimitedOwner, ReadSessionDep, ServicesDep, Username
 from fmn.api.metrics import PREVIEW_SCANNED
@@ -11,16 +14,46 @@ from fmn.api.preview import run_preview
 from fmn.api.rule_service import check_account_names
 from fmn.api.schemas import (
     DayCount,
+    Detail,
     PreviewMessage,
     PreviewNotification,
     PreviewRequest,
     PreviewResult,
 )
+from fmn.core.settings import APISettings
+from fmn.rules import schema
 
 router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
 
 
-@router.post("/preview", response_model=PreviewResult)
+def check_size(rule: schema.RuleBase, api: APISettings) -> None:
+    """A preview expands each name through the directory and queries each artifact: both are
+    capped, so that one preview fits its time budget."""
+    tracking = rule.tracking_rule
+    if isinstance(tracking, schema.ArtifactsFollowed):
+        most, what = api.preview_max_artifacts, "artifacts"
+    elif isinstance(tracking, schema.RelatedEvents):
+        return
+    else:
+        most, what = api.preview_max_names, "names"
+    if len(tracking.params) > most:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body", "rule", "tracking_rule", "params"),
+                    "msg": f"A preview takes at most {most} {what} ({len(tracking.params)} given)",
+                    "input": None,
+                }
+            ]
+        )
+
+
+@router.post(
+    "/preview",
+    response_model=PreviewResult,
+    responses={429: {"model": Detail, "description": "A preview of yours is already running"}},
+)
 async def preview_rule(
     username: Username,
     draft: PreviewRequest,
@@ -31,16 +64,19 @@ async def preview_rule(
     page: PageDep,
 ) -> PreviewResult:
     """What the draft would have sent over the last `days` days (newest first, paginated by
-    `page`/`page_size`), from the archive; `complete` is false if the time budget ran out."""
+    `page`/`page_size`), from the archive; `complete` is false if the time budget ran out
+    (directory look-ups included) before every name was expanded or every message read."""
+    deadline = time.monotonic() + services.settings.api.preview_time_budget
     check_account_names(draft.rule, ("body", "rule"))
-    async with services.preview_slots:
+    check_size(draft.rule, services.settings.api)
+    async with services.previews.enter(username, deadline):
         preview = await run_preview(
             session,
             directory,
             draft.rule,
             username,
             days=draft.days,
-            budget=services.settings.api.preview_time_budget,
+            deadline=deadline,
             offset=page.offset,
             limit=page.size,
         )

@@ -276,7 +276,8 @@ export type paths = {
         /**
          * Readiness
          * @description Ready when the database answers with the current schema, and the bus and the cache
-         *     answer.
+         *     answer. Anyone may ask, so the answer says only ready or not: what failed, and why, is in
+         *     the log and on the admins' status page.
          */
         get: operations["readiness_api_v1_healthz_ready_get"];
         put?: never;
@@ -299,7 +300,8 @@ export type paths = {
         put?: never;
         /**
          * Unsubscribe
-         * @description Disable the rules (the body, "List-Unsubscribe=One-Click", is not needed).
+         * @description Stop this destination of this rule (the body, "List-Unsubscribe=One-Click", is not
+         *     needed).
          */
         post: operations["unsubscribe_api_v1_unsubscribe__token__post"];
         delete?: never;
@@ -994,13 +996,23 @@ export type components = {
         /** UnsubscribePublic */
         UnsubscribePublic: {
             /**
+             * Address
+             * @description The destination the link stops: its address
+             */
+            address: string;
+            /**
              * Done
-             * @description True once the rules are disabled
+             * @description True once the rule no longer sends to this destination
              */
             done: boolean;
             /**
+             * Protocol
+             * @description The destination the link stops: its protocol
+             */
+            protocol: string;
+            /**
              * Rules
-             * @description The rules the link disables (or disabled)
+             * @description The rule the link is about
              */
             rules: components["schemas"]["RuleRef"][];
             /** User */

@@ -1,0 +1,82 @@
+"""The keys that sign unsubscribe links: none by default, and none that anyone could guess.
+
+`fmn api`, `fmn consumer` and `fmn sender` refuse to start, with one line naming the setting,
+when the keys are unset, shorter than MIN_KEY_BYTES or one of the placeholders this project
+ships in its samples (tests/deploy checks that every shipped placeholder is listed here).
+`fmn run` makes a random key once per data folder and keeps it there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from fmn.core.settings import APISettings, ConfigError
+
+MIN_KEY_BYTES = 32
+KEY_FILE_NAME = "secret_key"
+# Every value the project's samples, docs and deploy files give a signing key; anything
+# saying "change me" is refused as well, whatever its case.
+PLACEHOLDERS = frozenset(
+    {
+        "change-me",
+        "change-me-to-a-long-random-string",
+        "compose-only-not-a-secret",
+        "test-secret",
+    }
+)
+
+
+def configured_keys(api: APISettings) -> tuple[str, list[str]]:
+    """The setting's name and its keys: secret_keys, else the former single secret_key."""
+    if api.secret_keys:
+        return "api.secret_keys", list(api.secret_keys)
+    if api.secret_key is not None:
+        return "api.secret_key", [api.secret_key]
+    return "api.secret_keys", []
+
+
+def _weakness(key: str) -> str | None:
+    folded = key.strip().lower()
+    if folded in PLACEHOLDERS or "change-me" in folded or "changeme" in folded:
+        return "is a placeholder from the samples"
+    if len(key.encode()) < MIN_KEY_BYTES:
+        return f"is shorter than {MIN_KEY_BYTES} bytes"
+    return None
+
+
+def check_signing_keys(api: APISettings) -> list[str]:
+    """The signing keys (the first signs); ConfigError naming the setting when unusable."""
+    name, keys = configured_keys(api)
+    if not keys:
+        raise ConfigError(
+            f"{name} is not set: give it a random key of at least {MIN_KEY_BYTES} bytes "
+            "(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    for position, key in enumerate(keys):
+        problem = _weakness(key)
+        if problem is not None:
+            where = name if len(keys) == 1 else f"{name}[{position}]"
+            raise ConfigError(
+                f"{where} {problem}: set a random key of at least {MIN_KEY_BYTES} bytes"
+            )
+    return keys
+
+
+def data_dir_key(data_dir: Path) -> str:
+    """`fmn run`'s key: made at random the first time, then read from the data folder."""
+    path = data_dir / KEY_FILE_NAME
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if _weakness(key) is None:
+        return key
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # Readable by its owner only, created that way (no moment with wider permissions).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
