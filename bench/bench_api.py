@@ -626,7 +626,9 @@ def main() -> None:
         if args.part == "cpu":
             tokens = {u: oidc.token(u) for u in load_users}
             alone = asyncio.run(cpu_per_request(config, tokens, args.rounds))
-            print(json.dumps({"rules_list_cpu_per_request": alone, "load_average": os.getloadavg()}))
+            print(
+                json.dumps({"rules_list_cpu_per_request": alone, "load_average": os.getloadavg()})
+            )
             return
         port = free_port()
         api = start_api(config, port, args.workers, workdir)
