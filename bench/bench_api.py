@@ -42,7 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fmn.consumer.archive import match_keys  # noqa: E402
+from fmn.archive import match_keys  # noqa: E402
 from fmn.db import migrations  # noqa: E402
 from fmn.rules.message import parse_message  # noqa: E402
 from tests.api.archive import koji_build  # noqa: E402

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.notify.render import build_work_items
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import ParsedMessage, parse_message
-from fmn.rules.render import build_work_items
 from fmn.rules.schema import Rule, UserRef
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.notify.render import build_work_items
+from fmn.notify.text import one_line
 from fmn.rules.match import match_messages
 from fmn.rules.message import ParsedMessage
-from fmn.rules.render import build_work_items
 from fmn.rules.schema import Rule
-from fmn.senders.text import one_line
 from fmn.sendqueue.workitem import idempotency_key
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

@@ -1,10 +1,9 @@
 """Rule previews: what a draft rule would have sent over the last days, read from the archive.
 
 Only the archived messages whose match keys could satisfy the draft's tracking rule are read
-(`archived_message_keys`, indexed by kind, value and time; written by fmn.consumer.archive),
-newest first, and each is run through the consumer's own rule engine (fmn.rules.index via
-fmn.rules.match). Reading stops when the time budget is spent: the answer then says it is
-incomplete.
+(fmn.archive, which the consumer writes), newest first, and each is run through the consumer's
+own rule engine (fmn.rules.index via fmn.rules.match). Reading stops when the time budget is
+spent: the answer then says it is incomplete.
 """
 
 from __future__ import annotations
@@ -16,30 +15,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, UnicodeText, and_, any_, bindparam, select
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.consumer.archive import KEY_ATTRIBUTES
-from fmn.db import models
+from fmn import archive
 from fmn.directory.base import Directory
 from fmn.rules import schema
 from fmn.rules.index import RuleIndex
 from fmn.rules.match import match_one
 from fmn.rules.message import ParsedMessage
 
-# The archive's key kinds for what tracking rules look at.
-USER_KIND = "user"
-AGENT_KIND = "agent"
-# Dist-git namespace ("rpms") -> the archive's kind for it ("package").
-NAMESPACE_KINDS: dict[str, str] = {
-    schema.ARTIFACT_ATTRIBUTES[attribute]: kind
-    for kind, attribute in KEY_ATTRIBUTES.items()
-    if attribute in schema.ARTIFACT_ATTRIBUTES
-}
-
-# Values per candidate query (bind parameters are limited), messages per data fetch.
-VALUES_PER_QUERY = 5000
+# Messages per data fetch.
 FETCH_BATCH = 200
 # Time slices: the first one, the smallest, and how many candidates one should hold.
 SLICE_START = dt.timedelta(hours=1)
@@ -49,16 +34,6 @@ SLICE_TARGET = 2000
 DIRECTORY_CONCURRENCY = 16
 
 
-def _paths_to_keys(paths: Iterable[str]) -> dict[str, set[str]]:
-    keys: dict[str, set[str]] = {}
-    for path in paths:
-        namespace, _, name = path.partition("/")
-        kind = NAMESPACE_KINDS.get(namespace)
-        if kind is not None and name:
-            keys.setdefault(kind, set()).add(name)
-    return keys
-
-
 OwnershipRule = schema.ArtifactsOwned | schema.ArtifactsGroupOwned
 
 
@@ -66,11 +41,11 @@ def rule_keys(tracking: schema.TrackingRule, owner: str) -> dict[str, set[str]]:
     """The archive keys a message needs for a tracking rule that names no owners to match
     (any one of them)."""
     if isinstance(tracking, schema.RelatedEvents):
-        return {USER_KIND: {owner}}
+        return {archive.USER_KIND: {owner}}
     if isinstance(tracking, schema.UsersFollowed):
-        return {AGENT_KIND: set(tracking.params)}
+        return {archive.AGENT_KIND: set(tracking.params)}
     if isinstance(tracking, schema.ArtifactsFollowed):
-        return _paths_to_keys(f"{a.type}/{a.name}" for a in tracking.params)
+        return archive.path_keys(f"{a.type}/{a.name}" for a in tracking.params)
     raise TypeError(f"{tracking.name} is expanded through the directory")
 
 
@@ -169,31 +144,6 @@ def draft_rule(draft: schema.RuleBase, owner: str) -> schema.Rule:
     return schema.Rule.model_validate(data)
 
 
-async def candidates(
-    session: AsyncSession, keys: dict[str, set[str]], start: dt.datetime, end: dt.datetime
-) -> list[int]:
-    """Archived message ids whose keys match, sent in [start, end), newest first."""
-    found: dict[int, dt.datetime] = {}
-    key = models.ArchivedMessageKey
-    for kind, values in keys.items():
-        ordered = sorted(values)
-        for first in range(0, len(ordered), VALUES_PER_QUERY):
-            chunk = ordered[first : first + VALUES_PER_QUERY]
-            rows = await session.execute(
-                select(key.message_pk, key.sent_at).where(
-                    and_(
-                        key.kind == kind,
-                        _among(session, key.value, chunk, UnicodeText),
-                        key.sent_at >= start,
-                        key.sent_at < end,
-                    )
-                )
-            )
-            for pk, sent_at in rows.all():
-                found[pk] = sent_at
-    return sorted(found, key=lambda pk: (found[pk], pk), reverse=True)
-
-
 class _Slices:
     """Time slices from now back to `since`, sized so that each holds a few thousand
     candidates: a rule matching little reads the week in a few queries, a rule matching much
@@ -226,6 +176,7 @@ async def run_preview(
     owner: str,
     *,
     days: int,
+    retention_days: int,
     deadline: float,
     offset: int,
     limit: int,
@@ -234,7 +185,12 @@ async def run_preview(
     budget, of which expanding owners through the directory may take half."""
     now = dt.datetime.now(dt.UTC)
     window = [now.date() - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
-    since = dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC)
+    # Never past the retention: older rows are only waiting for the next prune, and a preview
+    # that counted them would show more than the archive promises to hold.
+    since = max(
+        dt.datetime.combine(window[0], dt.time(), tzinfo=dt.UTC),
+        archive.retention_cutoff(retention_days, now),
+    )
     preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
 
     tracking = draft.tracking_rule
@@ -245,7 +201,7 @@ async def run_preview(
             params = [name for name in tracking.params if name in found]
             tracking = tracking.model_copy(update={"params": params})
             draft = draft.model_copy(update={"tracking_rule": tracking})
-        keys = _paths_to_keys(path for paths in found.values() for path in paths)
+        keys = archive.path_keys(path for paths in found.values() for path in paths)
         users, groups = (found, {}) if isinstance(tracking, schema.ArtifactsOwned) else ({}, found)
         directory = _Expanded(directory, users, groups)
     else:
@@ -265,7 +221,7 @@ async def run_preview(
         if time.monotonic() > deadline:
             preview.complete = False
             break
-        pks = await candidates(session, keys, *bounds)
+        pks = await archive.candidates(session, keys, *bounds)
         slices.adapt(len(pks))
         for batch in _batches(pks, FETCH_BATCH):
             if time.monotonic() > deadline:
@@ -285,14 +241,7 @@ async def _match_batch(
     offset: int,
     limit: int,
 ) -> None:
-    rows = await session.execute(
-        select(
-            models.ArchivedMessage.id,
-            models.ArchivedMessage.sent_at,
-            models.ArchivedMessage.data,
-        ).where(_among(session, models.ArchivedMessage.id, batch, Integer))
-    )
-    by_pk = {pk: (sent_at, data) for pk, sent_at, data in rows.all()}
+    by_pk = await archive.read_messages(session, batch)
     for pk in batch:  # keep newest-first order
         if pk not in by_pk:
             continue  # pruned meanwhile
@@ -310,16 +259,6 @@ async def _match_batch(
             ]
             preview.hits.append(Hit(result.message, destinations))
         preview.total += 1
-
-
-def _among(session: AsyncSession, column: Any, values: list[Any], item_type: Any) -> Any:
-    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of one per
-    value (rendering hundreds of parameters per query costs more than running it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(
-            sql_cast(bindparam("values", values, type_=ARRAY(item_type)), ARRAY(item_type))
-        )
-    return column.in_(values)
 
 
 def _batches(items: Sequence[int], size: int) -> Iterable[list[int]]:

@@ -134,7 +134,9 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
 
         directory = make_directory(settings)
     cache = make_cache(settings.cache.url)
-    bus = overrides.bus or make_broker(settings.bus.amqp_url, connection_name="fmn api")
+    bus = overrides.bus or make_broker(
+        settings.bus.amqp_url, "fmn api", settings.bus.client_properties
+    )
     # In-process brokers are shared with the other parts of an embedded run: never close those.
     owns_bus = overrides.bus is None and not settings.bus.amqp_url.startswith("memory://")
     announcer = Announcer(

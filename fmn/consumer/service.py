@@ -27,18 +27,18 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fmn.archive import archive_batch, prune_archive
 from fmn.consumer import metrics
-from fmn.consumer.archive import archive_batch, prune_archive
 from fmn.consumer.control import CONTROL_BINDINGS, rule_change
 from fmn.consumer.counts import GeneratedCounts
 from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.db.session import make_engine, make_sessionmaker, session_scope
 from fmn.directory import Directory, DirectoryUnavailable, invalidate_on_message, make_directory
+from fmn.notify.render import build_work_items
 from fmn.rules import store
 from fmn.rules.index import RuleIndex
 from fmn.rules.message import BadMessage, ParsedMessage, parse_message
-from fmn.rules.render import build_work_items
 from fmn.sendqueue.topology import declare_send_topology
 from fmn.sendqueue.workitem import WorkItem, pack
 from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broker
@@ -82,7 +82,7 @@ class Consumer:
     ) -> None:
         self.settings = settings
         self.directory = directory or make_directory(settings)
-        self.bus = bus or make_broker(settings.bus.amqp_url, name)
+        self.bus = bus or make_broker(settings.bus.amqp_url, name, settings.bus.client_properties)
         self.send = send or make_broker(settings.send_queue.amqp_url, f"{name} (send)")
         self._engine = None
         if sessionmaker is None:
@@ -431,7 +431,9 @@ class Consumer:
                 await self.counts.flush(session)
 
     async def prune(self) -> None:
-        async with session_scope(self.sessionmaker) as session:
-            pruned = await prune_archive(session, self.settings.archive.retention_days)
+        archive = self.settings.archive
+        pruned, batches = await prune_archive(
+            self.sessionmaker, archive.retention_days, archive.prune_batch
+        )
         if pruned:
-            log.info("archive: pruned %d messages", pruned)
+            log.info("archive: pruned %d messages in %d batches", pruned, batches)

@@ -12,6 +12,10 @@ from pydantic import BaseModel
 
 from fmn.core.commands import settings_or_fail
 from fmn.core.settings import Settings
+from fmn.transport.fedora_messaging import (
+    FedoraMessagingConfigError,
+    read_fedora_messaging_config,
+)
 
 
 def _comments(model: type[BaseModel]) -> dict[str, list[str]]:
@@ -39,6 +43,10 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        )
     raise TypeError(f"no TOML form for {value!r}")
 
 
@@ -80,7 +88,7 @@ def sample_config() -> str:
 
 @click.group()
 def config() -> None:
-    """The configuration file: a documented sample, and a check."""
+    """The configuration file: a documented sample, a check, and a conversion."""
 
 
 @config.command()
@@ -94,3 +102,22 @@ def check() -> None:
     """Load the configuration ($FMN_CONFIG) and report the first problem, if any."""
     settings_or_fail()
     click.echo("configuration OK")
+
+
+@config.command("from-fedora-messaging")
+@click.argument("path", type=click.Path(dir_okay=False))
+def from_fedora_messaging(path: str) -> None:
+    """Print the [bus] settings of a fedora-messaging TOML file (amqp_url, [tls],
+    [client_properties]), to paste into fmn's configuration."""
+    try:
+        bus = read_fedora_messaging_config(path)
+    except FedoraMessagingConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    lines = [
+        f"# From {path} (fedora-messaging).",
+        "[bus]",
+        f"amqp_url = {_toml_value(bus.amqp_url)}",
+    ]
+    if bus.client_properties:
+        lines.append(f"client_properties = {_toml_value(bus.client_properties)}")
+    click.echo("\n".join(lines))

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,6 +51,21 @@ class BusSettings(Section):
     prefetch_count: int = 1000
     # Prepended to topics the API publishes (Fedora uses "org.fedoraproject.prod").
     topic_prefix: str = ""
+    # AMQP client properties the broker shows for fmn's connections (app, app_url...).
+    client_properties: dict[str, str | list[str]] = Field(default_factory=dict)
+    # A fedora-messaging TOML file whose amqp_url, [tls] and [client_properties] replace
+    # amqp_url and client_properties here (`fmn config from-fedora-messaging` converts one).
+    fedora_messaging_config: str | None = None
+
+    @model_validator(mode="after")
+    def _read_fedora_messaging(self) -> BusSettings:
+        if self.fedora_messaging_config:
+            from fmn.transport.fedora_messaging import read_fedora_messaging_config
+
+            bus = read_fedora_messaging_config(self.fedora_messaging_config)
+            self.amqp_url = bus.amqp_url
+            self.client_properties = {**bus.client_properties, **self.client_properties}
+        return self
 
 
 class SendQueueSettings(Section):
@@ -231,8 +246,10 @@ class ConsumerSettings(Section):
 
 
 class ArchiveSettings(Section):
-    retention_days: int = 14
-    prune_interval: int = 3600
+    retention_days: int = Field(14, ge=1)
+    # Seconds between prunes, and messages deleted per transaction while pruning.
+    prune_interval: float = 3600
+    prune_batch: int = Field(5000, ge=1)
 
 
 class APISettings(Section):

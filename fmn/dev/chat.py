@@ -10,10 +10,10 @@ import re
 from typing import ClassVar
 
 from fmn.dev.outbox import Outbox
-from fmn.senders.digest import Digest, item_line
+from fmn.notify.text import line, one_line
+from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
 from fmn.senders.handler import Handler
-from fmn.senders.text import one_line
 from fmn.sendqueue.workitem import Protocol, WorkItem
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,10 @@ class LoggedChat(Handler):
         if item.chat is not None:
             self._keep(item.address, item.chat.text, item.chat.html)
         else:
-            self._keep(item.address, item_line(item), None)
+            self._keep(item.address, line(item.message), None)
 
     async def send_digest(self, digest: Digest) -> None:
-        lines = [f"{digest.title} ({digest.why}):", *(item_line(i) for i in digest.items)]
+        lines = [f"{digest.title} ({digest.why}):", *(line(i.message) for i in digest.items)]
         self._keep(digest.address, "\n".join(lines), None)
 
 

@@ -57,6 +57,9 @@ class JSONClient:
             auth=auth,
             transport=transport,
             headers={"Accept": "application/json"},
+            # A service moved to https, or Werkzeug's 308 for a missing trailing slash, is
+            # still the same answer (httpx drops credentials on a redirect to another host).
+            follow_redirects=True,
         )
 
     async def aclose(self) -> None:

@@ -1,5 +1,5 @@
-"""A digest: many held notifications for one destination, sent as one message. The text helpers
-here are shared by the protocols; each protocol shapes the message itself."""
+"""A digest: many held notifications for one destination, sent as one message. Each protocol
+frames it itself, listing each notification by its line (fmn.notify.text)."""
 
 from __future__ import annotations
 
@@ -46,10 +46,3 @@ class Digest:
         """For example "koji 40, bodhi 17"."""
         counts = Counter(item.message.app_name or "other" for item in self.items)
         return ", ".join(f"{app} {n}" for app, n in counts.most_common())
-
-
-def item_line(item: WorkItem) -> str:
-    """One line per notification: "[app] summary url"."""
-    app = f"[{item.message.app_name}] " if item.message.app_name else ""
-    url = f" {item.message.url}" if item.message.url else ""
-    return f"{app}{item.message.summary}{url}"

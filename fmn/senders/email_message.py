@@ -1,6 +1,9 @@
-"""Building notification mails. Every value from a bus message goes through text.one_line
-before it becomes a header, and the MIME writer refuses any header value that still carries a
-line break, so a message cannot add headers of its own."""
+"""Framing notification mails: the text written by fmn.notify becomes headers and a
+multipart/alternative body, with the sender's footer (links to the rules and to unsubscribe).
+
+Every header value passes text.one_line at the frame's edge (a no-op on written text, a
+guard against any other) and the MIME writer refuses one that still carries a line break, so
+nothing in a work item can add a header; HTML passes text.mail_html."""
 
 from __future__ import annotations
 
@@ -12,17 +15,22 @@ import html
 import re
 from dataclasses import dataclass
 
-import nh3
-
 from fmn.core.signing import Unsubscribe, make_unsubscribe_token, unsubscribe_url
+from fmn.notify.text import (
+    METADATA_LIMIT,
+    SUBJECT_LIMIT,
+    line,
+    line_html,
+    mail_html,
+    one_line,
+    rule_label,
+)
 from fmn.senders import mime
-from fmn.senders.digest import Digest, item_line
+from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
-from fmn.senders.text import one_line, strip_controls
 from fmn.sendqueue.workitem import RuleRef, WorkItem
 
 METADATA_PREFIX = "X-Fedora-Notify-"
-SUBJECT_LIMIT = 250
 # What one address may look like: a dot-atom local part (Unicode letters allowed) and a domain.
 _ADDRESS = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]+(\.[\w-]+)+$")
 _HEADER_NAME = re.compile(r"[^A-Za-z0-9-]")
@@ -55,19 +63,15 @@ def rule_url(public_url: str, rule: RuleRef) -> str:
     return f"{public_url.rstrip('/')}/rules/{rule.id}"
 
 
-def _rule_label(rule: RuleRef) -> str:
-    return f'"{one_line(rule.name, 100)}"' if rule.name else f"#{rule.id}"
-
-
 def _footer_text(cfg: MailSettings, rules: list[RuleRef]) -> str:
     lines = ["Sent by Fedora Notifications because of your rule(s):"]
-    lines += [f"  {_rule_label(r)}: {rule_url(cfg.public_url, r)}" for r in rules]
+    lines += [f"  {rule_label(r)}: {rule_url(cfg.public_url, r)}" for r in rules]
     return "\n".join(lines)
 
 
 def _footer_html(cfg: MailSettings, rules: list[RuleRef]) -> str:
     links = ", ".join(
-        f'<a href="{html.escape(rule_url(cfg.public_url, r))}">{html.escape(_rule_label(r))}</a>'
+        f'<a href="{html.escape(rule_url(cfg.public_url, r))}">{html.escape(rule_label(r))}</a>'
         for r in rules
     )
     return (
@@ -123,10 +127,10 @@ def build_notification(item: WorkItem, cfg: MailSettings) -> bytes:
     for name, value in content.metadata.items():
         clean_name = _HEADER_NAME.sub("", name)[:60]
         if clean_name:
-            headers.append((METADATA_PREFIX + clean_name, one_line(value, 900)))
+            headers.append((METADATA_PREFIX + clean_name, one_line(value, METADATA_LIMIT)))
     headers += _unsubscribe_headers(cfg, item.user, [r.id for r in item.rules], item.address)
-    text = f"{strip_controls(content.text).rstrip()}\n\n-- \n{_footer_text(cfg, item.rules)}\n"
-    html_body = f"{nh3.clean(content.html)}\n{_footer_html(cfg, item.rules)}"
+    text = f"{content.text.rstrip()}\n\n-- \n{_footer_text(cfg, item.rules)}\n"
+    html_body = f"{mail_html(content.html)}\n{_footer_html(cfg, item.rules)}"
     return mime.alternative(headers, text, html_body)
 
 
@@ -138,19 +142,15 @@ def build_digest(digest: Digest, cfg: MailSettings, now: dt.datetime) -> bytes:
     headers.append((METADATA_PREFIX + "Digest", str(len(digest.items))))
     rules = digest.rules
     headers += _unsubscribe_headers(cfg, digest.user, [r.id for r in rules], digest.address)
-    lines = [f"{digest.title} ({one_line(digest.why)}):", ""]
+    lines = [f"{digest.title} ({digest.why}):", ""]
     items_html = []
     for item in digest.items:
         sent = _aware(item.message.sent_at).strftime("%Y-%m-%d %H:%M UTC")
-        lines.append(f"- {one_line(item_line(item))}  ({sent})")
-        label = html.escape(one_line(item.message.summary))
-        app = html.escape(one_line(item.message.app_name or ""))
-        url = item.message.url
-        summary = f'<a href="{html.escape(url)}">{label}</a>' if url else label
-        items_html.append(f"<li>[{app}] {summary} <small>({sent})</small></li>")
+        lines.append(f"- {one_line(line(item.message))}  ({sent})")
+        items_html.append(f"<li>{line_html(item.message)} <small>({sent})</small></li>")
     text = "\n".join(lines) + f"\n\n-- \n{_footer_text(cfg, rules)}\n"
     html_body = (
         f"<p>{html.escape(digest.title)} ({html.escape(digest.why)}):</p>"
         f"<ul>{''.join(items_html)}</ul>{_footer_html(cfg, rules)}"
     )
-    return mime.alternative(headers, text, nh3.clean(html_body))
+    return mime.alternative(headers, text, mail_html(html_body))

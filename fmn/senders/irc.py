@@ -7,12 +7,12 @@ import re
 import ssl
 
 from fmn.core.settings import IRCSenderSettings
-from fmn.senders.digest import Digest, item_line
+from fmn.notify.text import line, one_line
+from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
 from fmn.senders.handler import Handler
 from fmn.senders.irc_client import ConnectionLost, IRCConfig, IRCConnection
 from fmn.senders.ratelimit import TokenBucket
-from fmn.senders.text import one_line
 from fmn.sendqueue.workitem import WorkItem
 
 # RFC 2812 nicknames, at the length modern networks allow.
@@ -70,12 +70,13 @@ class IRCHandler(Handler):
             raise PermanentError(f"not a valid IRC nickname: {address[:100]!r}")
 
     async def send(self, item: WorkItem) -> None:
-        text = item.chat.text if item.chat else item_line(item)
+        # An IRC line ends at a line break: the guard at the frame's edge.
+        text = item.chat.text if item.chat else line(item.message)
         await self._say(item.address, one_line(text))
 
     async def send_digest(self, digest: Digest) -> None:
         head = f"{digest.title} ({digest.by_application()}; {digest.why}): "
-        await self._say(digest.address, one_line(head), [item_line(i) for i in digest.items])
+        await self._say(digest.address, one_line(head), [line(i.message) for i in digest.items])
 
     async def _say(self, target: str, text: str, listing: list[str] | None = None) -> None:
         """Send until the server confirmed, across reconnections (the item stays unacked)."""

@@ -12,40 +12,22 @@ import re
 import time
 from typing import Any
 
-import nh3
 import nio
 
 from fmn.core.settings import MatrixSenderSettings
-from fmn.senders.digest import Digest, item_line
+from fmn.notify.text import MATRIX_TEXT_LIMIT, line, line_html, matrix_html, one_line
+from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
 from fmn.senders.ratelimit import TokenBucket
 from fmn.senders.state import SenderState
-from fmn.senders.text import strip_controls
 from fmn.sendqueue.workitem import WorkItem
 
 log = logging.getLogger(__name__)
 
 # Matrix user IDs (spec appendix "User Identifiers", historical characters allowed).
 _USER_ID = re.compile(r"@[!-9;-~]{1,255}:[A-Za-z0-9.-]+(:[0-9]{1,5})?")
-# The HTML subset Matrix clients render (client-server spec, m.room.message "HTML").
-HTML_TAGS = {
-    "font", "del", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "p", "a", "ul", "ol",
-    "sup", "sub", "li", "b", "i", "u", "strong", "em", "strike", "code", "hr", "br", "div",
-    "table", "thead", "tbody", "tr", "th", "td", "caption", "pre", "span",
-}  # fmt: skip
-HTML_ATTRIBUTES = {"a": {"href"}, "code": {"class"}}
 DIGEST_ENTRIES = 100
-
-
-def sanitize_html(markup: str) -> str:
-    return nh3.clean(
-        markup,
-        tags=HTML_TAGS,
-        attributes=HTML_ATTRIBUTES,
-        url_schemes={"https", "http", "mailto"},
-        link_rel="noopener noreferrer",
-    )
 
 
 def _room_key(user_id: str) -> str:
@@ -102,21 +84,22 @@ class MatrixHandler(Handler):
 
     async def send(self, item: WorkItem) -> None:
         chat = item.chat
-        text = strip_controls(chat.text) if chat else item_line(item)
-        markup = sanitize_html(chat.html) if chat and chat.html else None
+        # The guards at the frame's edge: a one-line body, HTML that Matrix clients render.
+        text = one_line(chat.text if chat else line(item.message), MATRIX_TEXT_LIMIT)
+        markup = matrix_html(chat.html) if chat and chat.html else None
         await self._deliver(item.address, text, markup, txn_seed=item.key)
 
     async def send_digest(self, digest: Digest) -> None:
         head = f"{digest.title} ({digest.why}):"
         shown = digest.items[:DIGEST_ENTRIES]
         rest = len(digest.items) - len(shown)
-        lines = [f"- {strip_controls(item_line(i))}" for i in shown]
-        entries = "".join(f"<li>{_entry_html(i)}</li>" for i in shown)
+        lines = [f"- {one_line(line(i.message), MATRIX_TEXT_LIMIT)}" for i in shown]
+        entries = "".join(f"<li>{line_html(i.message)}</li>" for i in shown)
         if rest:
             lines.append(f"… and {rest} more")
             entries += f"<li>… and {rest} more</li>"
         text = "\n".join([head, *lines])
-        markup = sanitize_html(f"<p>{html.escape(head)}</p><ul>{entries}</ul>")
+        markup = matrix_html(f"<p>{html.escape(head)}</p><ul>{entries}</ul>")
         seed = "digest\n" + "\n".join(i.key for i in digest.items)
         await self._deliver(digest.address, text, markup, txn_seed=seed)
 
@@ -228,11 +211,3 @@ def _failure(doing: str, response: Any) -> Exception:
 def _http_status(response: Any) -> int | None:
     transport = getattr(response, "transport_response", None)
     return getattr(transport, "status", None)
-
-
-def _entry_html(item: WorkItem) -> str:
-    label = html.escape(item.message.summary)
-    app = html.escape(item.message.app_name or "")
-    url = item.message.url
-    linked = f'<a href="{html.escape(url)}">{label}</a>' if url else label
-    return f"[{app}] {linked}" if app else linked

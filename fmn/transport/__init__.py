@@ -4,6 +4,9 @@ consumer, the senders and the API in one process see the same exchanges and queu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fmn.transport.base import Broker, Delivery, Outgoing, PublishFailed, QueueSpec
 
 __all__ = ["Broker", "Delivery", "Outgoing", "PublishFailed", "QueueSpec", "make_broker"]
@@ -11,7 +14,9 @@ __all__ = ["Broker", "Delivery", "Outgoing", "PublishFailed", "QueueSpec", "make
 _memory_brokers: dict[str, Broker] = {}
 
 
-def make_broker(url: str, connection_name: str = "fmn") -> Broker:
+def make_broker(
+    url: str, connection_name: str = "fmn", client_properties: Mapping[str, Any] | None = None
+) -> Broker:
     if url.startswith("memory://"):
         from fmn.transport.memory import MemoryBroker
 
@@ -19,5 +24,5 @@ def make_broker(url: str, connection_name: str = "fmn") -> Broker:
     if url.startswith(("amqp://", "amqps://")):
         from fmn.transport.amqp import AmqpBroker
 
-        return AmqpBroker(url, connection_name)
+        return AmqpBroker(url, connection_name, client_properties)
     raise ValueError(f"unsupported broker URL {url!r}: use amqp://, amqps:// or memory://")

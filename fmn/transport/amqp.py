@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
@@ -134,6 +136,41 @@ class _AmqpDelivery(Delivery):
         )
 
 
+class BrokerUnreachable(ConnectionError):
+    """The broker could not be connected to, or refused this client; the message says why."""
+
+
+_SSL_REASON = re.compile(r"\[SSL: (?P<code>[A-Z0-9_]+)\] (?P<text>[^(]+?)\s*\(")
+
+
+def connect_failure(exc: BaseException, url: str = "") -> str:
+    """Why a connection failed, in a few words: TLS refusals in particular, which the AMQP
+    library reports as a communication error wrapping the SSL error's text."""
+    text = str(exc)
+    match = _SSL_REASON.search(text)
+    if match is None:
+        if "certfile=" in url and "reset" in text.lower():
+            # Under TLS 1.3 the broker checks the client's certificate after the handshake
+            # and may just close the socket: the client sees a reset, not the alert.
+            return f"TLS: the broker refused this client's certificate ({text})"
+        return text or repr(exc)
+    code, detail = match["code"], match["text"]
+    if code == "CERTIFICATE_VERIFY_FAILED":
+        return f"TLS: the broker's certificate did not verify against the CA file ({detail})"
+    if "ALERT" in code:
+        return f"TLS: the broker refused this client's certificate ({detail})"
+    return f"TLS: {detail}"
+
+
+def _printable(url: str) -> str:
+    """The URL without its password and query (which names the key files)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
 def _short_string(value: str | None) -> str | None:
     """An AMQP short string (at most 255 bytes): a longer value, such as the idempotency key of
     a bus message with a long id, is replaced by its SHA-256, rather than failing the publish."""
@@ -143,9 +180,15 @@ def _short_string(value: str | None) -> str | None:
 
 
 class AmqpBroker(Broker):
-    def __init__(self, url: str, connection_name: str = "fmn") -> None:
+    def __init__(
+        self,
+        url: str,
+        connection_name: str = "fmn",
+        client_properties: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.connection_name = connection_name
+        self.client_properties = dict(client_properties or {})
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         # What each declared queue is, so a consuming channel can declare it again itself.
@@ -153,9 +196,19 @@ class AmqpBroker(Broker):
         self._ack_runs: list[_InOrderAcks] = []
 
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.connection_name}
-        )
+        try:
+            self._connection = await aio_pika.connect_robust(
+                self.url,
+                client_properties={
+                    **self.client_properties,
+                    "connection_name": self.connection_name,
+                },
+            )
+        except (AMQPError, OSError) as exc:  # ssl.SSLError is an OSError
+            # One line that says why, instead of a chained traceback from the AMQP library.
+            where, why = _printable(self.url), connect_failure(exc, self.url)
+            log.error("cannot connect to %s: %s", where, why)
+            raise BrokerUnreachable(f"{where}: {why}") from exc
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.consumer.archive import archive_messages
+from fmn.archive import archive_messages
 from fmn.rules.message import parse_message
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"

@@ -123,6 +123,9 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "secret_keys": [SIGNING_KEY],
             "announce_retry_delays": [0.05, 0.1],
             "rate_limit_per_minute": 1000,
+            # Previews count every step against the budget: a loaded test machine must not cut
+            # the ones that check what a preview finds (budget tests set their own).
+            "preview_time_budget": 30.0,
             "frontend_dir": "/nonexistent",
         },
     )
@@ -149,7 +152,11 @@ def live_api(oidc: Provider, bus_url: str) -> Iterator[str]:
             "allowed_clients": [CLIENT_ID],
             "token_checks_per_minute": 100_000,
         },
-        api={"rate_limit_per_minute": 100_000, "frontend_dir": "/nonexistent"},
+        api={
+            "rate_limit_per_minute": 100_000,
+            "frontend_dir": "/nonexistent",
+            "secret_keys": [SIGNING_KEY],
+        },
     )
     directory = LocalDirectory(DirectoryData.model_validate(DIRECTORY))
     app = create_app(api_settings, directory=directory)

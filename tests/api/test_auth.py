@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from typing import Any
 
 import httpx
@@ -172,6 +173,8 @@ async def test_unknown_tokens_are_remembered_and_limited_per_address(
     make_app: Any, api_settings: Settings
 ) -> None:
     app = await make_app(_with_oidc(api_settings, token_checks_per_minute=3))
+    if time.time() % 60 > 50:  # the checks below must fall in one one-minute window
+        await asyncio.sleep(60.5 - time.time() % 60)
     # One unknown token, again and again: the provider is asked once, the answer remembered.
     for _ in range(6):
         response = await _me(app, "unknown-token")

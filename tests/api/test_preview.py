@@ -139,6 +139,28 @@ async def test_window_pagination_and_budget(
     assert starved.json()["scanned"] < 3
 
 
+async def test_never_past_the_retention(
+    auth: Any, archived: None, session: AsyncSession, make_app: Any, api_settings: Any
+) -> None:
+    """Rows older than the retention wait only for the next prune: a preview reads none."""
+    await archive(session, [koji_build("alice", "python-foo", ago(2.5))])
+    settings = api_settings.model_copy(
+        update={"archive": api_settings.archive.model_copy(update={"retention_days": 2})}
+    )
+    app = await make_app(settings)
+    tracking = {"name": "related-events", "params": None}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.post(URL, headers=auth("alice"), json=preview(tracking))
+    result = response.json()
+    # Alice's messages were sent 0.01, 1.01, 1.02, 2.5 and 9 days ago: three within 2 days.
+    assert result["total"] == 3 and result["scanned"] == 3, result
+    sent = [dt.datetime.fromisoformat(n["message"]["sent_at"]) for n in result["notifications"]]
+    assert all(s > NOW - dt.timedelta(days=2) for s in sent)
+    assert sum(d["count"] for d in result["per_day"]) == 3
+
+
 async def test_nothing_archived(client: httpx.AsyncClient, auth: Any) -> None:
     response = await client.post(
         URL, headers=auth("alice"), json=preview({"name": "related-events", "params": None})

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from bench.soak_proxy import Proxy
-from fmn.consumer.archive import (
+from fmn.archive import (
     archive_batch,
     storable_json_text,
     storable_message_json,

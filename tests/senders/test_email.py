@@ -15,12 +15,22 @@ from fmn.core.signing import InvalidToken, Unsubscribe, read_unsubscribe_token
 from fmn.db.models import DeliveryStatus
 from fmn.senders.email_message import MailSettings, build_notification
 from fmn.sendqueue.topology import retry_queue
-from fmn.sendqueue.workitem import RuleRef
+from fmn.sendqueue.workitem import RuleRef, WorkItem
 from fmn.transport import Broker
 from tests.harness.signing import SIGNING_KEY
-from tests.harness.smtp_server import SMTPServer, self_signed_cert
+from tests.harness.smtp_server import Received, SMTPServer, self_signed_cert
 from tests.senders.conftest import running, sender_settings
 from tests.senders.helpers import SENT_AT, delivery_log, eventually, make_item, publish
+
+
+async def deliver_one(
+    settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str, item: WorkItem
+) -> Received:
+    async with running("email", settings):
+        await publish(broker, exchange, item)
+        await eventually(lambda: smtp.received)
+    [received] = smtp.received
+    return received
 
 
 async def test_delivery_with_every_header(
@@ -120,10 +130,7 @@ async def test_header_injection_is_impossible(
         },
         rules=[RuleRef(id=3, name="r\nBcc: mallory@evil.example")],
     )
-    async with running("email", email_settings):
-        await publish(broker, exchange, item)
-        await eventually(lambda: smtp.received)
-    [received] = smtp.received
+    received = await deliver_one(email_settings, broker, smtp, exchange, item)
     assert received.rcpt_tos == ["alice@example.org"]
     msg = received.message
     assert msg["Bcc"] is None
@@ -133,6 +140,24 @@ async def test_header_injection_is_impossible(
     assert msg["X-Fedora-Notify-Package"] == "foo[31m"
     header_names = {name.lower() for name in msg}
     assert "bcc" not in header_names
+
+
+async def test_bidi_controls_reach_no_header(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    item = make_item(
+        "email",
+        "alice@example.org",
+        subject="invoice\u202egpj.exe\u2066 ready",
+        metadata={"Topic": "t\u202e.x", "Packages": "fo\u200fo"},
+        rules=[RuleRef(id=3, name="mi\u202ene")],
+    )
+    msg = (await deliver_one(email_settings, broker, smtp, exchange, item)).message
+    assert msg["Subject"] == "invoicegpj.exe ready"
+    assert msg["X-Fedora-Notify-Topic"] == "t.x"
+    assert msg["X-Fedora-Notify-Packages"] == "foo"
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert '"mine": https://notifications.example.org/rules/3' in text
 
 
 async def test_smtp_down_then_back(

@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from fmn.core.settings import Settings
+from fmn.notify.text import one_line
 from fmn.senders.irc import split_utf8
 from fmn.senders.service import run_sender
-from fmn.senders.text import one_line
 from fmn.sendqueue.topology import dead_letter_queue
 from fmn.transport import Broker
 from tests.harness.irc_server import IRCClient, IRCNetwork
@@ -132,6 +132,17 @@ async def test_long_lines_are_split_and_controls_removed(
     assert all(sender == BOT for sender, _ in reader.privmsgs)
     commands = {line.split(b" ")[1] for line in reader.lines if line.startswith(b":")}
     assert b"QUIT" not in commands
+
+
+async def test_bidi_controls_reach_no_irc_line(
+    settings: Settings, broker: Broker, exchange: str, reader: IRCClient
+) -> None:
+    item = make_item("irc", reader.nick, text="[koji] build\u202e of\u2066 foo\u200f done")
+    async with running("irc", settings):
+        await publish(broker, exchange, item)
+        await eventually(lambda: reader.privmsgs)
+    [(_, text)] = reader.privmsgs
+    assert text.decode() == "[koji] build of foo done"
 
 
 async def test_flood_limit_is_held(

@@ -117,6 +117,23 @@ async def test_delivery_in_a_direct_room_with_sanitized_html(
     assert await redis_client.get(f"fmn:senders:matrix:room:{user_id}") == room_id.encode()
 
 
+async def test_bidi_controls_reach_no_matrix_message(
+    settings: Settings, broker: Broker, exchange: str, person: MatrixReader
+) -> None:
+    item = chat_item(
+        person.client.user_id,
+        "[koji] build\u202e done\u2066",
+        '<b>build\u202e</b> <a href="https://koji.example.org/1">li\u2067nk\u200f</a>',
+    )
+    async with running("matrix", settings):
+        await publish(broker, exchange, item)
+        [(_, content)] = await person.wait_for(1)
+    assert content["body"] == "[koji] build done"
+    markup = content["formatted_body"]
+    assert "<b>build</b>" in markup and ">link</a>" in markup
+    assert not any(c in markup for c in "\u202e\u2066\u2067\u200f")
+
+
 async def test_room_remembered_across_restarts_and_reinvite_after_leaving(
     amqp_url: str,
     redis_url: str,

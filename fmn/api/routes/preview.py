@@ -76,6 +76,7 @@ async def preview_rule(
             draft.rule,
             username,
             days=draft.days,
+            retention_days=services.settings.archive.retention_days,
             deadline=deadline,
             offset=page.offset,
             limit=page.size,

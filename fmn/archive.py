@@ -1,5 +1,7 @@
-"""The recent-message archive: every received message with its match keys, so a rule preview
-reads only the messages that could match it; pruned past the retention period.
+"""The recent-message archive, written by the consumer and read by rule previews: every
+received message with its match keys (users, artifacts, agent, application), so a preview reads
+only the messages that could match it; pruned past the retention period. The one module that
+touches the archive's tables.
 
 Whatever a bus message carries, the archive can store it: header values AMQP allows but JSON
 does not (bytes, decimals, timestamps), NaN, NUL characters and lone surrogates (which
@@ -16,10 +18,22 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, UnicodeText, bindparam, delete, insert, select
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Integer,
+    Table,
+    UnicodeText,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    insert,
+    select,
+)
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -28,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fmn.db.models import ArchivedMessage, ArchivedMessageKey
 from fmn.db.session import session_scope
 from fmn.rules.message import ParsedMessage
+from fmn.rules.schema import ARTIFACT_ATTRIBUTES
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +55,7 @@ _KEYS = cast(Table, ArchivedMessageKey.__table__)
 # not at hand), which is stored as it came when PostgreSQL's json type takes it as it is.
 Archivable = tuple[ParsedMessage, dict[str, Any], bytes | None]
 
-# Key kinds, as the preview asks for them.
+# Key kinds: a message's users and artifacts (from these attributes), its agent, its application.
 KEY_ATTRIBUTES = {
     "user": "usernames",
     "package": "packages",
@@ -48,18 +63,41 @@ KEY_ATTRIBUTES = {
     "module": "modules",
     "flatpak": "flatpaks",
 }
+USER_KIND = "user"
+AGENT_KIND = "agent"
+APP_KIND = "app"
+# Dist-git namespace ("rpms") -> the key kind of its artifacts ("package").
+NAMESPACE_KINDS: dict[str, str] = {
+    ARTIFACT_ATTRIBUTES[attribute]: kind
+    for kind, attribute in KEY_ATTRIBUTES.items()
+    if attribute in ARTIFACT_ATTRIBUTES
+}
+# Values per candidates query (bind parameters are limited).
+VALUES_PER_QUERY = 5000
 
 
 def match_keys(message: ParsedMessage) -> list[tuple[str, str]]:
+    """The keys a message is found by: (kind, value) pairs."""
     keys = [
         (kind, value)
         for kind, attribute in KEY_ATTRIBUTES.items()
         for value in dict.fromkeys(getattr(message, attribute))
     ]
     if message.agent_name:
-        keys.append(("agent", message.agent_name))
+        keys.append((AGENT_KIND, message.agent_name))
     if message.app_name:
-        keys.append(("app", message.app_name.lower()))
+        keys.append((APP_KIND, message.app_name.lower()))
+    return keys
+
+
+def path_keys(paths: Iterable[str]) -> dict[str, set[str]]:
+    """The keys of dist-git paths ("rpms/foo"), by kind; paths of other namespaces have none."""
+    keys: dict[str, set[str]] = {}
+    for path in paths:
+        namespace, _, name = path.partition("/")
+        kind = NAMESPACE_KINDS.get(namespace)
+        if kind is not None and name:
+            keys.setdefault(kind, set()).add(name)
     return keys
 
 
@@ -211,10 +249,82 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
     return len(new)
 
 
-async def prune_archive(session: AsyncSession, retention_days: int) -> int:
-    """Forget messages sent before the retention period; returns how many."""
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
-    old = select(ArchivedMessage.id).where(ArchivedMessage.sent_at < cutoff)
-    await session.execute(delete(ArchivedMessageKey).where(ArchivedMessageKey.message_pk.in_(old)))
-    result = await session.execute(delete(ArchivedMessage).where(ArchivedMessage.sent_at < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)
+def retention_cutoff(retention_days: int, now: dt.datetime | None = None) -> dt.datetime:
+    """The oldest send time the archive keeps: older messages are pruned, and never read."""
+    return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
+
+
+async def prune_archive(
+    sessionmaker: async_sessionmaker[AsyncSession], retention_days: int, batch_size: int
+) -> tuple[int, int]:
+    """Forget messages sent before the retention period, `batch_size` at a time, each batch in
+    a transaction of its own: a day's backlog deleted in one statement would hold its row locks
+    and the index pages of the consumer's inserts for as long as it runs. Returns how many
+    messages went and in how many batches."""
+    cutoff = retention_cutoff(retention_days)
+    pruned = batches = 0
+    while True:
+        async with session_scope(sessionmaker) as session:
+            oldest = (
+                select(ArchivedMessage.id).where(ArchivedMessage.sent_at < cutoff).limit(batch_size)
+            )
+            ids = list((await session.execute(oldest)).scalars())
+            if not ids:
+                return pruned, batches
+            await session.execute(
+                delete(ArchivedMessageKey).where(ArchivedMessageKey.message_pk.in_(ids))
+            )
+            await session.execute(delete(ArchivedMessage).where(ArchivedMessage.id.in_(ids)))
+        pruned += len(ids)
+        batches += 1
+        if len(ids) < batch_size:
+            return pruned, batches
+
+
+async def candidates(
+    session: AsyncSession, keys: dict[str, set[str]], start: dt.datetime, end: dt.datetime
+) -> list[int]:
+    """Archived messages (their primary keys) having any of `keys`, sent in [start, end),
+    newest first."""
+    found: dict[int, dt.datetime] = {}
+    key = ArchivedMessageKey
+    for kind, values in keys.items():
+        ordered = sorted(values)
+        for first in range(0, len(ordered), VALUES_PER_QUERY):
+            chunk = ordered[first : first + VALUES_PER_QUERY]
+            rows = await session.execute(
+                select(key.message_pk, key.sent_at).where(
+                    and_(
+                        key.kind == kind,
+                        _among(session, key.value, chunk, UnicodeText),
+                        key.sent_at >= start,
+                        key.sent_at < end,
+                    )
+                )
+            )
+            for pk, sent_at in rows.all():
+                found[pk] = sent_at
+    return sorted(found, key=lambda pk: (found[pk], pk), reverse=True)
+
+
+async def read_messages(
+    session: AsyncSession, pks: Sequence[int]
+) -> dict[int, tuple[dt.datetime, dict[str, Any]]]:
+    """The archived messages (sent time, serialized message) by primary key; those pruned
+    meanwhile are missing."""
+    rows = await session.execute(
+        select(ArchivedMessage.id, ArchivedMessage.sent_at, ArchivedMessage.data).where(
+            _among(session, ArchivedMessage.id, list(pks), Integer)
+        )
+    )
+    return {pk: (sent_at, data) for pk, sent_at, data in rows.all()}
+
+
+def _among(session: AsyncSession, column: Any, values: list[Any], item_type: Any) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of one per
+    value (rendering hundreds of parameters per query costs more than running it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(
+            cast_(bindparam("values", values, type_=ARRAY(item_type)), ARRAY(item_type))
+        )
+    return column.in_(values)

@@ -8,9 +8,10 @@ from html.parser import HTMLParser
 import pytest
 from fedora_messaging import message as fm
 
+from fmn.notify.render import build_work_items
+from fmn.notify.text import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, line, line_html
 from fmn.rules import message as message_module
 from fmn.rules.message import parse_message
-from fmn.rules.render import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, build_work_items
 from fmn.sendqueue.workitem import WorkItem
 from tests.rules.conftest import BODHI, make_rule
 
@@ -228,3 +229,71 @@ async def test_only_matched_messages_are_rendered(build_index, corpus_message, m
 
     assert build_work_items(parsed, index.match(parsed)) == []
     assert rendered == []
+
+
+@pytest.fixture
+def bidi_schema(monkeypatch):
+    class Bidi(fm.Message):
+        @property
+        def summary(self):
+            return "update\u202e\u2066 of tzdata\x03 pushed\u2028by ralph"
+
+        @property
+        def app_name(self):
+            return "bod\u202ehi"
+
+        @property
+        def url(self):
+            return "https://bodhi.example/\u202eupdates"
+
+        @property
+        def packages(self):
+            return ["tzdata"]
+
+        @property
+        def usernames(self):
+            return ["ral\u200fph"]
+
+        def __str__(self):
+            return "a body\u202e with\u2029two lines"
+
+    monkeypatch.setitem(message_module._classes, "test.bidi.v1", Bidi)
+
+
+async def test_bidi_controls_from_a_message_reach_no_line_header_or_html(build_index, bidi_schema):
+    raw = {
+        "id": "bidi-1",
+        "topic": "bidi\u2067.topic",
+        "headers": {"fedora_messaging_schema": "test.bidi.v1"},
+        "body": {},
+    }
+    items = await render(
+        build_index,
+        raw,
+        make_rule("alice", "artifacts-owned", ["alice"], destinations=everywhere()),
+    )
+    email, irc, matrix = sorted(items, key=lambda item: item.protocol)
+
+    # Line breaks became a space and every other control vanished, in every protocol alike.
+    assert email.email.subject == "[bodhi] update of tzdata pushed by ralph"
+    assert irc.chat.text == matrix.chat.text == "[bodhi] update of tzdata pushed by ralph"
+    assert email.email.metadata["Topic"] == "bidi.topic"
+    assert email.message.usernames == ["ralph"] and email.message.url is None
+    assert email.email.text == "a body with\ntwo lines\n"
+    written = [email.email.html, matrix.chat.html, email.email.text, *email.email.metadata.values()]
+    for value in written:
+        assert not any(c in value for c in "\u202e\u2066\u2067\u200f"), value
+
+
+async def test_a_digest_lists_a_notification_by_its_chat_line(build_index, corpus_message):
+    raw = corpus_message(BODHI, "bodhi.update.edit")
+    parsed = parse_message(raw)
+    email, irc = await render(
+        build_index,
+        raw,
+        make_rule("alice", "artifacts-owned", ["alice"], destinations=everywhere()[:2]),
+    )
+    # Digests (of email items too) list the line the chat protocols send, written by one function.
+    assert line(email.message) == irc.chat.text == f"[bodhi] {parsed.summary} {parsed.url}"
+    entry = tags_of(line_html(email.message))
+    assert entry.tags == {"a"} and entry.hrefs == [parsed.url]
