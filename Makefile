@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test prerequisites lint typecheck venv clean lock frontend-test e2e
+.PHONY: run test test-fast prerequisites lint typecheck venv clean lock frontend-test e2e
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ prerequisites:
 
 test: prerequisites $(STAMP) $(OIDC_MODULES) lint typecheck frontend-test e2e
 	$(BIN)/pytest -n auto --dist loadgroup -q
+
+# The tests that need no service (see README, "Testing"): anywhere, in about a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not services" -n auto -q
 
 # Refresh the constraints file after changing dependencies in pyproject.toml.
 lock:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from fmn.archive import match_keys  # noqa: E402
 from fmn.db import migrations  # noqa: E402
-from fmn.rules.message import parse_message  # noqa: E402
+from fmn.rules.incoming import parse_message  # noqa: E402
 from tests.api.archive import koji_build  # noqa: E402
 from tests.harness.oidc import Provider  # noqa: E402
 from tests.harness.ports import free_port  # noqa: E402

@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_matching import RuleMaker, corpus_messages, synthetic_directory
 from fmn.db import migrations
 from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.rules.incoming import parse_message
 from fmn.rules.index import RuleIndex
-from fmn.rules.message import parse_message
 from fmn.rules.schema import Filters, Rule
 from fmn.sendqueue.workitem import PROTOCOLS
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.notify.render import build_work_items
+from fmn.rules.incoming import ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
-from fmn.rules.message import ParsedMessage, parse_message
 from fmn.rules.schema import Rule, UserRef
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

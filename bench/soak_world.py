@@ -26,8 +26,8 @@ from typing import Any
 from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.notify.render import build_work_items
 from fmn.notify.text import one_line
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.match import match_messages
-from fmn.rules.message import ParsedMessage
 from fmn.rules.schema import Rule
 from fmn.sendqueue.workitem import idempotency_key
 
@@ -112,7 +112,7 @@ def corpus_templates() -> list[dict[str, Any]]:
 
 
 def _corpus_names(templates: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
-    from fmn.rules.message import parse_message
+    from fmn.rules.incoming import parse_message
 
     packages: set[str] = set()
     users: set[str] = set()

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.db.models import ArchivedMessage, ArchivedMessageKey
 from fmn.db.session import session_scope
-from fmn.rules.message import ParsedMessage
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ COMMANDS = {
     "match": "fmn.rules.match_cli:match",
     "directory": "fmn.directory.cli:directory",
     "run": "fmn.dev.cli:run",
-    "status": "fmn.core.status:status",
+    "status": "fmn.health.status:status",
     "config": "fmn.core.config_cli:config",
 }
 

@@ -1,5 +1,11 @@
-"""Shared fixtures. Every test that touches the database runs inside a transaction on a real
-PostgreSQL database that is rolled back at the end."""
+"""Shared fixtures, and the split of the suite. Every test that touches the database runs inside
+a transaction on a real PostgreSQL database that is rolled back at the end.
+
+A test that needs a real service (PostgreSQL, Redis, RabbitMQ) or a server the harness starts
+(tests/harness: the OIDC provider, SMTP, IRC, Matrix, the directory server) gets the `services`
+marker, decided here: it asks for one of SERVICE_FIXTURES (directly or through another
+fixture), or its module uses tests.harness itself. `pytest -m "not services"` runs the rest,
+anywhere, in seconds; `pytest -m services` the others."""
 
 from __future__ import annotations
 
@@ -23,6 +29,46 @@ from tests.harness.ports import free_port
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DIRECTORY_SAMPLE = DATA_DIR / "directory-clients.json"
+
+
+# The fixtures that reach a real service or start a server.
+SERVICE_FIXTURES = frozenset(
+    {
+        "pg_url",
+        "redis_url",
+        "amqp_url",
+        "consumer_db_url",
+        "oidc",
+        "smtp",
+        "directory_server_url",
+        "amqp_proxy",
+    }
+)
+
+
+def _uses_harness(module: object) -> bool:
+    for value in vars(module).values():
+        name = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        if isinstance(name, str) and name.startswith("tests.harness.") and name != PORTS:
+            return True
+    return False
+
+
+PORTS = "tests.harness.ports"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    harness_modules: dict[str, bool] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        uses_harness = False
+        if module is not None:
+            if module.__name__ not in harness_modules:
+                harness_modules[module.__name__] = _uses_harness(module)
+            uses_harness = harness_modules[module.__name__]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if uses_harness or fixtures & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

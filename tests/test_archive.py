@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fmn.archive import AGENT_KIND, USER_KIND, match_keys, path_keys
-from fmn.rules.message import parse_message
+from fmn.rules.incoming import parse_message
 
 
 def test_a_message_is_found_by_every_key_a_preview_asks_for_it(

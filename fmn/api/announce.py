@@ -14,7 +14,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fmn.messages import RuleMessage, rule_message
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_chain,
+    wait_fixed,
+    wait_none,
+)
+
+from fmn.rule_messages import RuleMessage, rule_message
 from fmn.transport.base import Broker, Outgoing
 
 log = logging.getLogger(__name__)
@@ -102,29 +112,38 @@ class Announcer:
                 self._queue.task_done()
 
     async def _publish_with_retries(self, announcement: Announcement) -> None:
-        for attempt, delay in enumerate([*self.retry_delays, None]):
-            try:
-                await self._publish(announcement)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if delay is None:
-                    self.failed += 1
-                    log.error(
-                        "gave up announcing %s after %d attempts: %r",
-                        announcement.description,
-                        attempt + 1,
-                        exc,
-                    )
-                    return
-                log.warning(
-                    "could not announce %s (%r); retrying in %ss",
-                    announcement.description,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+        attempts = len(self.retry_delays) + 1
+
+        def retrying_in(state: RetryCallState) -> None:
+            assert state.outcome is not None and state.next_action is not None
+            log.warning(
+                "could not announce %s (%r); retrying in %ss",
+                announcement.description,
+                state.outcome.exception(),
+                state.next_action.sleep,
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_chain(*(wait_fixed(d) for d in self.retry_delays))
+            if attempts > 1
+            else wait_none(),
+            retry=retry_if_exception_type(Exception),  # not CancelledError: stopping
+            before_sleep=retrying_in,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._publish(announcement)
+        except Exception as exc:
+            self.failed += 1
+            log.error(
+                "gave up announcing %s after %d attempts: %r",
+                announcement.description,
+                attempts,
+                exc,
+            )
 
     async def ensure_connected(self) -> None:
         """Connect the broker once (it reconnects by itself afterwards)."""

@@ -15,7 +15,7 @@ from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
 from fmn.api.metrics import REGISTRY, metrics_endpoint, watch_announcer
 from fmn.api.pagination import PAGE_HEADERS
-from fmn.api.routes import account, admin, misc, preview, rules, unsubscribe, users
+from fmn.api.routes import admin, misc, preview, rules, unsubscribe, user_settings, users
 from fmn.api.security_headers import SecurityHeaders
 from fmn.api.services import Overrides, start_services, stop_services
 from fmn.core.metrics import serve_registry
@@ -87,7 +87,7 @@ def create_app(
         users.router,
         preview.router,  # before rules: /rules/preview is not a rule id
         rules.router,
-        account.router,
+        user_settings.router,
         admin.router,
         misc.router,
         unsubscribe.router,

@@ -14,8 +14,8 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.api.accounts import ensure_user
 from fmn.api.auth import Identity
+from fmn.api.first_login import ensure_user
 from fmn.api.services import Services
 from fmn.core.settings import Settings
 from fmn.directory import names

@@ -9,9 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fmn.api.asgi import WatchedSend
 from fmn.api.auth import AuthError, ProviderUnavailable
 from fmn.api.limits import RateLimited
+from fmn.api.middleware import WatchedSend
 from fmn.directory.base import DirectoryUnavailable
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn import archive
 from fmn.directory.base import Directory
 from fmn.rules import schema
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.index import RuleIndex
 from fmn.rules.match import match_one
-from fmn.rules.message import ParsedMessage
 
 # Messages per data fetch.
 FETCH_BATCH = 200

@@ -18,7 +18,6 @@ Only for PostgreSQL; other databases read the page every time.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -30,6 +29,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from fmn.api.schemas import RulePublic
+from fmn.core.batching import Coalescer
 from fmn.rules.store import Version, read_rules, week_ago
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def rules_json(rules: list[RulePublic]) -> bytes:
 
 
 @dataclass(frozen=True)
-class Page:
+class CachedPage:
     body: bytes  # the JSON array
     total: int  # the user's rules in all
     version: Version | None = None  # None: not kept
@@ -83,54 +83,31 @@ class VersionChecks:
         self._own: AsyncConnection | None = None
         self._driver: Any = None
         self._statement: Any = None
-        self._waiting: list[tuple[str, asyncio.Future[Version | None]]] = []
-        self._wake: asyncio.Event | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self._checks: Coalescer[str, Version | None] = Coalescer(
+            self._versions, name="rules list version checks"
+        )
 
     async def version(self, username: str) -> Version | None:
         """The user's current versions; None when there is no such user. Raises what the
         query raised."""
-        if self._runner is None:
-            self._wake = asyncio.Event()
-            self._runner = asyncio.create_task(self._run(), name="rules list version checks")
-        future: asyncio.Future[Version | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((username, future))
-        self._wake.set()  # type: ignore[union-attr]
-        return await future
+        (found,) = await self._checks([username])
+        return found
 
     async def aclose(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
-        for _, future in self._waiting:
-            future.cancel()
-        self._waiting = []
+        await self._checks.aclose()
         if self._own is not None:
             with contextlib.suppress(Exception):
                 await self._own.close()
             self._own = None
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    found = await self._query(list({name for name, _ in batch}))
-                except Exception as exc:  # the askers read their page instead
-                    log.warning("rules list version check failed: %r", exc)
-                    await self._drop_connection()
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for name, future in batch:
-                    if not future.done():
-                        future.set_result(found.get(name))
+    async def _versions(self, names: list[str]) -> list[Version | None]:
+        try:
+            found = await self._query(list(set(names)))
+        except Exception as exc:  # the askers read their page instead
+            log.warning("rules list version check failed: %r", exc)
+            await self._drop_connection()
+            raise
+        return [found.get(name) for name in names]
 
     async def _query(self, names: list[str]) -> dict[str, Version]:
         driver: Any
@@ -163,7 +140,7 @@ class RulePages:
     ) -> None:
         self.sessionmaker = sessionmaker
         # Pages by (user, offset, limit), weighed by their JSON's size.
-        self._pages: LRUCache[tuple[str, int, int | None], Page] = LRUCache(
+        self._pages: LRUCache[tuple[str, int, int | None], CachedPage] = LRUCache(
             max_bytes, getsizeof=lambda page: len(page.body)
         )
         bind = sessionmaker.kw.get("bind")
@@ -175,7 +152,7 @@ class RulePages:
         if self.checks is not None:
             await self.checks.aclose()
 
-    async def get(self, username: str, offset: int, limit: int | None) -> Page:
+    async def get(self, username: str, offset: int, limit: int | None) -> CachedPage:
         """The page (`limit` None: every rule from `offset` on)."""
         key = (username, offset, limit)
         if self.checks is not None:
@@ -185,7 +162,7 @@ class RulePages:
         async with self.sessionmaker() as session:
             return await self._read(key, session)
 
-    async def _holds(self, page: Page, username: str) -> bool:
+    async def _holds(self, page: CachedPage, username: str) -> bool:
         """Whether the page is what the route would answer now."""
         if page.oldest_count is not None and week_ago() > page.oldest_count:
             return False  # a count it shows is no longer of the last 7 days
@@ -195,7 +172,7 @@ class RulePages:
         except Exception:
             return False  # read the page (the failure, if it lasts, is the route's to answer)
 
-    async def _read(self, key: tuple[str, int, int | None], session: AsyncSession) -> Page:
+    async def _read(self, key: tuple[str, int, int | None], session: AsyncSession) -> CachedPage:
         username, offset, limit = key
         kept = self.checks is not None
         read = await read_rules(
@@ -207,7 +184,7 @@ class RulePages:
             versions=kept,
         )
         rules = [RulePublic.of(stored) for stored in read.rules]
-        page = Page(rules_json(rules), read.total, read.version, read.oldest_count)
+        page = CachedPage(rules_json(rules), read.total, read.version, read.oldest_count)
         self._pages.pop(key, None)
         if kept and page.version is not None and len(page.body) <= self._pages.maxsize:
             self._pages[key] = page

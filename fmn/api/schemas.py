@@ -187,7 +187,9 @@ class SystemStatus(BaseModel):
     components: list[ComponentStatus]
 
 
-class RuleRef(BaseModel):
+class UnsubscribedRule(BaseModel):
+    """A rule an unsubscribe link names, and whether it is disabled."""
+
     id: int
     name: str | None
     disabled: bool
@@ -195,7 +197,7 @@ class RuleRef(BaseModel):
 
 class UnsubscribePublic(BaseModel):
     user: str
-    rules: list[RuleRef] = Field(description="The rule the link is about")
+    rules: list[UnsubscribedRule] = Field(description="The rule the link is about")
     protocol: str = Field(description="The destination the link stops: its protocol")
     address: str = Field(description="The destination the link stops: its address")
     done: bool = Field(description="True once the rule no longer sends to this destination")

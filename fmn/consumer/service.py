@@ -37,8 +37,8 @@ from fmn.db.session import make_engine, make_sessionmaker, session_scope
 from fmn.directory import Directory, DirectoryUnavailable, invalidate_on_message, make_directory
 from fmn.notify.render import build_work_items
 from fmn.rules import store
+from fmn.rules.incoming import BadMessage, ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
-from fmn.rules.message import BadMessage, ParsedMessage, parse_message
 from fmn.sendqueue.topology import declare_send_topology
 from fmn.sendqueue.workitem import WorkItem, pack
 from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broker
@@ -394,10 +394,7 @@ class Consumer:
             metrics.MESSAGES.labels("handled").inc(len(chunk))
 
     def _notifications(self, parsed: ParsedMessage) -> list[WorkItem]:
-        if parsed.deprecated:
-            # The producer sends the same event under its new schema too.
-            return []
-        matches = self.index.match(parsed)
+        matches = self.index.match(parsed)  # nothing for a deprecated message
         if not matches:
             return []
         metrics.MATCHED.inc()

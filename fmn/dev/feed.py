@@ -34,7 +34,7 @@ from typing import Any
 
 from fedora_messaging import message as fm
 
-from fmn.rules.message import BadMessage, message_class, parse_message
+from fmn.rules.incoming import BadMessage, message_class, parse_message
 from fmn.transport import Broker, Outgoing, PublishFailed
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from fmn.directory.base import Directory
 from fmn.directory.cache import CachedDirectory, make_cache
 from fmn.directory.changes import DirectoryChange, directory_change
 from fmn.directory.fasjson import FasjsonClient, default_fasjson_auth
+from fmn.directory.http_client import JSONClient
 from fmn.directory.local import LocalDirectory
 from fmn.directory.pagure import PagureClient
 from fmn.directory.remote import RemoteDirectory
-from fmn.directory.transport import JSONClient
 
 
 def uses_local_file(settings: DirectorySettings) -> bool:

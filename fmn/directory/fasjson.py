@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from fmn.directory.base import DirectoryUnavailable
-from fmn.directory.transport import JSONClient
+from fmn.directory.http_client import JSONClient
 
 # FASJSON refuses search terms shorter than this, and search pages larger than SEARCH_PAGE_SIZE.
 MIN_SEARCH_TERM = 3

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fmn.directory.base import OWNER_GROUP_ROLES, OWNER_USER_ROLES, DirectoryUnavailable
-from fmn.directory.transport import JSONClient
+from fmn.directory.http_client import JSONClient
 
 PER_PAGE = 100
 MAX_PAGES = 1000

@@ -49,8 +49,8 @@ from fmn.sendqueue.workitem import (
 
 if TYPE_CHECKING:
     from fmn.rules.compiled import CompiledRule
+    from fmn.rules.incoming import ParsedMessage
     from fmn.rules.index import Match
-    from fmn.rules.message import ParsedMessage
 
 _SEVERITY_NAMES = {level: name for name, level in SEVERITY_LEVELS.items()}
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from fedora_messaging import message as fm
 
-from fmn.rules.message import ParsedMessage
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.schema import Filters
 
 SEVERITY_LEVELS = {"debug": fm.DEBUG, "info": fm.INFO, "warning": fm.WARNING, "error": fm.ERROR}
@@ -47,11 +47,6 @@ class CompiledFilters:
             if self.excluded_applications is not None and app in self.excluded_applications:
                 return False
         return self.topic is None or self.topic(message.topic) is not None
-
-    def passes(self, message: ParsedMessage, owner: str) -> bool:
-        if not self.my_actions and message.agent_name == owner:
-            return False
-        return self.accepts(message)
 
 
 def compile_filters(filters: Filters) -> CompiledFilters:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from fmn.directory.base import Directory
 from fmn.rules.compiled import CompiledRule, Destination, compile_rule
-from fmn.rules.message import ParsedMessage
+from fmn.rules.incoming import ParsedMessage
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES, Rule
 from fmn.sendqueue import workitem
 

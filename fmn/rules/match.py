@@ -10,8 +10,8 @@ from typing import Any
 from fedora_messaging import message as fm
 
 from fmn.directory.base import Directory
+from fmn.rules.incoming import BadMessage, ParsedMessage, parse_message
 from fmn.rules.index import Match, RuleIndex
-from fmn.rules.message import BadMessage, ParsedMessage, parse_message
 from fmn.rules.schema import Rule
 
 MessageInput = Mapping[str, Any] | fm.Message | ParsedMessage

@@ -253,9 +253,8 @@ class SenderLoop:
     async def _already_sent(self, pending: _Pending) -> bool:
         """Whether the item was sent already: by this process, or by the answer Redis gave at
         intake. If Redis could not answer then (it was away), it is asked again now: an item
-        that waited in its destination's queue through a short Redis outage must not be given
-        back to the broker once Redis is there again (found by the soak: every item taken in
-        during a Redis restart then cost its worker a second, long after Redis was back)."""
+        that waited in its destination's queue through a short Redis outage is not given back
+        to the broker once Redis is there again (docs/decisions.md, "Structure")."""
         key = pending.item.key
         if self._memory.was_sent(key):
             return True

@@ -7,15 +7,15 @@ nothing across restarts anyway (its broker is in-process too).
 from __future__ import annotations
 
 import abc
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from fmn.core.batching import Coalescer
 from fmn.sendqueue.workitem import WorkItem
 
 PREFIX = "fmn:senders:"
@@ -104,45 +104,12 @@ def _sent_key(key: str) -> str:
     return f"{PREFIX}sent:{key}"
 
 
-class _Coalescer:
-    """Calls made while one is in flight share the next round trip to Redis: with several
-    sends in progress, their idempotency checks and marks cost one request per batch."""
-
-    def __init__(self, run: Callable[[list[str]], Awaitable[list[Any]]]) -> None:
-        self._run = run
-        self._pending: list[tuple[list[str], asyncio.Future[list[Any]]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __call__(self, keys: list[str]) -> list[Any]:
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append((keys, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                results = await self._run([k for keys, _ in batch for k in keys])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            start = 0
-            for keys, future in batch:
-                if not future.done():
-                    future.set_result(results[start : start + len(keys)])
-                start += len(keys)
-
-
 class RedisSenderState(SenderState):
     def __init__(self, client: aioredis.Redis, sent_ttl: int) -> None:
         self.client = client
         self.sent_ttl = sent_ttl
-        self._get_sent = _Coalescer(self._mget_sent)
-        self._set_sent = _Coalescer(self._mset_sent)
+        self._get_sent: Coalescer[str, Any] = Coalescer(self._mget_sent, name="sent keys read")
+        self._set_sent: Coalescer[str, Any] = Coalescer(self._mset_sent, name="sent keys marked")
 
     @classmethod
     def from_url(cls, url: str, sent_ttl: int) -> RedisSenderState:

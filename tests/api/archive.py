@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.archive import archive_messages
-from fmn.rules.message import parse_message
+from fmn.rules.incoming import parse_message
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 KOJI = CORPUS / "schema-tests-koji-fedoramessaging-messages.jsonl"

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import Settings
 from fmn.db import models
-from fmn.rules.message import parse_message
+from fmn.rules.incoming import parse_message
 from fmn.sendqueue.topology import send_queue
 from fmn.transport import Broker
 from tests.conftest import load_corpus

@@ -18,7 +18,7 @@ from fmn.dev.feed import (
     shown,
 )
 from fmn.directory.local import DirectoryData
-from fmn.rules.message import parse_message
+from fmn.rules.incoming import parse_message
 from fmn.transport.base import QueueSpec
 from fmn.transport.memory import MemoryBroker
 from tests.conftest import CORPUS_DIR

@@ -15,8 +15,8 @@ import pytest
 import respx
 
 from fmn.directory.fasjson import FasjsonClient
+from fmn.directory.http_client import JSONClient
 from fmn.directory.pagure import PagureClient
-from fmn.directory.transport import JSONClient
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "recorded"
 FASJSON = "https://fasjson.fedoraproject.org"

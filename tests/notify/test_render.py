@@ -10,8 +10,8 @@ from fedora_messaging import message as fm
 
 from fmn.notify.render import build_work_items
 from fmn.notify.text import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, line, line_html
-from fmn.rules import message as message_module
-from fmn.rules.message import parse_message
+from fmn.rules import incoming as message_module
+from fmn.rules.incoming import parse_message
 from fmn.sendqueue.workitem import WorkItem
 from tests.rules.conftest import BODHI, make_rule
 

@@ -28,7 +28,7 @@ from fmn.consumer.service import Consumer
 from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.db.session import make_sessionmaker
-from fmn.rules.message import parse_message
+from fmn.rules.incoming import parse_message
 from fmn.sendqueue.topology import send_queue
 from fmn.transport import Broker, Outgoing, make_broker
 from tests.consumer.conftest import SwitchableDirectory, add_rules, rule, work_items

@@ -22,6 +22,7 @@ from bench.soak_services import PrivateServices, answers
 
 pytestmark = [
     pytest.mark.xdist_group("reliability"),
+    pytest.mark.services,  # private RabbitMQ, PostgreSQL and Redis instances
     # Skipped only outside CI: `make test` as a user cannot run the services as their users.
     pytest.mark.skipif(
         os.geteuid() != 0 and os.environ.get("CI") != "true",

@@ -12,8 +12,8 @@ import pytest
 
 from fmn.directory.base import DirectoryUnavailable
 from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.rules.incoming import ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
-from fmn.rules.message import ParsedMessage, parse_message
 from fmn.rules.schema import Rule
 from tests.conftest import DATA_DIR
 

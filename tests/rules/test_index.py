@@ -8,9 +8,9 @@ import pytest
 
 from fmn.directory.base import DirectoryUnavailable
 from fmn.directory.changes import directory_change
-from fmn.rules import message as message_module
+from fmn.rules import incoming as message_module
+from fmn.rules.incoming import parse_message
 from fmn.rules.index import RuleIndex
-from fmn.rules.message import parse_message
 from tests.rules.conftest import BODHI, KOJI, PAGURE, make_rule, notified
 
 TZDATA_EDIT = (BODHI, "bodhi.update.edit")  # tzdata (alice's), agent ralph, users [ralph]

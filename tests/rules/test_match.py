@@ -6,8 +6,8 @@ import pytest
 from fedora_messaging import message as fm
 
 from fmn.directory.base import DirectoryUnavailable
+from fmn.rules.incoming import parse_message
 from fmn.rules.match import match_messages
-from fmn.rules.message import parse_message
 from tests.rules.conftest import BODHI, make_rule
 
 

@@ -14,7 +14,7 @@ from fmn.sendqueue.topology import declare_send_topology, retry_queue, send_queu
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
 
 
-@pytest.fixture(params=["memory", "amqp"])
+@pytest.fixture(params=["memory", pytest.param("amqp", marks=pytest.mark.services)])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     if request.param == "memory":
         b = make_broker(f"memory://{uuid.uuid4().hex}")

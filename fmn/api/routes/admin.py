@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import select
 
-from fmn.api import checks, rule_service
+from fmn.api import health, rule_requests
 from fmn.api.deps import AdminUser, ReadSessionDep, RuleId, ServicesDep, SessionDep
 from fmn.api.pagination import PageDep, paginate
 from fmn.api.schemas import (
@@ -75,14 +75,14 @@ async def patch_rule(
     services: ServicesDep,
 ) -> RulePublic:
     """Enable or disable anyone's rule (announced only when it changed)."""
-    rule = await session.scalar(rule_service.rules_query().where(models.Rule.id == rule_id))
+    rule = await session.scalar(rule_requests.rules_query().where(models.Rule.id == rule_id))
     if rule is None:
         raise HTTPException(404, f"No rule {rule_id}")
     if patch.disabled is not None and rule.disabled != patch.disabled:
         rule.disabled = patch.disabled
         await session.commit()
         services.announcer.announce("update", rule.id, rule.name, rule.user.name)
-    return await rule_service.read_public(session, rule.id)
+    return await rule_requests.read_public(session, rule.id)
 
 
 @router.get("/deadletters", response_model=list[DeadLetterPublic])
@@ -143,4 +143,4 @@ async def discard_dead_letter(
 
 @router.get("/status", response_model=SystemStatus)
 async def system_status(admin: AdminUser, services: ServicesDep) -> SystemStatus:
-    return SystemStatus(components=await checks.status(services, admin.name))
+    return SystemStatus(components=await health.status(services, admin.name))

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from fmn.api import checks
+from fmn.api import health
 from fmn.api.deps import CurrentUser, DirectoryDep, RateLimitedUser, ServicesDep, SettingsDep
 from fmn.api.pagination import PageDep, paginate_list
 from fmn.api.schemas import AppConfig, ArtifactPublic, Detail
@@ -117,7 +117,7 @@ async def readiness(services: ServicesDep) -> Detail | JSONResponse:
     """Ready when the database answers with the current schema, and the bus and the cache
     answer. Anyone may ask, so the answer says only ready or not: what failed, and why, is in
     the log and on the admins' status page."""
-    failed = [c for c in await checks.readiness(services) if not c.ok]
+    failed = [c for c in await health.readiness(services) if not c.ok]
     if failed:
         log.warning("not ready: %s", "; ".join(f"{c.name}: {c.detail}" for c in failed))
         return JSONResponse({"detail": "Not ready"}, status_code=503)

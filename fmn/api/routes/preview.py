@@ -11,7 +11,7 @@ from fmn.api.deps import DirectoryDep, RateLimitedOwner, ReadSessionDep, Service
 from fmn.api.metrics import PREVIEW_SCANNED
 from fmn.api.pagination import PageDep
 from fmn.api.preview import run_preview
-from fmn.api.rule_service import check_account_names
+from fmn.api.rule_requests import check_account_names
 from fmn.api.schemas import (
     DayCount,
     Detail,

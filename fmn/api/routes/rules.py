@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.api import rule_service
+from fmn.api import rule_requests
 from fmn.api.deps import (
     DirectoryDep,
     Owner,
@@ -48,11 +48,11 @@ async def rule_writer(
     session: SessionDep,
     directory: DirectoryDep,
     services: ServicesDep,
-) -> rule_service.RuleWriter:
-    return rule_service.RuleWriter(username, session, directory, services)
+) -> rule_requests.RuleWriter:
+    return rule_requests.RuleWriter(username, session, directory, services)
 
 
-Writer = Annotated[rule_service.RuleWriter, Depends(rule_writer)]
+Writer = Annotated[rule_requests.RuleWriter, Depends(rule_writer)]
 
 
 @router.post("", response_model=RulePublic)
@@ -60,7 +60,7 @@ async def create_rule(username: Username, rule: schema.RuleCreate, writer: Write
     await writer.check(rule)
     user = await get_or_create_user(writer.session, username)
     limit = writer.services.settings.api.max_rules_per_user
-    await rule_service.check_rule_count(writer.session, user, limit)
+    await rule_requests.check_rule_count(writer.session, user, limit)
     row = models.Rule(user=user)
     apply_to_model(row, rule)
     writer.session.add(row)
@@ -82,7 +82,7 @@ async def replace_rule(
     username: Username, rule_id: RuleId, rule: schema.RuleUpdate, writer: Writer
 ) -> RulePublic:
     """Replace the whole rule (FMN 3 sends it back entire; its `id` field is ignored)."""
-    row = await rule_service.get_rule(writer.session, username, rule_id)
+    row = await rule_requests.get_rule(writer.session, username, rule_id)
     await writer.check(rule)
     apply_to_model(row, rule)
     return await writer.save(row, "update")
@@ -98,7 +98,7 @@ async def patch_rule(
     services: ServicesDep,
 ) -> RulePublic:
     """Enable, disable or mute the rule; fields left out stay as they are."""
-    row = await rule_service.get_rule(session, username, rule_id)
+    row = await rule_requests.get_rule(session, username, rule_id)
     if patch.disabled is not None:
         row.disabled = patch.disabled
     if "muted_until" in patch.model_fields_set:
@@ -106,7 +106,7 @@ async def patch_rule(
     if session.is_modified(row):
         await session.commit()
         services.announcer.announce("update", row.id, row.name, username)
-    return await rule_service.read_public(session, row.id)
+    return await rule_requests.read_public(session, row.id)
 
 
 @router.delete("/{id}", response_model=None)
@@ -114,7 +114,7 @@ async def delete_rule(
     username: Username, rule_id: RuleId, _owner: Owner, session: SessionDep, services: ServicesDep
 ) -> None:
     """Delete the rule (answers `null`, as FMN 3 does)."""
-    row = await rule_service.get_rule(session, username, rule_id)
+    row = await rule_requests.get_rule(session, username, rule_id)
     name = row.name
     await session.delete(row)
     await session.commit()
@@ -130,7 +130,7 @@ async def rule_stats(
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> RuleStats:
     """Notifications the rule generated per day (UTC), oldest first, zeros included."""
-    await rule_service.get_rule(session, username, rule_id)
+    await rule_requests.get_rule(session, username, rule_id)
     today = dt.datetime.now(dt.UTC).date()
     first = today - dt.timedelta(days=days - 1)
     since = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)

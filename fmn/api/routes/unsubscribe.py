@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.deps import ServicesDep, SessionDep
-from fmn.api.schemas import RuleRef, UnsubscribePublic
+from fmn.api.schemas import UnsubscribedRule, UnsubscribePublic
 from fmn.core.secrets import configured_keys
 from fmn.core.signing import ExpiredToken, InvalidToken, Unsubscribe, read_unsubscribe_token
 from fmn.db import models
@@ -72,7 +72,7 @@ Wanted = Annotated[Found, Depends(_found)]
 def _answer(wanted: Unsubscribe, rule: models.Rule, done: bool) -> UnsubscribePublic:
     return UnsubscribePublic(
         user=wanted.user,
-        rules=[RuleRef(id=rule.id, name=rule.name, disabled=rule.disabled)],
+        rules=[UnsubscribedRule(id=rule.id, name=rule.name, disabled=rule.disabled)],
         protocol=wanted.protocol,
         address=wanted.address,
         done=done,

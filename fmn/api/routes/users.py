@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from fmn.api.accounts import ensure_user
 from fmn.api.deps import (
     CurrentUser,
     DirectoryDep,
@@ -19,6 +18,7 @@ from fmn.api.deps import (
     Username,
 )
 from fmn.api.destinations import user_destinations
+from fmn.api.first_login import ensure_user
 from fmn.api.pagination import PageDep, paginate_list
 from fmn.api.schemas import UserPublic
 from fmn.rules import schema

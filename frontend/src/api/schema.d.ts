@@ -927,15 +927,6 @@ export type components = {
             tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
             user: components["schemas"]["UserRef"];
         };
-        /** RuleRef */
-        RuleRef: {
-            /** Disabled */
-            disabled: boolean;
-            /** Id */
-            id: number;
-            /** Name */
-            name: string | null;
-        };
         /** RuleStats */
         RuleStats: {
             /** Rule Id */
@@ -1014,9 +1005,21 @@ export type components = {
              * Rules
              * @description The rule the link is about
              */
-            rules: components["schemas"]["RuleRef"][];
+            rules: components["schemas"]["UnsubscribedRule"][];
             /** User */
             user: string;
+        };
+        /**
+         * UnsubscribedRule
+         * @description A rule an unsubscribe link names, and whether it is disabled.
+         */
+        UnsubscribedRule: {
+            /** Disabled */
+            disabled: boolean;
+            /** Id */
+            id: number;
+            /** Name */
+            name: string | null;
         };
         /** UserPublic */
         UserPublic: {

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fmn.core.settings import Settings
-from fmn.core.status import Check, gather_status, safe_url
+from fmn.health.status import Check, gather_status, safe_url
 from fmn.sendqueue.deadletters import dead_letter
 from fmn.sendqueue.topology import declare_send_topology
 from fmn.sendqueue.workitem import routing_key

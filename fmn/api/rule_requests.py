@@ -1,4 +1,6 @@
-"""Reading and writing rules for the routes: queries, destination checks, JSON conversion."""
+"""Rule requests for the routes: reading and writing rules, checking request bodies (account
+names, destinations, the rule count), and answering what fails as the API's HTTP errors (404,
+422 naming the field)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import logging
 import pytest
 from fedora_messaging import message as fm
 
-from fmn.rules import message as message_module
-from fmn.rules.message import BadMessage, parse_message
+from fmn.rules import incoming as message_module
+from fmn.rules.incoming import BadMessage, parse_message
 from tests.rules.conftest import BODHI, HOTNESS, PAGURE, make_rule, notified
 
 
@@ -110,7 +110,7 @@ def test_a_summary_that_raises_falls_back_to_the_topic_and_is_logged_once(corpus
     raw = corpus_message(PAGURE, "pagure.issue.assigned.added")
     parsed = parse_message(raw)
 
-    with caplog.at_level(logging.WARNING, logger="fmn.rules.message"):
+    with caplog.at_level(logging.WARNING, logger="fmn.rules.incoming"):
         assert parsed.summary == "pagure.issue.assigned.added"
         assert parsed.summary == "pagure.issue.assigned.added"
         text = parsed.text
@@ -164,7 +164,7 @@ def test_what_is_not_a_message_raises_bad_message(data, problem):
 
 
 def test_headers_of_the_wrong_type_fall_back(caplog):
-    with caplog.at_level(logging.WARNING, logger="fmn.rules.message"):
+    with caplog.at_level(logging.WARNING, logger="fmn.rules.incoming"):
         parsed = parse_message(
             {
                 "id": "m2",

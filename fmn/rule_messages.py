@@ -100,8 +100,8 @@ def rule_message(action: str, rule_id: int, rule_name: str | None, username: str
     msg = RULE_MESSAGES[action](
         body={"rule": {"id": rule_id, "name": rule_name}, "user": {"name": username}}
     )
-    # fedora-messaging guesses the package from the module name, and "fmn.messages" reads as
-    # the fmn-messages distribution: name ours.
+    # fedora-messaging guesses the package from the module name, which FMN 3's fmn-messages
+    # shares ("fmn"): name ours.
     msg._headers["fedora_messaging_schema_package"] = "fmn"
     msg.validate()
     return msg

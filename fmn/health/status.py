@@ -1,4 +1,6 @@
 """`fmn status`: the health of every part the settings point at, from outside the processes.
+Its imports are at the top, not in the probes: a probe's time limit measures the part it asks,
+not how long a busy machine takes to import a client library.
 
 Each probe connects the way the processes do (the database and its schema, the cache, the bus
 and send brokers with the depth of their queues, the directory's services, the API's readiness)
@@ -12,56 +14,50 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import click
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy.engine import make_url
 
+import fmn.transport.amqp  # noqa: F401 - aio-pika, loaded before any probe's clock starts
 from fmn.core.settings import BusSettings, SendQueueSettings, Settings
-from fmn.sendqueue.topology import dead_letter_queue, retry_queue, send_queue
-from fmn.sendqueue.workitem import PROTOCOLS
+from fmn.db.session import make_engine
+from fmn.directory.factory import make_remote_directory, uses_local_file
+from fmn.directory.local import DirectoryData
+from fmn.health.probes import (
+    Check,
+    Probe,
+    State,
+    count_text,
+    database_checks,
+    error_text,
+    run_probes,
+    safe_url,
+    send_queue_checks,
+)
 from fmn.transport import Broker, make_broker
 
-State = Literal["ok", "warn", "down", "skip"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+__all__ = ["Check", "gather_status", "safe_url", "status"]
+
 PARTS = ("database", "cache", "bus", "send", "directory", "api")
 # Looked up to prove the directory answers; "no such user/project" is an answer too.
 PROBE_NAME = "fmn-status-probe"
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    state: State
-    detail: str = ""
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _error(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
-
-
 # ---- database ---------------------------------------------------------------------------------
 
 
-async def database_checks(settings: Settings) -> list[Check]:
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from fmn.db.migrations import current_revision, head_revision
-    from fmn.db.session import make_engine
-
+async def settings_database_checks(settings: Settings) -> list[Check]:
     url = make_url(settings.database.url)
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
@@ -72,26 +68,16 @@ async def database_checks(settings: Settings) -> list[Check]:
                 Check("migrations", "down", "no database"),
             ]
     engine = make_engine(settings.database)
-    try:
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[AsyncConnection]:
         async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            current = await conn.run_sync(current_revision)
-    except Exception as exc:
-        return [
-            Check("database", "down", f"{shown}: {_error(exc)}"),
-            Check("migrations", "down", "no database"),
-        ]
+            yield conn
+
+    try:
+        return await database_checks(connect, shown)
     finally:
         await engine.dispose()
-    head = head_revision()
-    if current == head:
-        migrations = Check("migrations", "ok", f"at {head}")
-    else:
-        found = f"at {current}" if current else "empty"
-        migrations = Check(
-            "migrations", "down", f"{found}, the code expects {head}: run `fmn db upgrade`"
-        )
-    return [Check("database", "ok", shown), migrations]
 
 
 # ---- cache ------------------------------------------------------------------------------------
@@ -100,15 +86,13 @@ async def database_checks(settings: Settings) -> list[Check]:
 async def cache_check(name: str, url: str) -> Check:
     if url.startswith("mem://"):
         return Check(name, "skip", "in-process (embedded default): nothing to reach")
-    import redis.asyncio as aioredis
-
     # cashews options ride in the query string; redis-py would refuse them.
     client = aioredis.from_url(urlunsplit(urlsplit(url)._replace(query="")))
     try:
         await client.ping()
         keys = await client.dbsize()
     except Exception as exc:
-        return Check(name, "down", f"{safe_url(url)}: {_error(exc)}")
+        return Check(name, "down", f"{safe_url(url)}: {error_text(exc)}")
     finally:
         await client.aclose()
     return Check(name, "ok", f"{safe_url(url)}: {keys} keys")
@@ -145,71 +129,57 @@ class QueueReader:
             return None
 
 
-def _count(n: int | None, what: str) -> str:
-    return f"no {what} queue yet" if n is None else f"{n} {what}"
+async def _queue_checks(
+    name: str, url: str, read: Callable[[QueueReader], Awaitable[list[Check]]]
+) -> list[Check]:
+    """`read`'s checks through a reader of the broker at `url`; `name` down when it fails."""
+    if url.startswith("memory://"):
+        return [Check(name, "skip", "in-process broker (embedded default)")]
+    reader = QueueReader(url)
+    try:
+        await reader.open()
+        return await read(reader)
+    except Exception as exc:
+        return [Check(name, "down", f"{safe_url(url)}: {error_text(exc)}")]
+    finally:
+        await reader.close()
 
 
 async def bus_check(bus: BusSettings) -> list[Check]:
-    if bus.amqp_url.startswith("memory://"):
-        return [Check("bus", "skip", "in-process broker (embedded default)")]
-    reader = QueueReader(bus.amqp_url)
-    try:
-        await reader.open()
+    async def read(reader: QueueReader) -> list[Check]:
         ready = await reader.size(bus.queue)
         rejected = await reader.size(f"{bus.queue}.rejected")
-    except Exception as exc:
-        return [Check("bus", "down", f"{safe_url(bus.amqp_url)}: {_error(exc)}")]
-    finally:
-        await reader.close()
-    detail = f"queue {bus.queue}: {_count(ready, 'waiting')}, {_count(rejected, 'rejected')}"
-    return [Check("bus", "warn" if rejected else "ok", detail)]
+        counts = f"{count_text(ready, 'waiting')}, {count_text(rejected, 'rejected')}"
+        return [Check("bus", "warn" if rejected else "ok", f"queue {bus.queue}: {counts}")]
+
+    return await _queue_checks("bus", bus.amqp_url, read)
 
 
 async def send_checks(send: SendQueueSettings) -> list[Check]:
-    if send.amqp_url.startswith("memory://"):
-        return [Check("send", "skip", "in-process broker (embedded default)")]
-    reader = QueueReader(send.amqp_url)
-    checks = []
-    try:
-        await reader.open()
-        for protocol in PROTOCOLS:
-            waiting = await reader.size(send_queue(send.exchange, protocol))
-            retrying = [
-                await reader.size(retry_queue(send.exchange, protocol, attempt))
-                for attempt in range(len(send.retry_delays))
-            ]
-            dead = await reader.size(dead_letter_queue(send.exchange, protocol))
-            detail = ", ".join(
-                (
-                    _count(waiting, "waiting"),
-                    f"{sum(n or 0 for n in retrying)} retrying",
-                    _count(dead, "dead"),
-                )
-            )
-            if dead:
-                detail += f" (see `fmn deadletter list --protocol {protocol}`)"
-            checks.append(Check(f"send {protocol}", "warn" if dead else "ok", detail))
-    except Exception as exc:
-        return [Check("send", "down", f"{safe_url(send.amqp_url)}: {_error(exc)}")]
-    finally:
-        await reader.close()
-    return checks
+    async def read(reader: QueueReader) -> list[Check]:
+        checks = await send_queue_checks(reader.size, send)
+        hint = " (see `fmn deadletter list --protocol {}`)"
+        return [
+            Check(c.name, c.state, c.detail + hint.format(c.name.removeprefix("send ")))
+            if c.state == "warn"
+            else c
+            for c in checks
+        ]
+
+    return await _queue_checks("send", send.amqp_url, read)
 
 
 # ---- directory and API ------------------------------------------------------------------------
 
 
 async def directory_checks(settings: Settings, http_timeout: float) -> list[Check]:
-    from fmn.directory.factory import make_remote_directory, uses_local_file
-    from fmn.directory.local import DirectoryData
-
     directory = settings.directory
     if uses_local_file(directory):
         assert directory.local_file is not None
         try:
             data = DirectoryData.from_file(directory.local_file)
         except (OSError, ValueError) as exc:
-            return [Check("directory", "down", f"{directory.local_file}: {_error(exc)}")]
+            return [Check("directory", "down", f"{directory.local_file}: {error_text(exc)}")]
         counts = f"{len(data.users)} users, {len(data.groups)} groups"
         return [Check("directory", "ok", f"local file {directory.local_file}: {counts}")]
     # One try each, within the time the status has: this is a probe, not a look-up to save.
@@ -222,7 +192,7 @@ async def directory_checks(settings: Settings, http_timeout: float) -> list[Chec
         try:
             await ask()
         except Exception as exc:
-            return Check(name, "down", f"{url}: {_error(exc)}")
+            return Check(name, "down", f"{url}: {error_text(exc)}")
         return Check(name, "ok", f"{url}: answers")
 
     try:
@@ -241,13 +211,11 @@ async def directory_checks(settings: Settings, http_timeout: float) -> list[Chec
 
 
 async def api_check(url: str, http_timeout: float) -> Check:
-    import httpx
-
     try:
         async with httpx.AsyncClient(timeout=http_timeout) as client:
             response = await client.get(url)
     except httpx.HTTPError as exc:
-        return Check("api", "down", f"{url}: {_error(exc)}")
+        return Check("api", "down", f"{url}: {error_text(exc)}")
     try:
         detail = str(response.json().get("detail", ""))
     except ValueError:
@@ -271,7 +239,6 @@ async def gather_status(
     limit: float = 10.0,
 ) -> list[Check]:
     """Every check, run at once, each within `limit` seconds."""
-    probes: dict[str, Callable[[], Awaitable[list[Check]]]] = {}
 
     async def cache() -> list[Check]:
         checks = [await cache_check("cache", settings.cache.url)]
@@ -283,28 +250,15 @@ async def gather_status(
     async def api() -> list[Check]:
         return [await api_check(api_url or default_api_url(settings), limit)]
 
-    probes["database"] = lambda: database_checks(settings)
-    probes["cache"] = cache
-    probes["bus"] = lambda: bus_check(settings.bus)
-    probes["send"] = lambda: send_checks(settings.send_queue)
-    probes["directory"] = lambda: directory_checks(settings, limit)
-    probes["api"] = api
-
-    async def bounded(name: str) -> list[Check]:
-        if name in skip:
-            return [Check(name, "skip", "skipped (--skip)")]
-        task = asyncio.ensure_future(probes[name]())
-        await asyncio.wait({task}, timeout=limit)
-        if task.done():
-            return task.result()
-        # Not wait_for: it waits for the cancelled probe, and a client stuck in its clean-up
-        # would hold the whole report. The probe gets a second to go, then is left behind.
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
-        return [Check(name, "down", f"no answer within {limit:g}s")]
-
-    results = await asyncio.gather(*(bounded(name) for name in PARTS))
-    return [check for group in results for check in group]
+    probes: dict[str, Probe] = {
+        "database": lambda: settings_database_checks(settings),
+        "cache": cache,
+        "bus": lambda: bus_check(settings.bus),
+        "send": lambda: send_checks(settings.send_queue),
+        "directory": lambda: directory_checks(settings, limit),
+        "api": api,
+    }
+    return await run_probes(probes, limit, skip)
 
 
 STYLE = {"ok": "green", "warn": "yellow", "down": "red", "skip": "bright_black"}
