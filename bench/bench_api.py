@@ -600,7 +600,13 @@ def main() -> None:
         default=[50.0, 100.0, 200.0],
         help="open-loop requests/s in all",
     )
-    parser.add_argument("--part", choices=["all", "rules", "preview"], default="all")
+    parser.add_argument(
+        "--part",
+        choices=["all", "rules", "preview", "cpu"],
+        default="all",
+        help="cpu: only the in-process CPU per cached rules list (no API process, no wrk)",
+    )
+    parser.add_argument("--rounds", type=int, default=15, help="rounds of 100 for the CPU figure")
     parser.add_argument("--previews", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
@@ -617,6 +623,13 @@ def main() -> None:
     api = None
     try:
         config = write_config(workdir, db_url, oidc, directory_file)
+        if args.part == "cpu":
+            tokens = {u: oidc.token(u) for u in load_users}
+            alone = asyncio.run(cpu_per_request(config, tokens, args.rounds))
+            print(
+                json.dumps({"rules_list_cpu_per_request": alone, "load_average": os.getloadavg()})
+            )
+            return
         port = free_port()
         api = start_api(config, port, args.workers, workdir)
         tokens = {u: oidc.token(u) for u in accounts}
@@ -630,7 +643,7 @@ def main() -> None:
         opened: dict[str, Any] = {}
         cpu: dict[str, Any] = {}
         if args.part in ("all", "rules"):
-            cpu = asyncio.run(cpu_per_request(config, load_tokens))
+            cpu = asyncio.run(cpu_per_request(config, load_tokens, args.rounds))
             print(f"API process CPU per rules list: {cpu}", file=sys.stderr)
             script = wrk_script(workdir, port, load_tokens)
             run_wrk(port, script, args.connections, 3)  # warm-up

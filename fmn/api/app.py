@@ -10,10 +10,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.middleware.cors import CORSMiddleware
 
+from fmn.api.edge import Edge
 from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
-from fmn.api.limits import BodySizeLimit
-from fmn.api.metrics import REGISTRY, MetricsMiddleware, metrics_endpoint, watch_announcer
+from fmn.api.metrics import REGISTRY, metrics_endpoint, watch_announcer
 from fmn.api.pagination import PAGE_HEADERS
 from fmn.api.routes import admin, misc, preview, rules, unsubscribe, user_settings, users
 from fmn.api.security_headers import SecurityHeaders
@@ -116,14 +116,18 @@ def create_app(
         allow_headers=["*"],
         expose_headers=list(PAGE_HEADERS),
     )
-    app.add_middleware(BodySizeLimit, max_size=settings.api.max_body_size)
+    # Outermost, in one layer: metrics, security headers and the body limit (413s and CORS
+    # preflights are counted and carry the security headers).
     app.add_middleware(
-        SecurityHeaders,
-        public_url=settings.public_url,
-        identity_provider=settings.oidc.provider_url,
-        docs_path=app.docs_url,
+        Edge,
+        max_body_size=settings.api.max_body_size,
+        security_headers=SecurityHeaders(
+            public_url=settings.public_url,
+            identity_provider=settings.oidc.provider_url,
+            docs_path=app.docs_url,
+        ),
+        prefix=PREFIX,
     )
-    app.add_middleware(MetricsMiddleware, prefix=PREFIX)
 
     root = frontend_dir(settings.api)
     if root is not None:

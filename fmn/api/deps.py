@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.auth import Identity
@@ -21,8 +21,6 @@ from fmn.core.settings import Settings
 from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules.schema import MAX_NAME_LENGTH
-
-_bearer = HTTPBearer(auto_error=False, description="An access token from the OIDC provider")
 
 
 async def get_services(request: Request) -> Services:
@@ -64,26 +62,34 @@ async def get_directory(services: ServicesDep) -> Directory:
 DirectoryDep = Annotated[Directory, Depends(get_directory)]
 
 
-async def get_identity(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Identity:
-    # The services straight from the app, not as a dependency: every authenticated request
-    # runs this, and each dependency costs FastAPI's resolution.
-    services: Services = request.app.state.services
-    if credentials is None:
-        raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+class BearerIdentity(HTTPBearer):
+    """The identity of the request's bearer token (401 without one). The security scheme
+    itself does the verification: one dependency for FastAPI to resolve on every authenticated
+    request instead of two (the token's, then the identity's); the OpenAPI document is the
+    same (scheme `HTTPBearer`)."""
 
-    async def first_login(identity: Identity) -> None:
-        async with services.sessionmaker() as session:
-            await ensure_user(session, services.directory, services.announcer, identity.name)
+    async def __call__(self, request: Request) -> Identity:  # type: ignore[override]
+        credentials = await super().__call__(request)
+        if credentials is None:
+            raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+        # The services straight from the app, not as a dependency: each costs a resolution.
+        services: Services = request.app.state.services
 
-    address = request.client.host if request.client else "unknown"
-    return await services.verifier.identify(
-        credentials.credentials, on_new=first_login, address=address
-    )
+        async def first_login(identity: Identity) -> None:
+            async with services.sessionmaker() as session:
+                await ensure_user(session, services.directory, services.announcer, identity.name)
+
+        address = request.client.host if request.client else "unknown"
+        return await services.verifier.identify(
+            credentials.credentials, on_new=first_login, address=address
+        )
 
 
+get_identity = BearerIdentity(
+    auto_error=False,
+    scheme_name="HTTPBearer",
+    description="An access token from the OIDC provider",
+)
 CurrentUser = Annotated[Identity, Depends(get_identity)]
 
 

@@ -7,11 +7,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmn.api.auth import AuthError, ProviderUnavailable
 from fmn.api.limits import RateLimited
-from fmn.api.middleware import HTTPMiddleware, WatchedSend
+from fmn.api.middleware import WatchedSend
 from fmn.directory.base import DirectoryUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,17 @@ async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class CatchAll(HTTPMiddleware):
+class CatchAll:
     """Turns an unhandled exception into a 500 JSON answer. Installed inside the CORS
     middleware (Starlette's own handler sits outside it, so its 500s lack CORS headers)."""
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         watched = WatchedSend(send)
         try:
             await self.app(scope, receive, watched)

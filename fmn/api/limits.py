@@ -9,9 +9,7 @@ import time
 from cachetools import TTLCache
 from cashews import Cache
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from fmn.api.middleware import HTTPMiddleware, WatchedSend
+from starlette.types import Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -67,59 +65,36 @@ class RateLimiter:
         return count
 
 
-class BodySizeLimit(HTTPMiddleware):
-    """Refuse request bodies larger than `max_size` bytes with 413, whether announced by
-    Content-Length or streamed in chunks."""
-
-    def __init__(self, app: ASGIApp, max_size: int) -> None:
-        super().__init__(app)
-        self.max_size = max_size
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_size
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(send)
-                    return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_size:
-                    raise _TooLarge(413, self._detail())
-            return message
-
-        watched = WatchedSend(send)
-        try:
-            await self.app(scope, limited_receive, watched)
-        except _TooLarge:
-            if not watched.started:
-                await self._refuse(send)
-
-    def _detail(self) -> str:
-        return f"The request body is larger than {self.max_size} bytes"
-
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": self._detail()}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+def announced_too_large(scope: Scope, max_size: int) -> bool:
+    """Whether the request's Content-Length announces more than `max_size` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value) > max_size
+            except ValueError:
+                return False
+    return False
 
 
-class _TooLarge(HTTPException):
+def body_limit_detail(max_size: int) -> str:
+    return f"The request body is larger than {max_size} bytes"
+
+
+async def refuse_body(send: Send, max_size: int) -> None:
+    """The 413 answer to a body larger than `max_size` bytes."""
+    body = json.dumps({"detail": body_limit_detail(max_size)}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(HTTPException):
     """Raised while the body streams in; FastAPI turns it into the 413 answer itself."""

@@ -1,9 +1,9 @@
 """Prometheus metrics: request counts and latencies per route template, plus a few gauges read
-at scrape time. A pure ASGI middleware, so it adds microseconds, not a task per request."""
+at scrape time. Requests are recorded by the pure ASGI `fmn.api.edge.Edge`: microseconds, not
+a task per request."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import (
@@ -16,10 +16,9 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from fmn.api.announce import Announcer
-from fmn.api.middleware import HTTPMiddleware, WatchedSend
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
@@ -52,9 +51,10 @@ PREVIEW_SCANNED = Counter(
 )
 
 
-class MetricsMiddleware(HTTPMiddleware):
-    def __init__(self, app: ASGIApp, prefix: str = "") -> None:
-        super().__init__(app)
+class RequestMetrics:
+    """Records each answered request under its route template (`fmn.api.edge` calls it)."""
+
+    def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
         # The labelled children, found once (labels() takes a lock and builds a key each time).
         self._latency: dict[tuple[str, str], Any] = {}
@@ -71,23 +71,18 @@ class MetricsMiddleware(HTTPMiddleware):
                 path = self.prefix + path
         return path
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
-        watched = WatchedSend(send)
-        try:
-            await self.app(scope, receive, watched)
-        finally:
-            route = self._route(scope)
-            method = scope.get("method", "")
-            latency = self._latency.get((method, route))
-            if latency is None:
-                latency = self._latency[method, route] = LATENCY.labels(method, route)
-            latency.observe(time.perf_counter() - start)
-            key = (method, route, watched.status)
-            counter = self._requests.get(key)
-            if counter is None:
-                counter = self._requests[key] = REQUESTS.labels(method, route, str(key[2]))
-            counter.inc()
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = self._route(scope)
+        method = scope.get("method", "")
+        latency = self._latency.get((method, route))
+        if latency is None:
+            latency = self._latency[method, route] = LATENCY.labels(method, route)
+        latency.observe(seconds)
+        key = (method, route, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = REQUESTS.labels(method, route, str(status))
+        counter.inc()
 
 
 def watch_announcer(announcer: Announcer) -> None:

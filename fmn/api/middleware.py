@@ -1,25 +1,9 @@
-"""Helpers for the API's pure ASGI middlewares (cheaper than BaseHTTPMiddleware: no task and
+"""A helper for the API's pure ASGI middlewares (cheaper than BaseHTTPMiddleware: no task and
 no stream per request)."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-
-class HTTPMiddleware:
-    """Passes everything but HTTP requests through; subclasses implement `handle`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.handle(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
+from starlette.types import Message, Send
 
 
 class WatchedSend:

@@ -1,15 +1,11 @@
 """Security headers on every answer of the API and the web app: a Content-Security-Policy
 without inline script or style, no framing (clickjacking), no referrer to other sites, no MIME
-sniffing, and HSTS when the public URL is https. A pure ASGI middleware: the headers are made
-once, and each response only gets them appended."""
+sniffing, and HSTS when the public URL is https. The headers are made once; the API's outermost
+middleware (`fmn.api.edge.Edge`) appends them to each response."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from fmn.api.middleware import HTTPMiddleware
 
 # FastAPI's interactive API documentation is a page with one inline script and Swagger UI's
 # files from a CDN: it alone gets a policy that allows them.
@@ -43,16 +39,14 @@ def content_security_policy(identity_provider: str, *, docs: bool = False) -> st
     )
 
 
-class SecurityHeaders(HTTPMiddleware):
+class SecurityHeaders:
     def __init__(
         self,
-        app: ASGIApp,
         *,
         public_url: str,
         identity_provider: str,
         docs_path: str | None = None,
     ) -> None:
-        super().__init__(app)
         common = [
             (b"x-frame-options", b"DENY"),
             (b"x-content-type-options", b"nosniff"),
@@ -66,12 +60,5 @@ class SecurityHeaders(HTTPMiddleware):
         self.docs_headers = [*common, (b"content-security-policy", docs_policy.encode())]
         self.docs_path = docs_path
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extra = self.docs_headers if scope["path"] == self.docs_path else self.headers
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def for_path(self, path: str) -> list[tuple[bytes, bytes]]:
+        return self.docs_headers if path == self.docs_path else self.headers
