@@ -45,8 +45,13 @@ def test_shellcheck() -> None:
 
 
 def test_make_test_runs_it_first_and_ci_runs_only_make_test() -> None:
+    # --no-print-directory: under `make test` itself this make is nested and would say so first.
     dry = subprocess.run(
-        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "-n", "--no-print-directory", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert dry.stdout.splitlines()[0] == "scripts/ensure-prerequisites"
     commands = [
