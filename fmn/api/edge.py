@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fmn.api.limits import BodyTooLarge, announced_too_large, body_limit_detail, refuse_body
 from fmn.api.metrics import RequestMetrics
+from fmn.api.middleware import WatchedSend
 from fmn.api.security_headers import SecurityHeaders
 
 
@@ -36,7 +37,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        answer = _Answer(send, self.security_headers.for_path(scope["path"]))
+        answer = WatchedSend(send, self.security_headers.for_path(scope["path"]))
         try:
             if announced_too_large(scope, self.max_body_size):
                 await refuse_body(answer, self.max_body_size)
@@ -63,23 +64,3 @@ class Edge:
             return message
 
         return limited_receive
-
-
-class _Answer:
-    """The wrapped `send`: appends the extra headers to the response's start, and remembers
-    whether the response started and with which status (500 if it never did)."""
-
-    __slots__ = ("_headers", "_send", "started", "status")
-
-    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-        self._send = send
-        self._headers = headers
-        self.started = False
-        self.status = 500
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-            self.status = message["status"]
-            message["headers"] = [*message.get("headers", ()), *self._headers]
-        await self._send(message)
