@@ -206,11 +206,15 @@ class IRCNetwork:
 
     def start(self) -> None:
         (self.dir / "motd.txt").write_text("fmn test network\n")
-        conf = self.dir / "inspircd.conf"
-        conf.write_text(inspircd_conf(self.dir, self.tls_port, self.plain_port, self.link_port))
-        self._spawn(
-            [_binary("inspircd"), "--config", str(conf), "--nofork", "--runasroot"], "ircd.out"
-        )
+        # A port free_port() found may be taken by another test's server before InspIRCd binds
+        # it; InspIRCd then runs without that listener. Start again on other ports.
+        for _ in range(5):
+            if self._start_ircd():
+                break
+            self.stop()
+            self.tls_port, self.plain_port, self.link_port = free_port(), free_port(), free_port()
+        else:
+            raise RuntimeError(f"InspIRCd could not bind its ports:\n{self.logs()}")
         _wait_for_port(self.plain_port)
         services = self.dir / "services"
         services.mkdir(exist_ok=True)
@@ -231,6 +235,25 @@ class IRCNetwork:
             ],
             "atheme.out",
         )
+
+    def _start_ircd(self, timeout: float = 20) -> bool:
+        """Start InspIRCd; False when one of its listeners failed to bind."""
+        conf = self.dir / "inspircd.conf"
+        conf.write_text(inspircd_conf(self.dir, self.tls_port, self.plain_port, self.link_port))
+        out = self.dir / "ircd.out"
+        out.unlink(missing_ok=True)
+        self._spawn(
+            [_binary("inspircd"), "--config", str(conf), "--nofork", "--runasroot"], out.name
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = out.read_text(errors="replace") if out.exists() else ""
+            if "failed to bind" in text:
+                return False
+            if "is now running" in text or self._processes[-1].poll() is not None:
+                return True
+            time.sleep(0.05)
+        return True
 
     def _spawn(self, command: list[str], out: str) -> None:
         with (self.dir / out).open("ab") as log:
