@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fmn.core.commands import settings_or_fail
-from fmn.db.session import make_engine, make_sessionmaker, session_scope
+from fmn.db.session import make_engine, make_sessionmaker
 from fmn.rules import transfer
 
 
@@ -44,7 +44,7 @@ def export_cmd(username: str | None, output: Path | None) -> None:
     async def run() -> list[dict]:  # type: ignore[type-arg]
         engine = make_engine(settings.database)
         try:
-            async with session_scope(make_sessionmaker(engine)) as session:
+            async with make_sessionmaker(engine).begin() as session:
                 return await transfer.export_rules(session, username)
         finally:
             await engine.dispose()
@@ -69,7 +69,7 @@ def import_cmd(file: TextIO) -> None:
     async def run() -> transfer.ImportReport:
         engine = make_engine(settings.database)
         try:
-            async with session_scope(make_sessionmaker(engine)) as session:
+            async with make_sessionmaker(engine).begin() as session:
                 return await transfer.import_rules(session, parsed)
         finally:
             await engine.dispose()
@@ -104,7 +104,7 @@ def import_fmn3(source: str) -> None:
         parsed = transfer.parse_rules(raw)
         engine = make_engine(settings.database)
         try:
-            async with session_scope(make_sessionmaker(engine)) as session:
+            async with make_sessionmaker(engine).begin() as session:
                 created_users = await transfer.import_users(session, users)
                 return created_users, await transfer.import_rules(session, parsed)
         finally:

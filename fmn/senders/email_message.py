@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from fmn.core.signing import Unsubscribe, make_unsubscribe_token, unsubscribe_url
-from fmn.notify.text import (
+from fmn.notify import (
     METADATA_LIMIT,
     SUBJECT_LIMIT,
     line,
