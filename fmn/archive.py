@@ -224,12 +224,14 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
     redelivery) is skipped. Returns how many were new."""
     if not messages:
         return 0
+    received = dt.datetime.now(dt.UTC)
     rows = [
         {
             "message_id": storable_text(parsed.id),
             "topic": storable_text(parsed.topic),
             "sent_at": parsed.sent_at,
             "data_json": storable_message_json(data, raw_body),
+            "received_at": received,
         }
         for parsed, data, raw_body in messages
     ]
