@@ -17,6 +17,7 @@ from fmn.api.metrics import REGISTRY, metrics_endpoint, watch_announcer
 from fmn.api.pagination import PAGE_HEADERS
 from fmn.api.routes import (
     admin,
+    feeds,
     inbox,
     misc,
     preview,
@@ -101,6 +102,7 @@ def create_app(
         user_settings.router,
         inbox.router,
         push.router,
+        feeds.router,
         admin.router,
         misc.router,
         unsubscribe.router,

@@ -75,6 +75,10 @@ CASES = [
     Case("GET", "/users/alice/push-subscriptions", SELF),
     Case("POST", "/users/alice/push-subscriptions", (401, 403, 201, 403), PUSH_SUBSCRIPTION),
     Case("DELETE", "/users/alice/push-subscriptions/{push}", (401, 403, 204, 403)),
+    Case("GET", "/users/alice/feeds", SELF),
+    Case("POST", "/users/alice/feeds/regenerate", SELF),
+    Case("GET", "/feeds/{feed}/inbox.atom", OPEN),
+    Case("GET", "/feeds/{feed}/rules/{rule}.atom", OPEN),
     Case("GET", "/applications", LOGIN),
     Case("GET", "/artifacts?names=*foo*&users=alice", LOGIN),
     Case("GET", "/config", OPEN),
@@ -135,11 +139,15 @@ async def test_access(
     await session.commit()
     entry = await make_inbox_entry(session, alice, rule, subject=SECRET_NAME)
     push = await make_push_subscription(session, alice)
+    feed = "f" * 43
+    session.add(models.FeedToken(user_id=alice.id, token=feed, created_at=entry.created_at))
     await session.commit()
     token = make_unsubscribe_token(
         api_settings.api.secret_keys, Unsubscribe("alice", rule.id, "email", ALICE_EMAIL)
     )
-    path = "/api/v1" + case.path.format(rule=rule.id, token=token, entry=entry.id, push=push.id)
+    path = "/api/v1" + case.path.format(
+        rule=rule.id, token=token, entry=entry.id, push=push.id, feed=feed
+    )
     before = await snapshot(session)
 
     if path.endswith("/stream"):
@@ -182,7 +190,9 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
             m,
             p.replace("{letter_id}", "nope")
             .replace("{entry_id}", "{entry}")
-            .replace("{subscription_id}", "{push}"),
+            .replace("{subscription_id}", "{push}")
+            .replace("{feed_token}", "{feed}")
+            .replace("{rule_id}", "{rule}"),
         )
         for m, p in normalized
     }

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select
 
 from fmn.api.deps import MAX_ID, Owner, ReadSessionDep, SessionDep, SettingsDep, Username
+from fmn.api.routes.inbox import user_id_or_404
 from fmn.db import models
 from fmn.inbox import store
 from fmn.inbox.vapid import b64url_decode, load_key, public_key
@@ -133,9 +134,7 @@ async def subscribe(
     schemes = ("https", "http") if settings.web.push_allow_http else ("https",)
     if url.scheme not in schemes or not url.hostname:
         raise _invalid_endpoint(body.endpoint, schemes)
-    user_id = await store.user_id_of(session, username)
-    if user_id is None:
-        raise HTTPException(404, f"No user {username}")
+    user_id = await user_id_or_404(session, username)
     row = await session.scalar(
         select(models.PushSubscription).where(models.PushSubscription.endpoint == body.endpoint)
     )
