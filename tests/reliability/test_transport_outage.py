@@ -10,7 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiormq import spec
+from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError
+from pamqp.header import ContentHeader
 
 from bench.soak_proxy import Proxy
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
@@ -82,23 +85,31 @@ async def test_consumption_resumes_after_the_connection_is_lost(
         await channel.exchange_delete(exchange)
 
 
-class _Dying:
-    """An incoming message whose connection dies while it is being settled."""
+class _DyingChannel:
+    """The channel of a delivery whose connection dies while it is being settled."""
 
-    body, routing_key, exchange, message_id, redelivered = b"", "k", "", "m1", False
-    headers: dict[str, object] = {}
+    is_closed = False
 
-    async def ack(self) -> None:
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         raise AMQPConnectionError("Server connection unexpectedly closed")
 
-    async def nack(self, requeue: bool = True) -> None:
+    async def basic_nack(self, delivery_tag: int, requeue: bool = True) -> None:
         raise ConnectionResetError(104, "Connection reset by peer")
 
 
+def _dying_delivery() -> _AmqpDelivery:
+    message = DeliveredMessage(
+        delivery=spec.Basic.Deliver(delivery_tag=1, routing_key="k", exchange=""),
+        header=ContentHeader(properties=spec.Basic.Properties(message_id="m1")),
+        body=b"",
+        channel=_DyingChannel(),  # type: ignore[arg-type]
+    )
+    return _AmqpDelivery(message)
+
+
 async def test_settling_while_the_connection_dies_does_not_raise() -> None:
-    delivery = _AmqpDelivery(_Dying())  # type: ignore[arg-type]
-    await delivery.ack()
-    await delivery.nack(requeue=True)
+    await _dying_delivery().ack()
+    await _dying_delivery().nack(requeue=True)
 
 
 @pytest.mark.parametrize("when", ["before", "mid-batch"])
