@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fmn.archive import archive_batch
 from fmn.consumer.service import decode
 from fmn.core.settings import ConsumerSettings
-from fmn.notify.render import build_work_items
+from fmn.notify import build_work_items
 from fmn.rules.incoming import ParsedMessage, _validators, message_class, parse_message
 from fmn.rules.index import Match, RuleIndex
 from fmn.sendqueue.workitem import WorkItem, pack
