@@ -240,12 +240,10 @@ async def _receive_and_ack(
     broker = AmqpBroker(amqp_url, "fmn bench receive")
     await broker.connect()
     started = time.process_time()
-    seen = 0
-    async for delivery in broker.consume(queue, prefetch=1000, acks_in_order=True):
-        await delivery.ack()
-        seen += 1
-        if seen == len(bodies):
-            break
+    deliveries = broker.consume(queue, prefetch=1000, acks_in_order=True)
+    for _ in bodies:
+        await (await anext(deliveries)).ack()
+    await deliveries.aclose()  # type: ignore[attr-defined]
     for acks in broker._ack_runs:
         await acks.sent()
     spent = time.process_time() - started
