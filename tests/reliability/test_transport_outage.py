@@ -148,3 +148,65 @@ async def test_a_publish_on_a_channel_that_closed_is_a_publish_to_try_again(
         amqp_proxy.set_cut(False)
         await broker.close()
         await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
+
+
+async def test_a_delivery_settled_twice_leaves_the_others_alone(client_broker: Broker) -> None:
+    # A second settle of one delivery would be an unknown delivery tag to the broker, which
+    # closes the channel and delivers every unacknowledged message on it again.
+    exchange = f"outage-test-{uuid.uuid4().hex[:8]}"
+    await client_broker.declare_exchange(exchange, "topic", durable=False)
+    queue = await client_broker.declare_queue(
+        QueueSpec("", durable=False, exclusive=True, auto_delete=True, bindings=[(exchange, "#")])
+    )
+    deliveries = aiter(client_broker.consume(queue, prefetch=10))
+    try:
+        for body in (b"1", b"2", b"3"):
+            await client_broker.publish(exchange, Outgoing("twice.test", body))
+        first, second = await _next(deliveries), await _next(deliveries)
+        await first.nack(requeue=False)
+        await first.nack(requeue=False)
+        await first.ack()
+        await second.ack()
+        third = await _next(deliveries)
+        assert (first.body, second.body, third.body) == (b"1", b"2", b"3")
+        await third.ack()
+        await client_broker.publish(exchange, Outgoing("twice.test", b"4"))
+        fourth = await _next(deliveries)
+        # Nothing came back: the channel stayed open and kept its settled deliveries settled.
+        assert (fourth.body, fourth.redelivered) == (b"4", False)
+        await fourth.ack()
+    finally:
+        await deliveries.aclose()  # type: ignore[attr-defined]
+        await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
+
+
+async def test_consumption_resumes_after_its_queue_is_deleted(
+    amqp_url: str, client_broker: Broker
+) -> None:
+    # The broker cancels the consumer of a deleted queue; the queue is declared again, with its
+    # bindings, and consumed from again.
+    broker = make_broker(amqp_url, "cancel test")
+    await broker.connect()
+    exchange = f"outage-test-{uuid.uuid4().hex[:8]}"
+    await client_broker.declare_exchange(exchange, "topic", durable=False)
+    name = f"cancel-test-{uuid.uuid4().hex[:8]}"
+    queue = await broker.declare_queue(QueueSpec(name, bindings=[(exchange, "cancel.#")]))
+    deliveries = aiter(broker.consume(queue, prefetch=5))
+    try:
+        await client_broker.publish(exchange, Outgoing("cancel.one", b"1"))
+        await (await _next(deliveries)).ack()
+        await client_broker.channel.queue_delete(name)  # type: ignore[attr-defined]
+        for _ in range(300):
+            try:
+                await client_broker.publish(exchange, Outgoing("cancel.two", b"2"))
+                break
+            except PublishFailed:  # unroutable until the queue and its binding are back
+                await asyncio.sleep(0.1)
+        delivery = await _next(deliveries)
+        assert delivery.body == b"2"
+        await delivery.ack()
+    finally:
+        await deliveries.aclose()  # type: ignore[attr-defined]
+        await broker.close()
+        await client_broker.channel.queue_delete(name)  # type: ignore[attr-defined]
+        await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
