@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import random
 import re
@@ -44,9 +45,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import consumer_stages
 from bench.bench_matching import RuleMaker, corpus_messages, synthetic_directory
+from fmn.core.settings import ConsumerSettings, DatabaseSettings
 from fmn.db import migrations
-from fmn.directory.local import DirectoryData, LocalDirectory
+from fmn.db.session import make_engine, make_sessionmaker
+from fmn.directory.local import LocalDirectory
 from fmn.rules.incoming import parse_message
 from fmn.rules.index import RuleIndex
 from fmn.rules.schema import Filters, Rule
@@ -109,12 +113,8 @@ async def setup_database(name: str, rules: list[Rule]) -> str:
     return url
 
 
-async def expected_items(
-    directory: DirectoryData, rules: list[Rule], messages: list[dict[str, Any]]
-) -> list[int]:
+def expected_items(index: RuleIndex, messages: list[dict[str, Any]]) -> list[int]:
     """Work items each message should produce, by the same engine, offline."""
-    index = RuleIndex(LocalDirectory(directory))
-    await index.build(rules)
     return [0 if (p := parse_message(m)).deprecated else len(index.match(p)) for m in messages]
 
 
@@ -362,14 +362,24 @@ async def main() -> None:
         "--replicas", type=int, default=1, help="consumer processes sharing the bus queue"
     )
     parser.add_argument("--seconds", type=int, default=10, help="length of the latency run")
+    parser.add_argument(
+        "--no-ceilings", action="store_true", help="skip the do-nothing consumers' rates"
+    )
+    parser.add_argument(
+        "--stage-messages", type=int, default=5000, help="messages of the per-stage breakdown"
+    )
     args = parser.parse_args()
 
+    # The corpus has a message whose schema fails on it: said once per parse in this process.
+    logging.getLogger("fmn.rules.incoming").setLevel(logging.ERROR)
     messages = corpus_messages()
     rng = random.Random(1)
     directory = synthetic_directory(rng, [parse_message(m) for m in messages])
     maker = RuleMaker(directory, [parse_message(m) for m in messages])
     rules = [maker.rule(i) for i in range(1, args.rules + 1)]
-    per_message = await expected_items(directory, rules, messages)
+    index = RuleIndex(LocalDirectory(directory))
+    await index.build(rules)
+    per_message = expected_items(index, messages)
     matching = sum(1 for c in per_message if c)
     print(
         f"corpus: {len(messages)} messages, {matching} produce work items "
@@ -380,19 +390,20 @@ async def main() -> None:
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     vhost_url = f"{AMQP}/{vhost}"
-    db_name = "fmn_bench"
+    db_name = f"fmn_bench_{uuid.uuid4().hex[:6]}"  # other benchmarks may run beside this one
     db_url = await setup_database(db_name, rules)
     workdir = Path(tempfile.mkdtemp(prefix="fmn-bench-"))
     (workdir / "directory.json").write_text(directory.model_dump_json())
     consumers: list[subprocess.Popen[bytes]] = []
     try:
-        ceiling = await bare_ceiling(vhost_url, 20_000)
-        print(f"ceiling, aio-pika consumer that only acks: {ceiling:,.0f} msg/s")
-        try:
-            fm = fedora_messaging_ceiling(vhost_url, 20_000)
-            print(f"ceiling, fedora-messaging consumer that does nothing: {fm:,.0f} msg/s")
-        except Exception as exc:
-            print(f"fedora-messaging ceiling not measured: {exc}")
+        if not args.no_ceilings:
+            ceiling = await bare_ceiling(vhost_url, 20_000)
+            print(f"ceiling, aio-pika consumer that only acks: {ceiling:,.0f} msg/s")
+            try:
+                fm = fedora_messaging_ceiling(vhost_url, 20_000)
+                print(f"ceiling, fedora-messaging consumer that does nothing: {fm:,.0f} msg/s")
+            except Exception as exc:
+                print(f"fedora-messaging ceiling not measured: {exc}")
 
         env = {
             # The caller's consumer settings (FMN_CONSUMER__*) apply, no other fmn setting.
@@ -444,7 +455,7 @@ async def main() -> None:
 
         # Sustained throughput.
         total = 0
-        cpu_before = sum(cpu_seconds(c.pid) for c in consumers)
+        cpu_before = [cpu_seconds(c.pid) for c in consumers]
         others_before = others_cpu_seconds(db_name)
         started = time.perf_counter()
         for start in range(0, args.messages, 500):
@@ -456,7 +467,10 @@ async def main() -> None:
         counter.expect(total)
         await wait_for_items(counter, 600)
         elapsed = time.perf_counter() - started
-        cpu = sum(cpu_seconds(c.pid) for c in consumers) - cpu_before
+        each = [
+            cpu_seconds(c.pid) - before for c, before in zip(consumers, cpu_before, strict=True)
+        ]
+        cpu = sum(each)
         others = others_cpu_seconds(db_name)
         print(
             f"throughput: {args.messages:,} messages, {total:,} work items in {elapsed:.2f} s "
@@ -464,6 +478,12 @@ async def main() -> None:
             f"{cpu / args.messages * 1e6:,.0f} µs per message ({args.messages / cpu:,.0f} msg/s "
             f"per core); load average {os.getloadavg()[0]:.1f}"
         )
+        if len(consumers) > 1:
+            print(
+                "  CPU of each replica: "
+                + ", ".join(f"{seconds:.1f} s" for seconds in each)
+                + f" (busiest {max(each) / elapsed:.0%} of a core)"
+            )
         print(
             "  CPU per message beside the consumer's: "
             + ", ".join(
@@ -471,6 +491,21 @@ async def main() -> None:
                 for name in others
             )
         )
+
+        # The same cost, stage by stage, in this process.
+        staged = [messages[i % len(messages)] for i in range(args.stage_messages)]
+        engine = make_engine(DatabaseSettings(url=db_url))
+        breakdown = await consumer_stages.measure(
+            staged,
+            [json.dumps(m["body"]).encode() for m in staged],
+            index,
+            make_sessionmaker(engine),
+            vhost_url,
+            ConsumerSettings(),
+        )
+        await engine.dispose()
+        print(f"stages, µs of CPU per message ({len(staged):,} messages in this process):")
+        print("\n".join(breakdown.lines(cpu / args.messages * 1e6)))
 
         # Latency at fixed rates.
         for rate in args.rate:
@@ -512,8 +547,16 @@ async def main() -> None:
     finally:
         for process in consumers:
             process.terminate()
-            process.wait(30)
+        for process in consumers:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                print(f"consumer {process.pid} still running 60 s after SIGTERM: killed")
+                process.kill()
         rabbitmqctl("delete_vhost", vhost)
+        conn = await asyncpg.connect(f"{PG}/postgres")
+        await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await conn.close()
 
 
 if __name__ == "__main__":

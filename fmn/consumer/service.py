@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,8 +45,32 @@ from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broke
 
 log = logging.getLogger(__name__)
 
+# The cyclic garbage collector's thresholds once started: a message allocates a few dozen
+# containers that reference counting frees, and the default first threshold (700) ran a
+# collection every few messages; measured in process, collections cost more than the rest of the
+# message (bench/consumer_stages.py). What lives for good is frozen after each index build.
+GC_THRESHOLDS = (20_000, 50, 100)
+
 # Failures that make a batch wait and try again, rather than lose anything.
 TRANSIENT = (PublishFailed, SQLAlchemyError, DirectoryUnavailable, ConnectionError, OSError)
+
+
+# Digits to "0", anything else to " ": a run of 19 zeros is a number orjson may not keep whole.
+_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def _loads(body: bytes) -> Any:
+    """JSON as Python's json (fedora-messaging's) reads it, through orjson where that gives the
+    same: orjson refuses NaN, a BOM, UTF-16 and lone surrogates (Python's json then reads them),
+    and reads an integer past 64 bits as a float (so a body with 19 digits in a row, which may
+    hold one, goes to Python's json). Both are rare; every other body pays orjson's price."""
+    if _LONG_NUMBER not in body.translate(_DIGITS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
 
 
 def decode(delivery: Delivery, max_body_bytes: int) -> dict[str, Any]:
@@ -57,7 +82,7 @@ def decode(delivery: Delivery, max_body_bytes: int) -> dict[str, Any]:
             f"of {max_body_bytes}"
         )
     try:
-        body = json.loads(delivery.body)
+        body = _loads(delivery.body)
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
         raise BadMessage(f"message {ident}: the body is not JSON ({exc!r:.200})") from None
     return {
@@ -131,6 +156,7 @@ class Consumer:
             self.send, self.settings.send_queue.exchange, self.settings.send_queue.retry_delays
         )
         await self._retrying("build the rule index", self.rebuild)
+        gc.set_threshold(*GC_THRESHOLDS)
         self._ready.set()
 
     async def run(self) -> None:
@@ -302,25 +328,17 @@ class Consumer:
     async def _handle_batches(self, inbox: asyncio.Queue[Delivery]) -> None:
         """Collect batches and handle several at once: while one waits for its confirms and its
         database write, the next is parsed and matched."""
-        loop = asyncio.get_running_loop()
         size = self.settings.consumer.batch_size
         slots = asyncio.Semaphore(self.settings.consumer.concurrent_batches)
         running: set[asyncio.Task[None]] = set()
         try:
             while True:
                 batch = [await inbox.get()]
-                deadline = loop.time() + self.settings.consumer.batch_wait
-                while len(batch) < size:
-                    if not inbox.empty():
-                        batch.append(inbox.get_nowait())
-                        continue
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(inbox.get(), remaining))
-                    except TimeoutError:
-                        break
+                if inbox.qsize() < size - 1:
+                    # One wait for company, not a timed get per message (each made a task).
+                    await asyncio.sleep(self.settings.consumer.batch_wait)
+                while len(batch) < size and not inbox.empty():
+                    batch.append(inbox.get_nowait())
                 await self._ready.wait()
                 await slots.acquire()
                 task = asyncio.create_task(self._handle_batch_safely(batch))

@@ -21,7 +21,6 @@ import aiormq
 import aiormq.abc
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
@@ -98,34 +97,61 @@ class _InOrderAcks:
 
 
 class _AmqpDelivery(Delivery):
-    def __init__(self, message: AbstractIncomingMessage, acks: _InOrderAcks | None = None) -> None:
-        self._message = message
-        self._acks = acks
-        if acks is not None and message.delivery_tag is not None:
-            acks.delivered(message.delivery_tag)
+    """A delivery read straight from aiormq's message: aio-pika's IncomingMessage (two dozen
+    properties copied, a task of its own per delivery, a queue iterator) cost the consumer more
+    than decoding the body."""
+
+    __slots__ = ("_acks", "_channel", "_settled", "_tag")
+
+    def __init__(
+        self, message: aiormq.abc.DeliveredMessage, acks: _InOrderAcks | None = None
+    ) -> None:
+        delivery, properties = message.delivery, message.header.properties
+        self._channel = message.channel
+        self._tag: int | None = getattr(delivery, "delivery_tag", None)
+        self._acks = acks if self._tag is not None else None
+        self._settled = False
+        if self._acks is not None and self._tag is not None:
+            self._acks.delivered(self._tag)
         self.body = message.body
-        self.routing_key = message.routing_key or ""
-        self.exchange = message.exchange or ""
-        self.message_id = message.message_id
-        self.headers = dict(message.headers or {})
-        self.redelivered = bool(message.redelivered)
+        self.routing_key = getattr(delivery, "routing_key", None) or ""
+        self.exchange = getattr(delivery, "exchange", None) or ""
+        self.message_id = properties.message_id
+        self.headers = dict(properties.headers or {})
+        self.redelivered = bool(getattr(delivery, "redelivered", False))
 
     async def ack(self) -> None:
-        try:
-            if self._acks is not None and self._message.delivery_tag is not None:
-                self._acks.settle(self._message.delivery_tag, ack=True)
-            else:
-                await self._message.ack()
-        except _CHANNEL_GONE as exc:
-            self._gone("ack", exc)
+        if self._settle("ack"):
+            try:
+                if self._acks is not None and self._tag is not None:
+                    self._acks.settle(self._tag, ack=True)
+                else:
+                    await self._open_channel().basic_ack(self._tag or 0)
+            except _CHANNEL_GONE as exc:
+                self._gone("ack", exc)
 
     async def nack(self, requeue: bool = True) -> None:
-        try:
-            await self._message.nack(requeue=requeue)
-            if self._acks is not None and self._message.delivery_tag is not None:
-                self._acks.settle(self._message.delivery_tag, ack=False)
-        except _CHANNEL_GONE as exc:
-            self._gone("nack", exc)
+        if self._settle("nack"):
+            try:
+                await self._open_channel().basic_nack(self._tag or 0, requeue=requeue)
+                if self._acks is not None and self._tag is not None:
+                    self._acks.settle(self._tag, ack=False)
+            except _CHANNEL_GONE as exc:
+                self._gone("nack", exc)
+
+    def _settle(self, verb: str) -> bool:
+        """Whether this delivery is still to settle: settling one twice would close the channel
+        (an unknown delivery tag), and every delivery in flight on it would come again."""
+        if self._settled:
+            log.warning("message %s settled already; %s ignored", self.message_id, verb)
+            return False
+        self._settled = True
+        return True
+
+    def _open_channel(self) -> aiormq.abc.AbstractChannel:
+        if self._channel.is_closed:
+            raise ChannelInvalidStateError("the channel the message came on is closed")
+        return self._channel
 
     def _gone(self, verb: str, exc: BaseException) -> None:
         # The channel it came on closed, before or while settling (connection lost, broker
@@ -294,24 +320,58 @@ class AmqpBroker(Broker):
         channel = await self._connection_or_fail().channel()
         await channel.set_qos(prefetch_count=prefetch)
         # Declared on this channel (not only looked up), so that this channel restores the
-        # queue and its consumer after a reconnection; an exclusive queue, gone with the old
-        # connection, is created again with its bindings before the consumer comes back.
-        spec = self._specs.get(queue)
-        if spec is not None:
-            q = await self._declare(channel, spec, queue)
+        # queue after a reconnection; an exclusive queue, gone with the old connection, is
+        # created again with its bindings.
+        queue_spec = self._specs.get(queue)
+        if queue_spec is not None:
+            q = await self._declare(channel, queue_spec, queue)
         else:
             q = await channel.declare_queue(queue, passive=True)
+        received: asyncio.Queue[Delivery] = asyncio.Queue()
+        acks: _InOrderAcks | None = None
+        subscriptions: list[asyncio.Task[None]] = []
+
+        async def deliver(message: aiormq.abc.DeliveredMessage) -> None:
+            nonlocal acks
+            if acks_in_order and (acks is None or acks.channel is not message.channel):
+                # A new channel (the first, or one reopened after a reconnection): its delivery
+                # tags start again.
+                acks = _InOrderAcks(message.channel)
+                self._ack_runs.append(acks)
+            received.put_nowait(_AmqpDelivery(message, acks))
+
+        async def subscribe(*_: Any) -> None:
+            # The consumer is aiormq's, not aio-pika's, so it is this channel's to restore:
+            # after the robust channel has reopened and declared the queue again, or when the
+            # broker cancelled it (the queue was deleted: declared again, as aio-pika would).
+            try:
+                underlay = await channel.get_underlay_channel()
+                if cancelled not in underlay.on_consumer_cancel_callbacks:
+                    underlay.on_consumer_cancel_callbacks.add(cancelled)
+                await underlay.basic_consume(q.name, deliver)
+            except Exception as exc:
+                log.error("could not consume from %s again: %r", q.name, exc)
+                raise
+
+        def cancelled(frame: spec.Basic.Cancel) -> None:
+            log.warning("the broker cancelled the consumer of %s; consuming again", q.name)
+
+            async def again() -> None:
+                if queue_spec is not None:
+                    await self._declare(channel, queue_spec, q.name)
+                await subscribe()
+
+            subscriptions.append(asyncio.create_task(again()))
+
+        await subscribe()
+        channel.reopen_callbacks.add(subscribe)
         try:
-            acks: _InOrderAcks | None = None
-            async with q.iterator() as iterator:
-                async for message in iterator:
-                    if acks_in_order and (acks is None or acks.channel is not message.channel):
-                        # A new channel (the first, or one reopened after a reconnection):
-                        # its delivery tags start again.
-                        acks = _InOrderAcks(message.channel)
-                        self._ack_runs.append(acks)
-                    yield _AmqpDelivery(message, acks)
+            while True:
+                yield await received.get()
         finally:
+            channel.reopen_callbacks.discard(subscribe)
+            for task in subscriptions:
+                task.cancel()
             if not channel.is_closed:
                 await channel.close()
 
@@ -327,6 +387,8 @@ class AmqpBroker(Broker):
         return int(result.message_count or 0)
 
     async def get(self, queue: str) -> Delivery | None:
-        q = await self.channel.get_queue(queue, ensure=False)
-        message = await q.get(no_ack=False, fail=False)
-        return _AmqpDelivery(message) if message is not None else None
+        channel = await self.channel.get_underlay_channel()
+        message = await channel.basic_get(queue, no_ack=False)
+        if isinstance(message.delivery, spec.Basic.GetEmpty):
+            return None
+        return _AmqpDelivery(message)

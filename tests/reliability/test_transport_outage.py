@@ -10,7 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiormq import spec
+from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError
+from pamqp.header import ContentHeader
 
 from bench.soak_proxy import Proxy
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
@@ -82,23 +85,31 @@ async def test_consumption_resumes_after_the_connection_is_lost(
         await channel.exchange_delete(exchange)
 
 
-class _Dying:
-    """An incoming message whose connection dies while it is being settled."""
+class _DyingChannel:
+    """The channel of a delivery whose connection dies while it is being settled."""
 
-    body, routing_key, exchange, message_id, redelivered = b"", "k", "", "m1", False
-    headers: dict[str, object] = {}
+    is_closed = False
 
-    async def ack(self) -> None:
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         raise AMQPConnectionError("Server connection unexpectedly closed")
 
-    async def nack(self, requeue: bool = True) -> None:
+    async def basic_nack(self, delivery_tag: int, requeue: bool = True) -> None:
         raise ConnectionResetError(104, "Connection reset by peer")
 
 
+def _dying_delivery() -> _AmqpDelivery:
+    message = DeliveredMessage(
+        delivery=spec.Basic.Deliver(delivery_tag=1, routing_key="k", exchange=""),
+        header=ContentHeader(properties=spec.Basic.Properties(message_id="m1")),
+        body=b"",
+        channel=_DyingChannel(),  # type: ignore[arg-type]
+    )
+    return _AmqpDelivery(message)
+
+
 async def test_settling_while_the_connection_dies_does_not_raise() -> None:
-    delivery = _AmqpDelivery(_Dying())  # type: ignore[arg-type]
-    await delivery.ack()
-    await delivery.nack(requeue=True)
+    await _dying_delivery().ack()
+    await _dying_delivery().nack(requeue=True)
 
 
 @pytest.mark.parametrize("when", ["before", "mid-batch"])
@@ -136,4 +147,66 @@ async def test_a_publish_on_a_channel_that_closed_is_a_publish_to_try_again(
     finally:
         amqp_proxy.set_cut(False)
         await broker.close()
+        await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
+
+
+async def test_a_delivery_settled_twice_leaves_the_others_alone(client_broker: Broker) -> None:
+    # A second settle of one delivery would be an unknown delivery tag to the broker, which
+    # closes the channel and delivers every unacknowledged message on it again.
+    exchange = f"outage-test-{uuid.uuid4().hex[:8]}"
+    await client_broker.declare_exchange(exchange, "topic", durable=False)
+    queue = await client_broker.declare_queue(
+        QueueSpec("", durable=False, exclusive=True, auto_delete=True, bindings=[(exchange, "#")])
+    )
+    deliveries = aiter(client_broker.consume(queue, prefetch=10))
+    try:
+        for body in (b"1", b"2", b"3"):
+            await client_broker.publish(exchange, Outgoing("twice.test", body))
+        first, second = await _next(deliveries), await _next(deliveries)
+        await first.nack(requeue=False)
+        await first.nack(requeue=False)
+        await first.ack()
+        await second.ack()
+        third = await _next(deliveries)
+        assert (first.body, second.body, third.body) == (b"1", b"2", b"3")
+        await third.ack()
+        await client_broker.publish(exchange, Outgoing("twice.test", b"4"))
+        fourth = await _next(deliveries)
+        # Nothing came back: the channel stayed open and kept its settled deliveries settled.
+        assert (fourth.body, fourth.redelivered) == (b"4", False)
+        await fourth.ack()
+    finally:
+        await deliveries.aclose()  # type: ignore[attr-defined]
+        await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
+
+
+async def test_consumption_resumes_after_its_queue_is_deleted(
+    amqp_url: str, client_broker: Broker
+) -> None:
+    # The broker cancels the consumer of a deleted queue; the queue is declared again, with its
+    # bindings, and consumed from again.
+    broker = make_broker(amqp_url, "cancel test")
+    await broker.connect()
+    exchange = f"outage-test-{uuid.uuid4().hex[:8]}"
+    await client_broker.declare_exchange(exchange, "topic", durable=False)
+    name = f"cancel-test-{uuid.uuid4().hex[:8]}"
+    queue = await broker.declare_queue(QueueSpec(name, bindings=[(exchange, "cancel.#")]))
+    deliveries = aiter(broker.consume(queue, prefetch=5))
+    try:
+        await client_broker.publish(exchange, Outgoing("cancel.one", b"1"))
+        await (await _next(deliveries)).ack()
+        await client_broker.channel.queue_delete(name)  # type: ignore[attr-defined]
+        for _ in range(300):
+            try:
+                await client_broker.publish(exchange, Outgoing("cancel.two", b"2"))
+                break
+            except PublishFailed:  # unroutable until the queue and its binding are back
+                await asyncio.sleep(0.1)
+        delivery = await _next(deliveries)
+        assert delivery.body == b"2"
+        await delivery.ack()
+    finally:
+        await deliveries.aclose()  # type: ignore[attr-defined]
+        await broker.close()
+        await client_broker.channel.queue_delete(name)  # type: ignore[attr-defined]
         await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
