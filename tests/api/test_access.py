@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn.core.signing import Unsubscribe, make_unsubscribe_token
 from fmn.db import models
 from tests.api.conftest import ALICE_EMAIL, rule_body
+from tests.api.test_team_access import CASES as TEAM_CASES
 from tests.factories import make_rule, make_user
 
 SECRET_NAME = "alice-private-rule"
@@ -136,7 +137,7 @@ async def test_access(
 
 def test_every_route_is_in_the_matrix(app: Any) -> None:
     """A new endpoint must be added to CASES."""
-    covered = {(c.method, c.path.split("?")[0]) for c in CASES}
+    covered = {(c.method, c.path.split("?")[0]) for c in [*CASES, *TEAM_CASES]}
     routes = {
         (method, route.path.removeprefix("/api/v1"))
         for route in app.routes
@@ -147,4 +148,8 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
         (m, p.replace("{username}", "alice").replace("{id}", "{rule}")) for m, p in routes
     }
     normalized = {(m, p.replace("{letter_id}", "nope")) for m, p in normalized}
+    normalized = {
+        (m, p.replace("{group}", "python-sig").replace("{destination_id}", "{destination}"))
+        for m, p in normalized
+    }
     assert normalized <= covered, sorted(normalized - covered)
