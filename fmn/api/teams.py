@@ -30,7 +30,7 @@ from fmn.core.owners import team_owner
 from fmn.db import models
 from fmn.directory import names
 from fmn.directory.base import Directory
-from fmn.notify.verification import new_code, normalized_code, verification_item
+from fmn.api.verification import new_code, normalized_code, verification_item
 from fmn.rules import schema
 from fmn.rules.teams import compared, verified_destinations
 from fmn.sendqueue.workitem import Protocol, pack
