@@ -26,11 +26,11 @@ from fmn.api.auth import Identity
 from fmn.api.deps import CurrentUser, DirectoryDep, ServicesDep, SessionDep
 from fmn.api.limits import RateLimited
 from fmn.api.services import Services
+from fmn.api.verification import new_code, normalized_code, verification_item
 from fmn.core.owners import team_owner
 from fmn.db import models
 from fmn.directory import names
 from fmn.directory.base import Directory
-from fmn.api.verification import new_code, normalized_code, verification_item
 from fmn.rules import schema
 from fmn.rules.teams import compared, verified_destinations
 from fmn.sendqueue.workitem import Protocol, pack
