@@ -210,7 +210,7 @@ async def test_refused_nick_is_dead_lettered_and_sending_goes_on(
     settings: Settings, broker: Broker, exchange: str, reader: IRCClient
 ) -> None:
     gone = make_item("irc", "nobody-here")
-    bad = make_item("irc", "#channel")
+    bad = make_item("irc", "9-not-a-nick")  # a nick starts with no digit; "#x" is a channel now
     good = make_item("irc", reader.nick)
     async with running("irc", settings):
         await publish(broker, exchange, gone, bad, good)
