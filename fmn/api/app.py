@@ -23,6 +23,7 @@ from fmn.api.routes import (
     preview,
     push,
     rules,
+    teams,
     unsubscribe,
     user_settings,
     users,
@@ -106,6 +107,7 @@ def create_app(
         admin.router,
         misc.router,
         unsubscribe.router,
+        teams.router,
     ):
         app.include_router(router, prefix=PREFIX)
     for extra in extra_routers:

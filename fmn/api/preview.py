@@ -108,6 +108,9 @@ class _Expanded:
     async def get_group_members(self, group: str) -> list[str]:
         return await self._directory.get_group_members(group)
 
+    async def get_group_sponsors(self, group: str) -> list[str]:
+        return await self._directory.get_group_sponsors(group)
+
     async def search_users(self, pattern: str) -> list[str]:
         return await self._directory.search_users(pattern)
 

@@ -7,20 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api.destinations import user_destinations
-from fmn.api.schemas import RulePublic
+from fmn.api.pagination import Page
+from fmn.api.schemas import RulePatch, RulePublic
 from fmn.api.services import Services
 from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.directory import names
 from fmn.directory.base import Directory
 from fmn.rules import schema
-from fmn.rules.store import RULE_LOAD_OPTIONS, read_rules
+from fmn.rules.store import RULE_LOAD_OPTIONS, apply_to_model, get_or_create_user, read_rules
 
 
 def rules_query() -> Select[Any]:
@@ -42,6 +43,14 @@ async def read_public(session: AsyncSession, rule_id: int) -> RulePublic:
     """A rule as the API answers it, read afresh (after a change)."""
     read = await read_rules(session, rule_id=rule_id)
     return RulePublic.of(read.rules[0])
+
+
+async def rules_page(services: Services, owner: str, page: Page) -> Response:
+    """One page of an owner's rules list, as JSON from the list's cache."""
+    found = await services.rule_pages.get(owner, page.offset, page.limit)
+    response = Response(found.body, media_type="application/json")
+    page.headers(response, found.total)
+    return response
 
 
 async def get_rule(session: AsyncSession, username: str, rule_id: int) -> models.Rule:
@@ -140,6 +149,41 @@ class RuleWriter:
     async def check(self, rule: schema.RuleBase) -> None:
         check_account_names(rule)
         await check_destinations(self.directory, self.username, rule, self.services.settings)
+
+    async def create(self, rule: schema.RuleBase) -> RulePublic:
+        await self.check(rule)
+        user = await get_or_create_user(self.session, self.username)
+        limit = self.services.settings.api.max_rules_per_user
+        await check_rule_count(self.session, user, limit)
+        row = models.Rule(user=user)
+        apply_to_model(row, rule)
+        self.session.add(row)
+        return await self.save(row, "create")
+
+    async def replace(self, rule_id: int, rule: schema.RuleBase) -> RulePublic:
+        row = await get_rule(self.session, self.username, rule_id)
+        await self.check(rule)
+        apply_to_model(row, rule)
+        return await self.save(row, "update")
+
+    async def patch(self, rule_id: int, patch: RulePatch) -> RulePublic:
+        """Enable, disable or mute a rule; fields left out stay as they are."""
+        row = await get_rule(self.session, self.username, rule_id)
+        if patch.disabled is not None:
+            row.disabled = patch.disabled
+        if "muted_until" in patch.model_fields_set:
+            row.muted_until = patch.muted_until
+        if self.session.is_modified(row):
+            await self.session.commit()
+            self.services.announcer.announce("update", row.id, row.name, self.username)
+        return await read_public(self.session, row.id)
+
+    async def delete(self, rule_id: int) -> None:
+        row = await get_rule(self.session, self.username, rule_id)
+        name = row.name
+        await self.session.delete(row)
+        await self.session.commit()
+        self.services.announcer.announce("delete", rule_id, name, self.username)
 
     async def save(self, row: models.Rule, action: str) -> RulePublic:
         await self.session.commit()

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 import zoneinfo
 from functools import cache
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -205,3 +206,35 @@ class UnsubscribePublic(BaseModel):
 
 # The protocols a work item can be for (dead letters are listed by it).
 Protocol = workitem.Protocol
+
+
+# ---- teams ------------------------------------------------------------------------------------
+
+
+class TeamPublic(BaseModel):
+    """A group the user belongs to, and whether they sponsor it (then they manage its rules)."""
+
+    group: str
+    sponsor: bool
+
+
+class TeamDestinationCreate(_In):
+    """A mailing list address (email), an IRC channel (#name), a Matrix room (!id:server or
+    #alias:server). A code is sent to it at once."""
+
+    protocol: Literal["email", "irc", "matrix"]
+    address: str = Field(min_length=1, max_length=schema.MAX_NAME_LENGTH)
+
+
+class TeamDestinationVerify(_In):
+    code: str = Field(min_length=1, max_length=64)
+
+
+class TeamDestinationPublic(BaseModel):
+    id: int
+    protocol: str
+    address: str
+    verified: bool
+    verified_at: dt.datetime | None = None
+    verified_by: str | None = None
+    code_sent_at: dt.datetime | None = None

@@ -31,12 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fmn.archive import GeneratedCounts, archive_batch, prune_archive
 from fmn.consumer import metrics
 from fmn.consumer.control import CONTROL_BINDINGS, rule_change
+from fmn.core.owners import team_of
 from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.directory import Directory, DirectoryUnavailable, invalidate_on_message, make_directory
 from fmn.notify import build_work_items
-from fmn.rules import store
+from fmn.rules import store, teams
 from fmn.rules.incoming import BadMessage, ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
 from fmn.sendqueue.topology import declare_send_topology
@@ -229,7 +230,8 @@ class Consumer:
             read = await store.read_rules(
                 session, enabled_only=True, counts=False, unmuted_at=self._mute_checked
             )
-        rules = [stored.rule for stored in read.rules]
+            verified = await teams.verified_destinations(session)
+        rules = teams.deliverable((stored.rule for stored in read.rules), verified)
         await self.index.build(rules)
         # The index lives as long as the process: keep the cyclic GC from rescanning it.
         gc.freeze()
@@ -303,7 +305,10 @@ class Consumer:
                 counts=False,
                 unmuted_at=dt.datetime.now(dt.UTC),
             )
-        await self.index.set_user_rules(username, [stored.rule for stored in read.rules])
+            group = team_of(username)
+            verified = await teams.verified_destinations(session, [group] if group else [])
+        rules = teams.deliverable((stored.rule for stored in read.rules), verified)
+        await self.index.set_user_rules(username, rules)
         self._disabled_owners.discard(username)
 
     async def unmute(self) -> None:

@@ -164,6 +164,12 @@ class IRCSenderSettings(Section):
     # Flood control: one line every `line_interval` seconds after a burst of `burst` lines.
     line_interval: float = 2.0
     burst: int = 5
+    # A team's channel (team rules) limits on its own too: one line every
+    # `channel_line_interval` seconds after `channel_burst`; past `channel_digest_threshold`
+    # lines waiting for it, the rest folds into one digest line.
+    channel_line_interval: float = 4.0
+    channel_burst: int = 3
+    channel_digest_threshold: int = 5
     # Seconds to wait for the server to answer a PING after a notification, which confirms the
     # PRIVMSG was accepted (or tells that the nick does not exist).
     confirm_timeout: float = 10.0

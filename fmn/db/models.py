@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Time,
     UnicodeText,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -355,3 +356,23 @@ class FeedToken(Base):
     )
     token: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TeamDestination(Base):
+    """A group's mailing list, IRC channel or Matrix room (team rules, fmn.core.owners). Its
+    rules deliver to it only once a sponsor entered the code fmn sent there (`verified_at`);
+    the code itself is kept only as a hash, with the wrong guesses counted."""
+
+    __tablename__ = "team_destinations"
+    __table_args__ = (UniqueConstraint("group_name", "protocol", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_name: Mapped[str] = mapped_column(UnicodeText, index=True)
+    protocol: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(UnicodeText)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    code_hash: Mapped[str | None] = mapped_column(String(128))
+    code_sent_at: Mapped[dt.datetime | None] = mapped_column()
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    verified_at: Mapped[dt.datetime | None] = mapped_column()
+    verified_by: Mapped[str | None] = mapped_column(UnicodeText)

@@ -18,9 +18,12 @@ from fmn.sendqueue.workitem import Protocol, WorkItem
 
 log = logging.getLogger(__name__)
 
+# A person's nick or id, or a team's channel or room (team rules).
 _ADDRESS = {
-    "irc": re.compile(r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}$"),
-    "matrix": re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:\d+)?$"),
+    "irc": re.compile(
+        r"^([A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}|[#&][^\x00-\x20,:\x07]{1,49})$"
+    ),
+    "matrix": re.compile(r"^[@!#][a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:\d+)?$"),
 }
 
 

@@ -9,9 +9,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
+from sqlalchemy import select
 
-from fmn.api.deps import CurrentUser, DirectoryDep, SettingsDep
+from fmn.api.deps import CurrentUser, DirectoryDep, ReadSessionDep, SettingsDep
 from fmn.api.destinations import user_destinations
+from fmn.db import models
 from fmn.dev.outbox import ChatMessage, Outbox
 from fmn.rules.schema import Destination
 
@@ -45,11 +47,21 @@ class DevInfo(BaseModel):
 
 
 async def _destinations(
-    identity: CurrentUser, directory: DirectoryDep, settings: SettingsDep
+    identity: CurrentUser, directory: DirectoryDep, settings: SettingsDep, session: ReadSessionDep
 ) -> list[Destination]:
-    """The logged-in user's addresses, from their directory entry."""
+    """The logged-in user's addresses, from their directory entry, and the team destinations
+    (lists, channels, rooms) of the groups they belong to, verified or not: a sponsor reads a
+    verification code there."""
     user = await directory.get_user(identity.name)
-    return user_destinations(identity.name, user, settings.directory.default_matrix_server)
+    mine = user_destinations(identity.name, user, settings.directory.default_matrix_server)
+    groups = await directory.get_user_groups(identity.name)
+    rows = await session.execute(
+        select(models.TeamDestination.protocol, models.TeamDestination.address).where(
+            models.TeamDestination.group_name.in_(groups)
+        )
+    )
+    teams = [Destination(protocol=p, address=a) for p, a in rows.all()]  # type: ignore[arg-type]
+    return mine + teams
 
 
 MyDestinations = Annotated[list[Destination], Depends(_destinations)]

@@ -28,6 +28,9 @@ class Directory(Protocol):
     async def get_group_members(self, group: str) -> list[str]:
         """Usernames of the group's members (sponsors included)."""
 
+    async def get_group_sponsors(self, group: str) -> list[str]:
+        """Usernames of the group's sponsors (they manage its team rules)."""
+
     async def search_users(self, pattern: str) -> list[str]:
         """Usernames matching a pattern (FASJSON search: `*` wildcards)."""
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "fmn:directory:v1"
 USER_LOOKUPS = ("get_user", "get_user_groups", "get_user_projects")
-GROUP_LOOKUPS = ("get_group_members", "get_group_projects")
+GROUP_LOOKUPS = ("get_group_members", "get_group_sponsors", "get_group_projects")
 PROJECT_LOOKUPS = ("get_project_users", "get_project_groups")
 
 
@@ -107,6 +107,9 @@ class CachedDirectory:
 
     async def get_group_members(self, group: str) -> list[str]:
         return list(await self._cached("get_group_members", group))
+
+    async def get_group_sponsors(self, group: str) -> list[str]:
+        return list(await self._cached("get_group_sponsors", group))
 
     async def search_users(self, pattern: str) -> list[str]:
         generation = await self.cache.get(self._search_generation_key) or 0

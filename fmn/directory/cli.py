@@ -18,6 +18,7 @@ LOOKUPS = (
     "get_user",
     "get_user_groups",
     "get_group_members",
+    "get_group_sponsors",
     "search_users",
     "get_project_users",
     "get_project_groups",

@@ -83,10 +83,11 @@ class FasjsonClient:
         if members is None:
             return []
         # Sponsors are listed apart (not paginated); count them as members too.
+        return sorted({m["username"] for m in members} | set(await self.get_group_sponsors(group)))
+
+    async def get_group_sponsors(self, group: str) -> list[str]:
         sponsors = await self.http.get(f"/v1/groups/{_segment(group)}/sponsors/")
-        names = {m["username"] for m in members}
-        names.update(s["username"] for s in (sponsors or {}).get("result") or ())
-        return sorted(names)
+        return sorted({s["username"] for s in (sponsors or {}).get("result") or ()})
 
     async def search_users(self, pattern: str) -> list[str]:
         """FASJSON searches substrings; a `*` pattern is narrowed by its longest literal part

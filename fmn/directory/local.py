@@ -82,6 +82,10 @@ class LocalDirectory:
         info = self.data.groups.get(group)
         return sorted({*info.members, *info.sponsors}) if info else []
 
+    async def get_group_sponsors(self, group: str) -> list[str]:
+        info = self.data.groups.get(group)
+        return sorted(info.sponsors) if info else []
+
     async def search_users(self, pattern: str) -> list[str]:
         pattern = pattern if "*" in pattern else f"*{pattern}*"
         return sorted(u for u in self.data.users if fnmatch.fnmatchcase(u, pattern))

@@ -28,6 +28,9 @@ class RemoteDirectory:
     async def get_group_members(self, group: str) -> list[str]:
         return await self.fasjson.get_group_members(group)
 
+    async def get_group_sponsors(self, group: str) -> list[str]:
+        return await self.fasjson.get_group_sponsors(group)
+
     async def search_users(self, pattern: str) -> list[str]:
         return await self.fasjson.search_users(pattern)
 

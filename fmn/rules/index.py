@@ -43,6 +43,7 @@ from functools import lru_cache, partial
 from operator import attrgetter
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from fmn.core.owners import team_of
 from fmn.directory.base import Directory
 from fmn.rules.incoming import SEVERITY_LEVELS, ParsedMessage
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES, ArtifactsFollowed, Filters, Rule
@@ -391,7 +392,7 @@ class RuleIndex:
             st = self._state
             exists = None
             if username in st.by_owner:
-                exists = await self._directory.get_user(username) is not None
+                exists = await self._owner_entry(username) is not None
             projects = None
             if username in st.user_rules:
                 projects = await self._directory.get_user_projects(username)
@@ -444,8 +445,16 @@ class RuleIndex:
         return _Plan(
             user_projects=await self._fetch(users, directory.get_user_projects),
             group_projects=await self._fetch(groups, directory.get_group_projects),
-            owners=await self._fetch(owners, directory.get_user),
+            owners=await self._fetch(owners, self._owner_entry),
         )
+
+    async def _owner_entry(self, owner: str) -> dict[str, Any] | None:
+        """A rule owner's directory entry: a user's, or for a team (fmn.core.owners) its group
+        while the group has members; None when gone."""
+        group = team_of(owner)
+        if group is None:
+            return await self._directory.get_user(owner)
+        return {"group": group} if await self._directory.get_group_members(group) else None
 
     async def _fetch(
         self, keys: Iterable[_K], fetch: Callable[[_K], Awaitable[_V]]

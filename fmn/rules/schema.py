@@ -29,6 +29,16 @@ EMAIL_RE = re.compile(r"[\w_.+-]+@[\w.-]+")
 MATRIX_RE = re.compile(r"@[\w_.=/-]+:[\w.-]+(:\d+)?")
 WEB_ADDRESS_RE = re.compile(names.PATTERN.strip("^$"))
 IRC_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,49}")
+# Team destinations (fmn.core.owners): an IRC channel (RFC 2812: no space, comma, colon or
+# BEL), a Matrix room by id or alias. A mailing list is an email address.
+IRC_CHANNEL_RE = re.compile(r"[#&][^\x00-\x20,:\x07]{1,49}")
+MATRIX_ROOM_RE = re.compile(r"[!#][\w_.=/+-]+:[\w.-]+(:\d+)?")
+ADDRESS_PATTERNS = {
+    "email": (EMAIL_RE,),
+    "irc": (IRC_NICK_RE, IRC_CHANNEL_RE),
+    "matrix": (MATRIX_RE, MATRIX_ROOM_RE),
+    "web": (WEB_ADDRESS_RE,),
+}
 
 # A name: no control characters, so nothing can smuggle a line break into a header or an IRC line.
 Name = Annotated[
@@ -122,13 +132,8 @@ class Destination(Model):
 
     @model_validator(mode="after")
     def _address_fits_protocol(self) -> Destination:
-        pattern = {
-            "email": EMAIL_RE,
-            "matrix": MATRIX_RE,
-            "irc": IRC_NICK_RE,
-            "web": WEB_ADDRESS_RE,
-        }[self.protocol]
-        if not pattern.fullmatch(self.address):
+        patterns = ADDRESS_PATTERNS[self.protocol]
+        if not any(p.fullmatch(self.address) for p in patterns):
             raise ValueError(f"address {self.address!r} is not a valid {self.protocol} address")
         return self
 

@@ -36,6 +36,7 @@ from email.header import Header
 
 import aiosmtplib
 
+from fmn.core.owners import is_team, team_of
 from fmn.core.settings import EmailSenderSettings
 from fmn.core.signing import Unsubscribe, unsubscribe_url
 from fmn.notify import (
@@ -162,20 +163,29 @@ def rule_url(public_url: str, rule: RuleRef) -> str:
     return f"{public_url.rstrip('/')}/rules/{rule.id}"
 
 
-def _footer_text(cfg: MailSettings, rules: list[RuleRef]) -> str:
-    lines = ["Sent by Fedora Notifications because of your rule(s):"]
+def _whose(user: str) -> str:
+    group = team_of(user)
+    return f"the rule(s) of the group {group}" if group else "your rule(s)"
+
+
+def _footer_text(cfg: MailSettings, user: str, rules: list[RuleRef]) -> str:
+    if not rules:
+        return "Sent by Fedora Notifications."
+    lines = [f"Sent by Fedora Notifications because of {_whose(user)}:"]
     lines += [f"  {rule_label(r)}: {rule_url(cfg.public_url, r)}" for r in rules]
     return "\n".join(lines)
 
 
-def _footer_html(cfg: MailSettings, rules: list[RuleRef]) -> str:
+def _footer_html(cfg: MailSettings, user: str, rules: list[RuleRef]) -> str:
+    if not rules:
+        return '<hr><p style="font-size:small;color:#666">Sent by Fedora Notifications.</p>'
     links = ", ".join(
         f'<a href="{html.escape(rule_url(cfg.public_url, r))}">{html.escape(rule_label(r))}</a>'
         for r in rules
     )
     return (
         '<hr><p style="font-size:small;color:#666">'
-        f"Sent by Fedora Notifications because of your rule(s): {links}</p>"
+        f"Sent by Fedora Notifications because of {html.escape(_whose(user))}: {links}</p>"
     )
 
 
@@ -197,8 +207,9 @@ def _common_headers(cfg: MailSettings, to: str, subject: str, date: dt.datetime)
 def _unsubscribe_headers(cfg: MailSettings, user: str, rules: list[int], address: str) -> Headers:
     """One-click unsubscribe from this address of this rule; none when the mail is about
     several rules, since stopping one of them would not stop such a mail (the footer links
-    to each rule instead)."""
-    if len(rules) != 1:
+    to each rule instead), and none for a team's list address: a team rule is its sponsors' to
+    stop, not any reader's of the list."""
+    if len(rules) != 1 or is_team(user):
         return []
     wanted = Unsubscribe(user, rules[0], "email", address)
     return [
@@ -228,8 +239,8 @@ def build_notification(item: WorkItem, cfg: MailSettings) -> bytes:
         if clean_name:
             headers.append((METADATA_PREFIX + clean_name, one_line(value, METADATA_LIMIT)))
     headers += _unsubscribe_headers(cfg, item.user, [r.id for r in item.rules], item.address)
-    text = f"{content.text.rstrip()}\n\n-- \n{_footer_text(cfg, item.rules)}\n"
-    html_body = f"{mail_html(content.html)}\n{_footer_html(cfg, item.rules)}"
+    text = f"{content.text.rstrip()}\n\n-- \n{_footer_text(cfg, item.user, item.rules)}\n"
+    html_body = f"{mail_html(content.html)}\n{_footer_html(cfg, item.user, item.rules)}"
     return alternative(headers, text, html_body)
 
 
@@ -247,10 +258,10 @@ def build_digest(digest: Digest, cfg: MailSettings, now: dt.datetime) -> bytes:
         sent = _aware(item.message.sent_at).strftime("%Y-%m-%d %H:%M UTC")
         lines.append(f"- {one_line(line(item.message))}  ({sent})")
         items_html.append(f"<li>{line_html(item.message)} <small>({sent})</small></li>")
-    text = "\n".join(lines) + f"\n\n-- \n{_footer_text(cfg, rules)}\n"
+    text = "\n".join(lines) + f"\n\n-- \n{_footer_text(cfg, digest.user, rules)}\n"
     html_body = (
         f"<p>{html.escape(digest.title)} ({html.escape(digest.why)}):</p>"
-        f"<ul>{''.join(items_html)}</ul>{_footer_html(cfg, rules)}"
+        f"<ul>{''.join(items_html)}</ul>{_footer_html(cfg, digest.user, rules)}"
     )
     return alternative(headers, text, mail_html(html_body))
 

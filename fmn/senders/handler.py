@@ -25,6 +25,11 @@ class Handler(abc.ABC):
     async def stop(self) -> None:
         return None
 
+    def backlog_limit(self, address: str, default: int) -> int:
+        """How many items may wait for one destination before the rest folds into a digest
+        (a channel's own flood limit may want fewer)."""
+        return default
+
     @abc.abstractmethod
     def check_address(self, address: str) -> None:
         """Raise PermanentError if the address is not valid for this protocol."""

@@ -1,5 +1,11 @@
 """The IRC sender: one PRIVMSG per notification over one persistent connection, within the
-server's flood limit (a token bucket per connection, which is what IRC servers count)."""
+server's flood limit (a token bucket per connection, which is what IRC servers count).
+
+A team's channel (fmn.core.owners) is joined on its first message and has a bucket of its own
+as well, slower than the network's: channels limit floods on their own (InspIRCd's and
+Libera's +f, and the people reading them). Past `channel_digest_threshold` lines waiting for a
+channel, the rest folds into one digest line through the loop's backlog path, as a user's
+does, so a burst costs the other destinations a few lines' wait, not its length."""
 
 from __future__ import annotations
 
@@ -15,8 +21,13 @@ from fmn.senders.irc_client import ConnectionLost, IRCConfig, IRCConnection
 from fmn.senders.ratelimit import TokenBucket
 from fmn.sendqueue.workitem import WorkItem
 
-# RFC 2812 nicknames, at the length modern networks allow.
+# RFC 2812 nicknames, at the length modern networks allow; channels as fmn.rules.schema has them.
 _NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}")
+_CHANNEL = re.compile(r"[#&][^\x00-\x20,:\x07]{1,49}")
+
+
+def is_channel(address: str) -> bool:
+    return address[:1] in ("#", "&")
 
 
 def split_utf8(text: str, budget: int) -> list[str]:
@@ -57,6 +68,20 @@ class IRCHandler(Handler):
             )
         )
         self.flood = TokenBucket(1 / settings.line_interval, settings.burst)
+        self._channel_floods: dict[str, TokenBucket] = {}
+
+    def backlog_limit(self, address: str, default: int) -> int:
+        if is_channel(address):
+            return min(default, self.settings.channel_digest_threshold)
+        return default
+
+    def _channel_flood(self, channel: str) -> TokenBucket:
+        bucket = self._channel_floods.get(channel.lower())
+        if bucket is None:
+            cfg = self.settings
+            bucket = TokenBucket(1 / cfg.channel_line_interval, cfg.channel_burst)
+            self._channel_floods[channel.lower()] = bucket
+        return bucket
 
     async def setup(self) -> None:
         # Not waiting for the connection: items wait (unacked) until it is up.
@@ -66,8 +91,8 @@ class IRCHandler(Handler):
         await self.connection.stop()
 
     def check_address(self, address: str) -> None:
-        if not _NICK.fullmatch(address):
-            raise PermanentError(f"not a valid IRC nickname: {address[:100]!r}")
+        if not (_CHANNEL if is_channel(address) else _NICK).fullmatch(address):
+            raise PermanentError(f"not a valid IRC nickname or channel: {address[:100]!r}")
 
     async def send(self, item: WorkItem) -> None:
         # An IRC line ends at a line break: the guard at the frame's edge.
@@ -85,6 +110,14 @@ class IRCHandler(Handler):
             budget = self.connection.line_budget(target)
             lines = split_utf8(text, budget) if listing is None else [_fit(text, listing, budget)]
             try:
+                if is_channel(target):
+                    refusal = await self.connection.join(
+                        target, self.flood, self.settings.confirm_timeout
+                    )
+                    if refusal is not None:
+                        raise PermanentError(f"IRC server refused to join {target}: {refusal}")
+                    for _ in lines:
+                        await self._channel_flood(target).acquire()
                 refusal = await self.connection.privmsg(
                     target, lines, self.flood, self.settings.confirm_timeout
                 )

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Replies that mean the server will not deliver to that target.
 REFUSALS = {"401", "404", "406", "477", "486", "492", "531", "716"}
+# Replies refusing a JOIN: no such channel, too many channels, full, invite only, banned, key.
+JOIN_REFUSALS = {"403", "405", "471", "473", "474", "475", "476", "477", "489"}
 MAX_LINE = 512  # bytes, including the CRLF (RFC 1459 §2.3)
 
 
@@ -59,6 +61,9 @@ class IRCConnection:
         self._tokens = itertools.count(1)
         self._pongs: dict[str, asyncio.Future[None]] = {}
         self._refused: dict[str, str] = {}  # lower-cased target -> the server's reply
+        # Channels joined on this connection (lower-cased), and the JOINs waiting for an answer.
+        self._joined: set[str] = set()
+        self._joins: dict[str, asyncio.Future[str | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self.connects = 0  # successful registrations, for tests and logs
 
@@ -103,6 +108,11 @@ class IRCConnection:
             if not future.done():
                 future.set_exception(ConnectionLost("IRC connection lost"))
         self._pongs.clear()
+        for join in self._joins.values():
+            if not join.done():
+                join.set_exception(ConnectionLost("IRC connection lost"))
+        self._joins.clear()
+        self._joined.clear()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -177,6 +187,15 @@ class IRCConnection:
                 future = self._pongs.pop(params[-1], None)
                 if future is not None and not future.done():
                     future.set_result(None)
+            elif command == "JOIN" and params and _nick(prefix) == self.nick.lower():
+                self._joined.add(params[0].lower())
+                self._settle_join(params[0], None)
+            elif command in ("PART", "KICK") and params:
+                gone = _nick(prefix) if command == "PART" else (params[1:2] or [""])[0].lower()
+                if gone == self.nick.lower():
+                    self._joined.discard(params[0].lower())
+            elif command in JOIN_REFUSALS and len(params) >= 2 and params[1].lower() in self._joins:
+                self._settle_join(params[1], f"{command} {' '.join(params[1:])}")
             elif command in REFUSALS and len(params) >= 2:
                 self._refused[params[1].lower()] = f"{command} {' '.join(params[1:])}"
             elif command == "NICK" and params and _nick(prefix) == self.nick.lower():
@@ -224,6 +243,31 @@ class IRCConnection:
                 self._writer.close()
             raise ConnectionLost("no PONG from the IRC server") from None
         return self._refused.pop(target.lower(), None)
+
+    def _settle_join(self, channel: str, refusal: str | None) -> None:
+        future = self._joins.pop(channel.lower(), None)
+        if future is not None and not future.done():
+            future.set_result(refusal)
+
+    async def join(self, channel: str, limiter: TokenBucket, answer_within: float) -> str | None:
+        """Join a channel once per connection (a channel's default +n mode refuses messages
+        from outside). Returns the server's refusal, or None when in the channel."""
+        key = channel.lower()
+        if key in self._joined:
+            return None
+        future = self._joins.get(key)
+        if future is None:
+            if not self._ready.is_set():
+                raise ConnectionLost("not connected")
+            future = asyncio.get_running_loop().create_future()
+            self._joins[key] = future
+            await limiter.acquire()
+            self._write(f"JOIN {channel}")
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), answer_within)
+        except TimeoutError:
+            self._joins.pop(key, None)
+            return f"no answer to JOIN {channel}"
 
     def line_budget(self, target: str) -> int:
         """Bytes left for text in one PRIVMSG as the recipient receives it: the server adds

@@ -178,7 +178,8 @@ class SenderLoop:
             return True
         address = item.address
         backlog = len(self._queues.get(address, ())) + self._in_flight.get(address, 0)
-        if address in self._collapsing or backlog >= self.config.digest_threshold:
+        limit = self.handler.backlog_limit(address, self.config.digest_threshold)
+        if address in self._collapsing or backlog >= limit:
             self._collapsing.add(address)
             due = self.clock().timestamp() + self.config.backlog_digest_delay
             await self._hold(delivery, item, "backlog", due)

@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 
 # Matrix user IDs (spec appendix "User Identifiers", historical characters allowed).
 _USER_ID = re.compile(r"@[!-9;-~]{1,255}:[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+# A team's room (team rules): by id or alias, as fmn.rules.schema has them.
+_ROOM = re.compile(r"[!#][\w_.=/+-]+:[\w.-]+(:\d+)?")
+# The smallest sync that lists the rooms the bot is invited to.
+_INVITES_ONLY = {
+    "room": {"timeline": {"limit": 0}, "state": {"types": []}, "ephemeral": {"types": []}},
+    "presence": {"types": []},
+    "account_data": {"types": []},
+}
 DIGEST_ENTRIES = 100
 
 
@@ -79,8 +87,8 @@ class MatrixHandler(Handler):
         await self.client.close()
 
     def check_address(self, address: str) -> None:
-        if not _USER_ID.fullmatch(address):
-            raise PermanentError(f"not a valid Matrix user ID: {address[:100]!r}")
+        if not (_ROOM if address[:1] in "!#" else _USER_ID).fullmatch(address):
+            raise PermanentError(f"not a valid Matrix user ID or room: {address[:100]!r}")
 
     async def send(self, item: WorkItem) -> None:
         chat = item.chat
@@ -109,6 +117,9 @@ class MatrixHandler(Handler):
         content: dict[str, Any] = {"msgtype": "m.text", "body": text}
         if markup:
             content.update(format="org.matrix.custom.html", formatted_body=markup)
+        if user_id[:1] in "!#":
+            await self._deliver_to_room(user_id, content, txn_seed)
+            return
         for fresh_room in (False, True):
             room_id = await self._room_for(user_id, fresh=fresh_room)
             # The same transaction id for the same notification: the homeserver drops a resend.
@@ -123,6 +134,39 @@ class MatrixHandler(Handler):
                 log.info("not in room %s any more; creating a new one for %s", room_id, user_id)
                 continue
             raise _failure("sending", response)
+
+    async def _deliver_to_room(self, room: str, content: dict[str, Any], txn_seed: str) -> None:
+        """A team's room: the bot joins it only when invited there (never a room it merely
+        could join), then speaks in it like anyone in it."""
+        room_id = room
+        if room.startswith("#"):
+            resolved = await self._call(self.client.room_resolve_alias, room)
+            if _is_error(resolved):
+                raise _failure(f"resolving {room}", resolved)
+            room_id = resolved.room_id
+        txn = hashlib.sha256(f"{room_id}\n{txn_seed}".encode()).hexdigest()[:32]
+        for joined in (False, True):
+            response = await self._call(
+                self.client.room_send, room_id, "m.room.message", content, txn
+            )
+            if not _is_error(response):
+                return
+            if response.status_code != "M_FORBIDDEN" or joined:
+                raise _failure(f"sending to {room}", response)
+            await self._join_if_invited(room, room_id)
+
+    async def _join_if_invited(self, room: str, room_id: str) -> None:
+        sync = await self._call(self.client.sync, timeout=0, sync_filter=_INVITES_ONLY)
+        if _is_error(sync):
+            raise _failure("reading invitations", sync)
+        if room_id not in sync.rooms.invite:
+            raise PermanentError(
+                f"{self.settings.user_id} is not in {room} and not invited: invite it first"
+            )
+        joined = await self._call(self.client.join, room_id)
+        if _is_error(joined):
+            raise _failure(f"joining {room}", joined)
+        log.info("joined %s on invitation", room)
 
     async def _room_for(self, user_id: str, fresh: bool) -> str:
         room_id = None if fresh else await self.state.get_value(_room_key(user_id))

@@ -25,6 +25,26 @@ export function createAppRouter(history: RouterHistory = createWebHistory(import
         component: () => import('@/views/RuleStatsView.vue'),
         meta: { auth: true, title: 'Rule statistics' },
       },
+      // Team rules (a group's rules, managed by its sponsors): beside My rules.
+      { path: '/teams', name: 'teams', component: () => import('@/views/TeamsView.vue'), meta: { auth: true, title: 'Team rules' } },
+      {
+        path: '/teams/:group',
+        name: 'team',
+        component: () => import('@/views/TeamView.vue'),
+        meta: { auth: true, title: 'Team rules' },
+      },
+      {
+        path: '/teams/:group/rules/new',
+        name: 'team-rule-new',
+        component: () => import('@/views/RuleEditView.vue'),
+        meta: { auth: true, title: 'New team rule' },
+      },
+      {
+        path: '/teams/:group/rules/:id(\\d+)',
+        name: 'team-rule-edit',
+        component: () => import('@/views/RuleEditView.vue'),
+        meta: { auth: true, title: 'Edit team rule' },
+      },
       { path: '/history', component: () => import('@/views/HistoryView.vue'), meta: { auth: true, title: 'History' } },
       { path: '/settings', component: () => import('@/views/SettingsView.vue'), meta: { auth: true, title: 'Settings' } },
       // The embedded default's mailbox (shown only when the API has its dev routes).

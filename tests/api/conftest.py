@@ -59,7 +59,8 @@ DIRECTORY = {
     },
     "groups": {
         "packager": {"members": ["alice", "bob", "root"]},
-        "python-sig": {"members": ["alice"], "sponsors": []},
+        # Team rules: bob sponsors python-sig, alice is a member.
+        "python-sig": {"members": ["alice"], "sponsors": ["bob"]},
         ADMIN_GROUP: {"members": ["root"]},
     },
     "projects": {

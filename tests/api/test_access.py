@@ -16,6 +16,7 @@ from fmn.core.signing import Unsubscribe, make_unsubscribe_token
 from fmn.db import models
 from tests.api.conftest import ALICE_EMAIL, rule_body
 from tests.api.streams import first_answer
+from tests.api.test_team_access import CASES as TEAM_CASES
 from tests.factories import make_inbox_entry, make_push_subscription, make_rule, make_user
 
 SECRET_NAME = "alice-private-rule"
@@ -175,7 +176,7 @@ async def test_access(
 
 def test_every_route_is_in_the_matrix(app: Any) -> None:
     """A new endpoint must be added to CASES."""
-    covered = {(c.method, c.path.split("?")[0]) for c in CASES}
+    covered = {(c.method, c.path.split("?")[0]) for c in [*CASES, *TEAM_CASES]}
     routes = {
         (method, route.path.removeprefix("/api/v1"))
         for route in app.routes
@@ -192,7 +193,9 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
             .replace("{entry_id}", "{entry}")
             .replace("{subscription_id}", "{push}")
             .replace("{feed_token}", "{feed}")
-            .replace("{rule_id}", "{rule}"),
+            .replace("{rule_id}", "{rule}")
+            .replace("{group}", "python-sig")
+            .replace("{destination_id}", "{destination}"),
         )
         for m, p in normalized
     }

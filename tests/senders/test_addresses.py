@@ -34,23 +34,31 @@ def test_bad_email_addresses(address: str) -> None:
         check_address(address)
 
 
-@pytest.mark.parametrize("nick", ["alice", "Bob_", "[x]", "a-1", "nick^"])
+# A team's channel is an address too (team rules).
+@pytest.mark.parametrize("nick", ["alice", "Bob_", "[x]", "a-1", "nick^", "#chan", "#fedora-devel"])
 def test_good_irc_nicks(nick: str) -> None:
     IRCHandler.check_address(None, nick)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("nick", ["#chan", "1abc", "a b", "a,b", "a\r\nQUIT", "", "x" * 31])
+@pytest.mark.parametrize(
+    "nick", ["1abc", "a b", "a,b", "a\r\nQUIT", "", "x" * 31, "#", "#a b", "#a,b", "#a\r\nQUIT"]
+)
 def test_bad_irc_nicks(nick: str) -> None:
     with pytest.raises(PermanentError):
         IRCHandler.check_address(None, nick)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("user_id", ["@alice:fedora.im", "@a.b_c=d/e+f:example.org:8448"])
+@pytest.mark.parametrize(
+    "user_id",
+    ["@alice:fedora.im", "@a.b_c=d/e+f:example.org:8448", "#r:x", "!AbCd:fedora.im"],
+)
 def test_good_matrix_ids(user_id: str) -> None:
     MatrixHandler.check_address(None, user_id)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("user_id", ["alice", "@alice", "@al ice:x.org", "@a:x.org\n", "#r:x"])
+@pytest.mark.parametrize(
+    "user_id", ["alice", "@alice", "@al ice:x.org", "@a:x.org\n", "#r", "!r x:y", "#r:x\n"]
+)
 def test_bad_matrix_ids(user_id: str) -> None:
     with pytest.raises(PermanentError):
         MatrixHandler.check_address(None, user_id)  # type: ignore[arg-type]

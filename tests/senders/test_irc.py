@@ -210,7 +210,7 @@ async def test_refused_nick_is_dead_lettered_and_sending_goes_on(
     settings: Settings, broker: Broker, exchange: str, reader: IRCClient
 ) -> None:
     gone = make_item("irc", "nobody-here")
-    bad = make_item("irc", "#channel")
+    bad = make_item("irc", "9-not-a-nick")  # a nick starts with no digit; "#x" is a channel now
     good = make_item("irc", reader.nick)
     async with running("irc", settings):
         await publish(broker, exchange, gone, bad, good)
@@ -294,3 +294,75 @@ async def test_a_second_sender_stands_by_until_the_first_stops(
         i.chat.text  # type: ignore[union-attr]
         for i in (first, second)
     ]
+
+
+# ---- team channels ----------------------------------------------------------------------------
+
+
+async def _in_channel(network: IRCNetwork, channel: str) -> IRCClient:
+    client = await network.reader(f"reader{next(_nicks)}")
+    client.send(f"JOIN {channel}")
+    await eventually(lambda: [x for x in client.lines if b" 366 " in x])  # end of names
+    return client
+
+
+async def test_a_team_channel_is_joined_and_told(
+    settings: Settings, broker: Broker, exchange: str, irc_network: IRCNetwork
+) -> None:
+    """The bot joins the team's channel (its +n mode refuses outsiders) and says it there."""
+    channel = f"#team{next(_nicks)}"
+    member = await _in_channel(irc_network, channel)
+    try:
+        item = make_item("irc", channel, user="group:python-sig")
+        async with running("irc", settings):
+            await publish(broker, exchange, item)
+            await eventually(lambda: member.privmsgs)
+        [(sender, text)] = member.privmsgs
+        assert sender == BOT
+        assert text.decode() == item.chat.text  # type: ignore[union-attr]
+        assert [x for x in member.lines if b" JOIN " in x and x.startswith(f":{BOT}!".encode())]
+    finally:
+        await member.close()
+
+
+async def test_a_burst_to_a_channel_waits_for_the_channel_and_folds_into_a_digest(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    irc_network: IRCNetwork,
+    broker: Broker,
+    redis_client: aioredis.Redis,
+) -> None:
+    """A channel has its own, slower flood limit than the network's and a lower threshold
+    before a burst folds into one digest line."""
+    settings = irc_settings(
+        amqp_url,
+        redis_url,
+        pg_url,
+        exchange,
+        irc_network,
+        channel_line_interval=0.4,
+        channel_burst=1,
+        channel_digest_threshold=2,
+    )
+    channel = f"#team{next(_nicks)}"
+    member = await _in_channel(irc_network, channel)
+    try:
+        items = [make_item("irc", channel, user="group:python-sig") for _ in range(12)]
+        async with running("irc", settings):
+            await publish(broker, exchange, *items)
+            await eventually(lambda: [t for _, t in member.privmsgs if b"notifications (" in t])
+            # The digest may overtake a line that was waiting for the channel's bucket.
+            await eventually(lambda: len(member.privmsgs) >= 2)
+            await asyncio.sleep(1.0)
+        texts = [t.decode() for _, t in member.privmsgs]
+        [digest] = [t for t in texts if "notifications (" in t]
+        singles = [t for t in texts if t is not digest]
+        assert 1 <= len(singles) <= 3, texts
+        assert digest.startswith(f"{12 - len(singles)} notifications (koji")
+        # The channel's pace, on the server's clock: no faster than one line per 0.4 s.
+        times = member.privmsg_times
+        assert all(b - a >= 0.4 - 0.01 for a, b in itertools.pairwise(times)), times
+    finally:
+        await member.close()

@@ -22,10 +22,9 @@ from fmn.api.deps import (
 )
 from fmn.api.pagination import PageDep
 from fmn.api.schemas import DayCount, RulePatch, RulePublic, RuleStats
-from fmn.api.services import Services
 from fmn.db import models
 from fmn.rules import schema
-from fmn.rules.store import apply_to_model, get_or_create_user, read_rules
+from fmn.rules.store import read_rules
 
 router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
 
@@ -35,11 +34,7 @@ async def list_rules(owner: Owner, page: PageDep, request: Request) -> Response:
     """The user's rules by id, each with its notification count of the last 7 days."""
     # The services from the app and the name from the owner (checked against the path by
     # `Owner`): each parameter or dependency costs FastAPI's resolution on every request.
-    services: Services = request.app.state.services
-    found = await services.rule_pages.get(owner.name, page.offset, page.limit)
-    response = Response(found.body, media_type="application/json")
-    page.headers(response, found.total)
-    return response
+    return await rule_requests.rules_page(request.app.state.services, owner.name, page)
 
 
 async def rule_writer(
@@ -57,14 +52,7 @@ Writer = Annotated[rule_requests.RuleWriter, Depends(rule_writer)]
 
 @router.post("", response_model=RulePublic)
 async def create_rule(username: Username, rule: schema.RuleCreate, writer: Writer) -> RulePublic:
-    await writer.check(rule)
-    user = await get_or_create_user(writer.session, username)
-    limit = writer.services.settings.api.max_rules_per_user
-    await rule_requests.check_rule_count(writer.session, user, limit)
-    row = models.Rule(user=user)
-    apply_to_model(row, rule)
-    writer.session.add(row)
-    return await writer.save(row, "create")
+    return await writer.create(rule)
 
 
 @router.get("/{id}", response_model=RulePublic)
@@ -82,43 +70,19 @@ async def replace_rule(
     username: Username, rule_id: RuleId, rule: schema.RuleUpdate, writer: Writer
 ) -> RulePublic:
     """Replace the whole rule (FMN 3 sends it back entire; its `id` field is ignored)."""
-    row = await rule_requests.get_rule(writer.session, username, rule_id)
-    await writer.check(rule)
-    apply_to_model(row, rule)
-    return await writer.save(row, "update")
+    return await writer.replace(rule_id, rule)
 
 
 @router.patch("/{id}", response_model=RulePublic)
-async def patch_rule(
-    username: Username,
-    rule_id: RuleId,
-    patch: RulePatch,
-    _owner: Owner,
-    session: SessionDep,
-    services: ServicesDep,
-) -> RulePublic:
+async def patch_rule(rule_id: RuleId, patch: RulePatch, writer: Writer) -> RulePublic:
     """Enable, disable or mute the rule; fields left out stay as they are."""
-    row = await rule_requests.get_rule(session, username, rule_id)
-    if patch.disabled is not None:
-        row.disabled = patch.disabled
-    if "muted_until" in patch.model_fields_set:
-        row.muted_until = patch.muted_until
-    if session.is_modified(row):
-        await session.commit()
-        services.announcer.announce("update", row.id, row.name, username)
-    return await rule_requests.read_public(session, row.id)
+    return await writer.patch(rule_id, patch)
 
 
 @router.delete("/{id}", response_model=None)
-async def delete_rule(
-    username: Username, rule_id: RuleId, _owner: Owner, session: SessionDep, services: ServicesDep
-) -> None:
+async def delete_rule(rule_id: RuleId, writer: Writer) -> None:
     """Delete the rule (answers `null`, as FMN 3 does)."""
-    row = await rule_requests.get_rule(session, username, rule_id)
-    name = row.name
-    await session.delete(row)
-    await session.commit()
-    services.announcer.announce("delete", rule_id, name, username)
+    await writer.delete(rule_id)
 
 
 @router.get("/{id}/stats", response_model=RuleStats)

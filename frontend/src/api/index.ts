@@ -19,6 +19,8 @@ import type {
   RulePatch,
   RuleStats,
   SystemStatus,
+  Team,
+  TeamDestination,
   UserRef,
   UserSettings,
 } from './types'
@@ -27,6 +29,13 @@ export * from './client'
 export type * from './types'
 
 const u = (username: string) => `/users/${encodeURIComponent(username)}`
+const g = (group: string) => `/groups/${encodeURIComponent(group)}`
+
+/** A group's rules are owned by `group:<name>`, as in the API's owner rows (no account name has a colon). */
+const TEAM_PREFIX = 'group:'
+export const teamOwner = (group: string) => `${TEAM_PREFIX}${group}`
+/** Where an owner's rules live: a user's under /users/{u}, a group's under /groups/{g}. */
+const rulesOf = (owner: string) => (owner.startsWith(TEAM_PREFIX) ? g(owner.slice(TEAM_PREFIX.length)) : u(owner))
 
 /** Type-ahead searches show this many results (narrow the search for others). */
 export const SEARCH_PAGE_SIZE = 50
@@ -44,14 +53,15 @@ export const api = {
   getGroups: (username: string) => requestAll<string>(`${u(username)}/groups`),
   getDestinations: (username: string) => requestAll<Destination>(`${u(username)}/destinations`),
 
-  listRules: (username: string) => requestAll<Rule>(`${u(username)}/rules`),
-  getRule: (username: string, id: number) => request<Rule>('GET', `${u(username)}/rules/${id}`),
-  createRule: (username: string, rule: NewRule) => request<Rule>('POST', `${u(username)}/rules`, { body: rule }),
-  updateRule: (username: string, id: number, rule: NewRule) =>
-    request<Rule>('PUT', `${u(username)}/rules/${id}`, { body: { ...rule, id } }),
-  patchRule: (username: string, id: number, patch: RulePatch) =>
-    request<Rule>('PATCH', `${u(username)}/rules/${id}`, { body: patch }),
-  deleteRule: (username: string, id: number) => request<void>('DELETE', `${u(username)}/rules/${id}`),
+  // `owner` is a username or a group's teamOwner(group).
+  listRules: (owner: string) => requestAll<Rule>(`${rulesOf(owner)}/rules`),
+  getRule: (owner: string, id: number) => request<Rule>('GET', `${rulesOf(owner)}/rules/${id}`),
+  createRule: (owner: string, rule: NewRule) => request<Rule>('POST', `${rulesOf(owner)}/rules`, { body: rule }),
+  updateRule: (owner: string, id: number, rule: NewRule) =>
+    request<Rule>('PUT', `${rulesOf(owner)}/rules/${id}`, { body: { ...rule, id } }),
+  patchRule: (owner: string, id: number, patch: RulePatch) =>
+    request<Rule>('PATCH', `${rulesOf(owner)}/rules/${id}`, { body: patch }),
+  deleteRule: (owner: string, id: number) => request<void>('DELETE', `${rulesOf(owner)}/rules/${id}`),
   previewRule: (username: string, body: PreviewRequest, paging: PageParams, signal?: AbortSignal) =>
     request<PreviewResult>('POST', `${u(username)}/rules/preview`, {
       body,
@@ -81,6 +91,17 @@ export const api = {
   /** Every artifact the users or groups own (the owned-artifacts summary). */
   ownedArtifacts: (query: { users?: string[]; groups?: string[] }, signal?: AbortSignal) =>
     requestAll<Artifact>('/artifacts', { query, signal }),
+
+  teams: {
+    list: (username: string) => requestAll<Team>(`${u(username)}/teams`),
+    destinations: (group: string) => request<TeamDestination[]>('GET', `${g(group)}/destinations`),
+    addDestination: (group: string, destination: Destination) =>
+      request<TeamDestination>('POST', `${g(group)}/destinations`, { body: destination }),
+    sendCode: (group: string, id: number) => request<TeamDestination>('POST', `${g(group)}/destinations/${id}/code`),
+    verify: (group: string, id: number, code: string) =>
+      request<TeamDestination>('POST', `${g(group)}/destinations/${id}/verify`, { body: { code } }),
+    removeDestination: (group: string, id: number) => request<void>('DELETE', `${g(group)}/destinations/${id}`),
+  },
 
   admin: {
     listRules: (filters: { disabled?: boolean; username?: string }) => requestAll<Rule>('/admin/rules', { query: filters }),

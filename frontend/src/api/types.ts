@@ -225,3 +225,22 @@ export interface DevChatMessage {
   text: string
   html: string | null
 }
+
+// Team rules (FMN #179): a group's rules and its own destinations.
+
+/** GET /users/{u}/teams: a group the user belongs to; its sponsors manage its rules. */
+export interface Team {
+  group: string
+  sponsor: boolean
+}
+
+/** A group's mailing list, IRC channel or Matrix room; team rules use it once verified. */
+export interface TeamDestination {
+  id: number
+  protocol: Protocol
+  address: string
+  verified: boolean
+  verified_at: string | null
+  verified_by: string | null
+  code_sent_at: string | null
+}

@@ -1,7 +1,7 @@
 // Shared queries and mutations, keyed so that a change invalidates exactly what it affects.
 import { computed, type MaybeRefOrGetter, toValue } from 'vue'
 import { useMutation, useQuery, useQueryClient } from '@tanstack/vue-query'
-import { api, ApiError, type DevInfo, type NewRule, type RulePatch } from '@/api'
+import { api, ApiError, type Destination, type DevInfo, type NewRule, type RulePatch } from '@/api'
 import { useAuthStore } from '@/stores/auth'
 
 export const keys = {
@@ -13,6 +13,8 @@ export const keys = {
   applications: ['applications'] as const,
   settings: (user: string) => ['settings', user] as const,
   devInfo: ['dev-info'] as const,
+  teams: (user: string) => ['teams', user] as const,
+  teamDestinations: (group: string) => ['team-destinations', group] as const,
 }
 
 export function useMe() {
@@ -110,6 +112,50 @@ export function useRuleMutations(user: MaybeRefOrGetter<string>) {
     }),
     remove: useMutation({
       mutationFn: (id: number) => api.deleteRule(toValue(user), id),
+      onSuccess: refresh,
+    }),
+  }
+}
+
+/** The groups the user belongs to, and which of them they sponsor (team rules). */
+export function useTeams(user: MaybeRefOrGetter<string>) {
+  return useQuery({
+    queryKey: computed(() => keys.teams(toValue(user))),
+    queryFn: () => api.teams.list(toValue(user)),
+    enabled: computed(() => !!toValue(user)),
+    staleTime: 5 * 60_000,
+  })
+}
+
+export function useTeamDestinations(group: MaybeRefOrGetter<string>) {
+  return useQuery({
+    queryKey: computed(() => keys.teamDestinations(toValue(group))),
+    queryFn: () => api.teams.destinations(toValue(group)),
+    enabled: computed(() => !!toValue(group)),
+  })
+}
+
+/** A group's destinations: add one (a code is sent to it), send a new code, enter it, remove one. */
+export function useTeamDestinationMutations(group: MaybeRefOrGetter<string>) {
+  const client = useQueryClient()
+  const refresh = () => client.invalidateQueries({ queryKey: keys.teamDestinations(toValue(group)) })
+  return {
+    add: useMutation({
+      mutationFn: (destination: Destination) => api.teams.addDestination(toValue(group), destination),
+      onSuccess: refresh,
+      meta: { silent422: true },
+    }),
+    sendCode: useMutation({
+      mutationFn: (id: number) => api.teams.sendCode(toValue(group), id),
+      onSuccess: refresh,
+    }),
+    verify: useMutation({
+      mutationFn: ({ id, code }: { id: number; code: string }) => api.teams.verify(toValue(group), id, code),
+      onSuccess: refresh,
+      meta: { silent422: true },
+    }),
+    remove: useMutation({
+      mutationFn: (id: number) => api.teams.removeDestination(toValue(group), id),
       onSuccess: refresh,
     }),
   }

@@ -72,6 +72,14 @@ export function newRuleForm(username: string | null): RuleForm {
   }
 }
 
+/** A new team rule: the artifacts its group owns. */
+export function newTeamRuleForm(group: string): RuleForm {
+  const form = newRuleForm(null)
+  form.trackingName = 'artifacts-group-owned'
+  form.params['artifacts-group-owned'] = [group]
+  return form
+}
+
 export function ruleToForm(rule: Rule | NewRule): RuleForm {
   const form = newRuleForm(null)
   form.id = rule.id ?? null
