@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fmn.core.settings import Settings
 from fmn.db.models import PushSubscription
 from fmn.inbox.vapid import load_key
-from fmn.notify.text import cut
+from fmn.notify import cut
 from fmn.sendqueue.workitem import WorkItem
 
 log = logging.getLogger(__name__)
