@@ -3,6 +3,9 @@
 import { expect, test } from '@playwright/test'
 import { logIn, snap, untilShown } from './helpers'
 
+// Twenty pages, each photographed and checked with axe-core: longer than one test is given.
+test.slow()
+
 test('every page of a user', async ({ page }) => {
   await page.goto('/')
   await expect(page.getByRole('heading', { name: 'Notifications for the message bus' })).toBeVisible()
