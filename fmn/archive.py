@@ -30,7 +30,6 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    delete,
     insert,
     select,
 )
@@ -40,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.db.models import ArchivedMessage, ArchivedMessageKey
-from fmn.db.session import session_scope
+from fmn.db.session import prune_in_batches, session_scope
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES
 
@@ -257,28 +256,15 @@ def retention_cutoff(retention_days: int, now: dt.datetime | None = None) -> dt.
 async def prune_archive(
     sessionmaker: async_sessionmaker[AsyncSession], retention_days: int, batch_size: int
 ) -> tuple[int, int]:
-    """Forget messages sent before the retention period, `batch_size` at a time, each batch in
-    a transaction of its own: a day's backlog deleted in one statement would hold its row locks
-    and the index pages of the consumer's inserts for as long as it runs. Returns how many
-    messages went and in how many batches."""
-    cutoff = retention_cutoff(retention_days)
-    pruned = batches = 0
-    while True:
-        async with session_scope(sessionmaker) as session:
-            oldest = (
-                select(ArchivedMessage.id).where(ArchivedMessage.sent_at < cutoff).limit(batch_size)
-            )
-            ids = list((await session.execute(oldest)).scalars())
-            if not ids:
-                return pruned, batches
-            await session.execute(
-                delete(ArchivedMessageKey).where(ArchivedMessageKey.message_pk.in_(ids))
-            )
-            await session.execute(delete(ArchivedMessage).where(ArchivedMessage.id.in_(ids)))
-        pruned += len(ids)
-        batches += 1
-        if len(ids) < batch_size:
-            return pruned, batches
+    """Forget messages sent before the retention period, `batch_size` at a time (each batch in
+    a transaction of its own). Returns how many messages went and in how many batches."""
+    return await prune_in_batches(
+        sessionmaker,
+        ArchivedMessage.id,
+        ArchivedMessage.sent_at < retention_cutoff(retention_days),
+        batch_size,
+        dependents=[ArchivedMessageKey.message_pk],
+    )
 
 
 async def candidates(

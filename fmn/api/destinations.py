@@ -1,6 +1,7 @@
 """A user's own addresses, read from their directory entry (reference §2.3): every email, and
 every `ircnicks` entry read as a URL — no scheme or irc:// is an IRC nick, matrix://server/nick
-and matrix:///nick are the Matrix id @nick:server (default server from the settings)."""
+and matrix:///nick are the Matrix id @nick:server (default server from the settings); last, the
+web inbox, named by the username."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def _irc_or_matrix(entry: str, default_matrix_server: str) -> tuple[str, str] | 
 
 
 def user_destinations(
-    user: dict[str, Any] | None, default_matrix_server: str
+    username: str, user: dict[str, Any] | None, default_matrix_server: str
 ) -> list[schema.Destination]:
-    """The addresses a user may send notifications to; malformed entries are left out."""
+    """The addresses a user may send notifications to; malformed entries are left out. The web
+    inbox is every known user's own, named by their username."""
     if not user:
         return []
     candidates: list[tuple[str, str]] = []
@@ -41,6 +43,7 @@ def user_destinations(
             found = _irc_or_matrix(entry, default_matrix_server)
             if found is not None:
                 candidates.append(found)
+    candidates.append(("web", username))
     result: list[schema.Destination] = []
     for protocol, address in dict.fromkeys(candidates):
         try:

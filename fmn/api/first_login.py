@@ -20,18 +20,23 @@ log = logging.getLogger(__name__)
 DEFAULT_RULE_NAME = "My Events"
 
 
-def default_rule(email: str) -> schema.RuleCreate | None:
-    """ "My Events" (the user appears in the message) to their first email address."""
+def default_rule(username: str, email: str | None) -> schema.RuleCreate | None:
+    """ "My Events" (the user appears in the message) to their web inbox and their first email
+    address (the inbox alone when they have none)."""
+    destinations = [{"protocol": "web", "address": username}]
+    if email is not None:
+        destinations.insert(0, {"protocol": "email", "address": email})
+    data = {
+        "name": DEFAULT_RULE_NAME,
+        "tracking_rule": {"name": "related-events", "params": None},
+        "generation_rules": [{"destinations": destinations}],
+    }
     try:
-        return schema.RuleCreate.model_validate(
-            {
-                "name": DEFAULT_RULE_NAME,
-                "tracking_rule": {"name": "related-events", "params": None},
-                "generation_rules": [{"destinations": [{"protocol": "email", "address": email}]}],
-            }
-        )
+        return schema.RuleCreate.model_validate(data)
     except ValidationError:
-        return None
+        if email is None:
+            return None
+        return default_rule(username, None)  # an address that is no valid address
 
 
 async def ensure_user(
@@ -45,7 +50,8 @@ async def ensure_user(
     entry = await directory.get_user(name)
     emails = [e for e in (entry or {}).get("emails") or () if isinstance(e, str)]
     user = models.User(name=name)
-    rule_data = default_rule(emails[0]) if emails else None
+    # Someone the directory does not know has no address at all, not even the inbox.
+    rule_data = default_rule(name, emails[0] if emails else None) if entry else None
     rule = None
     if rule_data is not None:
         rule = models.Rule(user=user)

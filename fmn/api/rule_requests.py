@@ -82,7 +82,7 @@ async def check_destinations(
     allowed = {
         (d.protocol, d.address.lower() if d.protocol == "email" else d.address)
         for d in user_destinations(
-            await directory.get_user(username), settings.directory.default_matrix_server
+            username, await directory.get_user(username), settings.directory.default_matrix_server
         )
     }
     errors = []

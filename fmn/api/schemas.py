@@ -7,13 +7,13 @@ import datetime as dt
 import re
 import zoneinfo
 from functools import cache
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from fmn.db.models import DeliveryStatus, DigestMode
 from fmn.rules import schema
 from fmn.rules.store import StoredRule
+from fmn.sendqueue import workitem
 
 # Anchored: pydantic's `pattern` searches, so an unanchored one passes "xx07:50yy".
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -203,4 +203,5 @@ class UnsubscribePublic(BaseModel):
     done: bool = Field(description="True once the rule no longer sends to this destination")
 
 
-Protocol = Literal["email", "irc", "matrix"]
+# The protocols a work item can be for (dead letters are listed by it).
+Protocol = workitem.Protocol

@@ -305,6 +305,29 @@ class APISettings(Section):
     )
 
 
+class WebSettings(Section):
+    """Web notifications: the inbox the `web` sender fills, its live stream, Web Push, feeds."""
+
+    # Inbox entries older than this are pruned, every prune_interval seconds, prune_batch rows
+    # per transaction.
+    retention_days: int = Field(90, ge=1)
+    prune_interval: float = 3600
+    prune_batch: int = Field(5000, ge=1)
+    # Inbox entries the web sender stores at once (each its own transaction).
+    concurrency: int = Field(8, ge=1)
+    # Seconds between the stream's heartbeat comments (proxies close idle connections).
+    heartbeat: float = Field(15.0, gt=0)
+    # Web Push (VAPID, RFC 8292): the application server's P-256 private key, base64url (the
+    # 32-byte private number) or PEM. No default: without it there is no Web Push (`fmn run`
+    # makes one in its data folder). py-vapid's `vapid --gen` writes one (private_key.pem).
+    vapid_private_key: str | None = None
+    # Who the push services may contact about this server (a mailto: or https: URL).
+    vapid_subject: str = "mailto:admin@fedoraproject.org"
+    # Seconds a push service keeps a push for an offline browser, and the request's timeout.
+    push_ttl: int = Field(86400, ge=0)
+    push_timeout: float = Field(10.0, gt=0)
+
+
 class DevSettings(Section):
     """`fmn run`, the embedded default: the whole system in one process, for development and
     demos. Each part left at its default elsewhere in this file (database, directory, OIDC
@@ -346,6 +369,7 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     api: APISettings = Field(default_factory=APISettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
 
     @classmethod

@@ -286,3 +286,72 @@ class ArchivedMessageKey(Base):
     sent_at: Mapped[dt.datetime] = mapped_column()
 
     message: Mapped[ArchivedMessage] = relationship(back_populates="keys")
+
+
+class InboxEntry(Base):
+    """A notification in a user's web inbox, stored by the web sender (fmn/senders/web.py)."""
+
+    __tablename__ = "inbox_entries"
+    # Ids only grow, and one is never given twice (SQLite too): a stream resumes after the
+    # last id its client saw (Last-Event-ID).
+    __table_args__ = (
+        Index("inbox_entries_user_id_id_idx", "user_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The work item's idempotency key: a redelivered work item is never stored twice.
+    key: Mapped[str] = mapped_column(String(512), unique=True)
+    subject: Mapped[str] = mapped_column(UnicodeText)
+    text: Mapped[str] = mapped_column(UnicodeText)
+    link: Mapped[str | None] = mapped_column(UnicodeText)
+    application: Mapped[str | None] = mapped_column(UnicodeText)
+    topic: Mapped[str] = mapped_column(UnicodeText)
+    message_id: Mapped[str] = mapped_column(String(255))
+    message_time: Mapped[dt.datetime] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    read: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    rules: Mapped[list[InboxEntryRule]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="InboxEntryRule.rule_id"
+    )
+
+
+class InboxEntryRule(Base):
+    """The rules that fired for an inbox entry. No foreign key to `rules`: a deleted rule's
+    entries stay (and show the rule without its name); rule ids are never reused."""
+
+    __tablename__ = "inbox_entry_rules"
+
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox_entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    rule_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription (RFC 8030): where to push, and its keys (RFC 8291)."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # One browser, one subscription: its endpoint belongs to whoever subscribed it last.
+    endpoint: Mapped[str] = mapped_column(String(2048), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(255))
+    auth: Mapped[str] = mapped_column(String(255))
+    device: Mapped[str] = mapped_column(UnicodeText)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FeedToken(Base):
+    """The secret in a user's Atom feed URLs; a new one replaces it (the old URLs stop)."""
+
+    __tablename__ = "feed_tokens"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    token: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, delete, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -47,3 +48,32 @@ async def session_scope(
     """A session in a transaction: committed on success, rolled back on error."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+async def prune_in_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    id_column: Any,
+    older: ColumnElement[bool],
+    batch_size: int,
+    dependents: Sequence[Any] = (),
+) -> tuple[int, int]:
+    """Delete the rows `older` selects, `batch_size` at a time, each batch in a transaction of
+    its own: a day's backlog deleted in one statement would hold its row locks and the index
+    pages of concurrent inserts for as long as it runs. `dependents` are foreign-key columns
+    of other tables whose rows go first. Returns how many rows went and in how many batches."""
+    table = id_column.table
+    pruned = batches = 0
+    while True:
+        async with session_scope(sessionmaker) as session:
+            ids = list(
+                (await session.execute(select(id_column).where(older).limit(batch_size))).scalars()
+            )
+            if not ids:
+                return pruned, batches
+            for column in dependents:
+                await session.execute(delete(column.table).where(column.in_(ids)))
+            await session.execute(delete(table).where(id_column.in_(ids)))
+        pruned += len(ids)
+        batches += 1
+        if len(ids) < batch_size:
+            return pruned, batches

@@ -49,7 +49,7 @@ async def _destinations(
 ) -> list[Destination]:
     """The logged-in user's addresses, from their directory entry."""
     user = await directory.get_user(identity.name)
-    return user_destinations(user, settings.directory.default_matrix_server)
+    return user_destinations(identity.name, user, settings.directory.default_matrix_server)
 
 
 MyDestinations = Annotated[list[Destination], Depends(_destinations)]

@@ -1,7 +1,7 @@
 """Notifications for a matched message: one WorkItem (fmn/workitem.py) per destination, its
 text written here once: the email's subject, text, HTML and metadata, the IRC line, the Matrix
-line and HTML. Only messages that matched get here, and a message's parts are written once for
-all its notifications.
+line and HTML, the web inbox's subject and text. Only messages that matched get here, and a
+message's parts are written once for all its notifications.
 
 Content follows FMN 3 (reference §2.4): email subject "[app] summary", text `str(message)` then
 the url, a footer naming the rule(s) with a link to each (the email sender's, as it knows the
@@ -43,6 +43,7 @@ from fmn.sendqueue.workitem import (
     EmailContent,
     MessageInfo,
     RuleRef,
+    WebContent,
     WorkItem,
     idempotency_key,
 )
@@ -135,6 +136,11 @@ class _Content:
         return "\n".join(parts)
 
     @functools.cached_property
+    def web(self) -> WebContent:
+        # The page escapes both when it shows them; the link is the message's (safe_url).
+        return WebContent(subject=self._subject, text=self.text)
+
+    @functools.cached_property
     def irc(self) -> ChatContent:
         return ChatContent(text=_cut_bytes(self.line, IRC_LINE_BYTES))
 
@@ -156,11 +162,13 @@ def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[W
     content = _Content.of(message)
     items = []
     for match in matches:
-        email = chat = None
+        email = chat = web = None
         if match.protocol == "email":
             email = content.email(match.rules)
         elif match.protocol == "irc":
             chat = content.irc
+        elif match.protocol == "web":
+            web = content.web
         else:
             chat = content.matrix
         items.append(
@@ -173,6 +181,7 @@ def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[W
                 message=content.info,
                 email=email,
                 chat=chat,
+                web=web,
             )
         )
     return items

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fmn.directory import names
+
 ArtifactType = Literal["rpms", "containers", "modules", "flatpaks"]
 # Message attribute -> dist-git namespace (reference §2.2).
 ARTIFACT_ATTRIBUTES: dict[str, ArtifactType] = {
@@ -25,6 +27,7 @@ MAX_LIST_LENGTH = 1000
 
 EMAIL_RE = re.compile(r"[\w_.+-]+@[\w.-]+")
 MATRIX_RE = re.compile(r"@[\w_.=/-]+:[\w.-]+(:\d+)?")
+WEB_ADDRESS_RE = re.compile(names.PATTERN.strip("^$"))
 IRC_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,49}")
 
 # A name: no control characters, so nothing can smuggle a line break into a header or an IRC line.
@@ -105,7 +108,9 @@ FILTER_NAMES = tuple(Filters.model_fields)
 
 
 class Destination(Model):
-    protocol: Literal["email", "irc", "matrix"]
+    # "web": the inbox in the web app; its address is the rule owner's username (the API
+    # accepts no other), which FMN 3's clients read as any other address.
+    protocol: Literal["email", "irc", "matrix", "web"]
     address: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
 
     @field_validator("address")
@@ -117,7 +122,12 @@ class Destination(Model):
 
     @model_validator(mode="after")
     def _address_fits_protocol(self) -> Destination:
-        pattern = {"email": EMAIL_RE, "matrix": MATRIX_RE, "irc": IRC_NICK_RE}[self.protocol]
+        pattern = {
+            "email": EMAIL_RE,
+            "matrix": MATRIX_RE,
+            "irc": IRC_NICK_RE,
+            "web": WEB_ADDRESS_RE,
+        }[self.protocol]
         if not pattern.fullmatch(self.address):
             raise ValueError(f"address {self.address!r} is not a valid {self.protocol} address")
         return self

@@ -14,6 +14,9 @@ class Handler(abc.ABC):
     protocol: ClassVar[Protocol]
     # How many notifications this handler may send concurrently (SMTP connections, say).
     concurrency: int = 1
+    # True: every item is delivered on its own, at once, whatever the user's delivery
+    # preferences (quiet hours, digests, mute) and however many wait for the destination.
+    immediate: ClassVar[bool] = False
 
     async def setup(self) -> None:
         """Connect and log in; called once before the first send."""

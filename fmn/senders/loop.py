@@ -6,6 +6,7 @@ For each work item:
   unreadable, wrong protocol or bad address   -> dead-letter queue, with the reason
   user muted, in quiet hours or on a digest   -> held in Redis for a digest, ack
   destination's backlog past the threshold    -> held for a collapsed digest, ack
+  (neither for a handler that is `immediate`: the web inbox)
   otherwise                                   -> queued per destination, sent round-robin
   already sent (idempotency key in Redis)     -> ack, nothing sent (checked before sending;
                                                  held items are checked when their digest goes)
@@ -156,20 +157,27 @@ class SenderLoop:
         except PermanentError as exc:
             await self._give_up(delivery, item, attempt, str(exc))
             return
+        if not self.handler.immediate and await self._held(delivery, item):
+            return
+        check = asyncio.ensure_future(self.state.sent_among([item.key]))
+        self._enqueue(_Pending(delivery, item, attempt, check))
+
+    async def _held(self, delivery: Delivery, item: WorkItem) -> bool:
+        """Hold the item for a digest when the user's preferences or the destination's backlog
+        say so."""
         prefs = await self.preferences.get(item.user)
         hold = policy.hold_for(prefs, self.clock(), self.config.daily_digest_hour)
         if hold is not None:
             await self._hold(delivery, item, hold.reason, hold.until.timestamp())
-            return
+            return True
         address = item.address
         backlog = len(self._queues.get(address, ())) + self._in_flight.get(address, 0)
         if address in self._collapsing or backlog >= self.config.digest_threshold:
             self._collapsing.add(address)
             due = self.clock().timestamp() + self.config.backlog_digest_delay
             await self._hold(delivery, item, "backlog", due)
-            return
-        check = asyncio.ensure_future(self.state.sent_among([item.key]))
-        self._enqueue(_Pending(delivery, item, attempt, check))
+            return True
+        return False
 
     def _enqueue(self, pending: _Pending) -> None:
         address = pending.item.address

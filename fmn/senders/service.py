@@ -11,6 +11,8 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from fmn.core.settings import ConfigError, Settings
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.senders.deliverylog import DeliveryLog
@@ -41,7 +43,12 @@ def check_cleartext_credentials(protocol: str, settings: Settings) -> None:
             )
 
 
-def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handler:
+def make_handler(
+    protocol: str,
+    settings: Settings,
+    state: SenderState,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Handler:
     check_cleartext_credentials(protocol, settings)
     if protocol == "email":
         from fmn.core.secrets import configured_keys
@@ -70,6 +77,11 @@ def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handl
         from fmn.senders.matrix import MatrixHandler
 
         return MatrixHandler(settings.senders.matrix, state)
+    if protocol == "web":
+        from fmn.inbox.events import make_events
+        from fmn.senders.web import WebHandler
+
+        return WebHandler(settings.web, sessionmaker, make_events(settings.cache.url))
     raise ValueError(f"unknown protocol {protocol!r}")
 
 
@@ -173,7 +185,7 @@ async def _serve(
     preferences = PreferenceReader(sessionmaker, senders.user_settings_ttl)
     url = settings.send_queue.amqp_url
     broker = make_broker(url, connection_name=f"fmn sender {protocol}")
-    handler = handler or make_handler(protocol, settings, state)
+    handler = handler or make_handler(protocol, settings, state, sessionmaker)
     await broker.connect()
     try:
         await handler.setup()

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fmn.transport.base import Outgoing
 
-Protocol = Literal["email", "irc", "matrix"]
-PROTOCOLS: tuple[Protocol, ...] = ("email", "irc", "matrix")
+Protocol = Literal["email", "irc", "matrix", "web"]
+PROTOCOLS: tuple[Protocol, ...] = ("email", "irc", "matrix", "web")
 FORMAT_VERSION: Literal[1] = 1
 
 
@@ -102,6 +102,13 @@ class ChatContent(_Model):
     html: str | None = None
 
 
+class WebContent(_Model):
+    """An inbox entry: a one-line subject and the message's text (the link is the message's)."""
+
+    subject: str
+    text: str
+
+
 class WorkItem(_Model):
     version: Literal[1] = FORMAT_VERSION
     key: str
@@ -112,9 +119,12 @@ class WorkItem(_Model):
     message: MessageInfo
     email: EmailContent | None = None
     chat: ChatContent | None = None
+    web: WebContent | None = None
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        # Fields left at None are left out: every one defaults to None, so nothing changes on
+        # reading, and a sender of before the `web` field reads the other protocols' items.
+        return self.model_dump_json(exclude_none=True).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WorkItem:

@@ -33,7 +33,8 @@ async def test_me_creates_the_user_with_the_default_rule(
         ("My Events", "related-events")
     ]
     assert rules[0]["generation_rules"][0]["destinations"] == [
-        {"protocol": "email", "address": ALICE_EMAIL}
+        {"protocol": "email", "address": ALICE_EMAIL},
+        {"protocol": "web", "address": "alice"},
     ]
 
 
@@ -236,15 +237,17 @@ async def test_provider_down_is_503_not_500(make_app: Any, api_settings: Setting
     assert response.status_code == 503
 
 
-async def test_first_login_without_email_or_directory_entry_has_no_default_rule(
+async def test_first_login_without_email_has_the_inbox_only_and_without_entry_no_rule(
     client: httpx.AsyncClient, auth: Any, session: AsyncSession
 ) -> None:
-    for name in ("noemail", "ghost"):
+    for name, expected in (("noemail", [[("web", "noemail")]]), ("ghost", [])):
         assert (await client.get("/api/v1/users/me", headers=auth(name))).status_code == 200
-        user = await session.scalar(select(models.User).where(models.User.name == name))
-        assert user is not None
-        rules = await session.scalars(select(models.Rule).where(models.Rule.user_id == user.id))
-        assert list(rules) == []
+        rules = (await client.get(f"/api/v1/users/{name}/rules", headers=auth(name))).json()
+        found = [
+            [(d["protocol"], d["address"]) for d in r["generation_rules"][0]["destinations"]]
+            for r in rules
+        ]
+        assert found == expected, name
 
 
 async def test_first_login_by_any_endpoint_creates_the_user_once(

@@ -70,7 +70,11 @@ def new_rule(name: str | None = "contract") -> dict[str, Any]:
         "tracking_rule": {"name": "artifacts-owned", "params": [USER]},
         "generation_rules": [
             {
-                "destinations": [{"protocol": "email", "address": ADDRESS}],
+                # The web inbox too: FMN 3.4's models read it as any other destination.
+                "destinations": [
+                    {"protocol": "email", "address": ADDRESS},
+                    {"protocol": "web", "address": USER},
+                ],
                 "filters": {
                     "applications": ["koji"],
                     "excluded_applications": [],

@@ -20,6 +20,7 @@ from fmn.sendqueue.workitem import (
     MessageInfo,
     Protocol,
     RuleRef,
+    WebContent,
     WorkItem,
     idempotency_key,
     pack,
@@ -58,8 +59,10 @@ def make_item(
         usernames=["bob"],
         packages=["foo"],
     )
-    email = chat = None
-    if protocol == "email":
+    email = chat = web = None
+    if protocol == "web":
+        web = WebContent(subject=subject or f"[{app_name}] {summary}", text=text or summary)
+    elif protocol == "email":
         email = EmailContent(
             subject=subject or f"[{app_name}] {summary}",
             text=text or f"{summary}\nhttps://koji.example.org/buildinfo?buildID={n}",
@@ -77,6 +80,7 @@ def make_item(
         message=message,
         email=email,
         chat=chat,
+        web=web,
     )
 
 

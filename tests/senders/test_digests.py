@@ -68,7 +68,7 @@ async def loop_with_clock(
     log = DeliveryLog(sessionmaker, 0.1)
     log.start()
     state = RedisSenderState(redis_client, 3600)
-    handler = make_handler("email", settings, state)
+    handler = make_handler("email", settings, state, sessionmaker)
     loop = SenderLoop(
         handler, broker, state, log, PreferenceReader(sessionmaker, 0), loop_config(settings), clock
     )

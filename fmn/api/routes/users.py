@@ -89,7 +89,8 @@ async def get_user_destinations(
     page: PageDep,
     response: Response,
 ) -> list[schema.Destination]:
-    """The addresses rules of this user may send to: emails, IRC nicks, Matrix ids."""
+    """The addresses rules of this user may send to: emails, IRC nicks, Matrix ids, and the
+    web inbox."""
     user = await _directory_user(directory, username)
-    found = user_destinations(user, settings.directory.default_matrix_server)
+    found = user_destinations(username, user, settings.directory.default_matrix_server)
     return paginate_list(found, page, response)
