@@ -339,7 +339,8 @@ export type paths = {
         };
         /**
          * Get User Destinations
-         * @description The addresses rules of this user may send to: emails, IRC nicks, Matrix ids.
+         * @description The addresses rules of this user may send to: emails, IRC nicks, Matrix ids, and the
+         *     web inbox.
          */
         get: operations["get_user_destinations_api_v1_users__username__destinations_get"];
         put?: never;
@@ -492,7 +493,8 @@ export type paths = {
         /**
          * Preview Rule
          * @description What the draft would have sent over the last `days` days (newest first, paginated by
-         *     `page`/`page_size`), from the archive; `complete` is false if the time budget ran out.
+         *     `page`/`page_size`), from the archive; `complete` is false if the time budget ran out
+         *     (directory look-ups included) before every name was expanded or every message read.
          */
         post: operations["preview_rule_api_v1_users__username__rules_preview_post"];
         delete?: never;
@@ -687,7 +689,7 @@ export type components = {
              * Protocol
              * @enum {string}
              */
-            protocol: "email" | "irc" | "matrix";
+            protocol: "email" | "irc" | "matrix" | "web";
         };
         /** Detail */
         Detail: {
@@ -984,6 +986,18 @@ export type components = {
             /** Components */
             components: components["schemas"]["ComponentStatus"][];
         };
+        /**
+         * UnsubscribedRule
+         * @description A rule an unsubscribe link names, and whether it is disabled.
+         */
+        UnsubscribedRule: {
+            /** Disabled */
+            disabled: boolean;
+            /** Id */
+            id: number;
+            /** Name */
+            name: string | null;
+        };
         /** UnsubscribePublic */
         UnsubscribePublic: {
             /**
@@ -1008,18 +1022,6 @@ export type components = {
             rules: components["schemas"]["UnsubscribedRule"][];
             /** User */
             user: string;
-        };
-        /**
-         * UnsubscribedRule
-         * @description A rule an unsubscribe link names, and whether it is disabled.
-         */
-        UnsubscribedRule: {
-            /** Disabled */
-            disabled: boolean;
-            /** Id */
-            id: number;
-            /** Name */
-            name: string | null;
         };
         /** UserPublic */
         UserPublic: {
@@ -1080,11 +1082,11 @@ export interface operations {
     list_dead_letters_api_v1_admin_deadletters_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
-                protocol?: ("email" | "irc" | "matrix") | null;
+                protocol?: ("email" | "irc" | "matrix" | "web") | null;
             };
             header?: never;
             path?: never;
@@ -1115,7 +1117,7 @@ export interface operations {
     discard_dead_letter_api_v1_admin_deadletters__letter_id__delete: {
         parameters: {
             query?: {
-                protocol?: ("email" | "irc" | "matrix") | null;
+                protocol?: ("email" | "irc" | "matrix" | "web") | null;
             };
             header?: never;
             path: {
@@ -1146,7 +1148,7 @@ export interface operations {
     replay_dead_letter_api_v1_admin_deadletters__letter_id__replay_post: {
         parameters: {
             query?: {
-                protocol?: ("email" | "irc" | "matrix") | null;
+                protocol?: ("email" | "irc" | "matrix" | "web") | null;
             };
             header?: never;
             path: {
@@ -1178,9 +1180,9 @@ export interface operations {
         parameters: {
             query?: {
                 disabled?: boolean | null;
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 username?: string | null;
             };
@@ -1268,9 +1270,9 @@ export interface operations {
     list_users_api_v1_admin_users_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 search?: string | null;
             };
@@ -1303,9 +1305,9 @@ export interface operations {
     list_applications_api_v1_applications_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1339,9 +1341,9 @@ export interface operations {
             query?: {
                 groups?: string[];
                 names?: string[];
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 users?: string[];
             };
@@ -1587,9 +1589,9 @@ export interface operations {
     search_users_api_v1_users_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 search?: string | null;
             };
@@ -1622,9 +1624,9 @@ export interface operations {
     get_user_destinations_api_v1_users__username__destinations_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1658,9 +1660,9 @@ export interface operations {
     get_user_groups_api_v1_users__username__groups_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1727,9 +1729,9 @@ export interface operations {
     list_notifications_api_v1_users__username__notifications_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 rule_id?: number | null;
                 status?: components["schemas"]["DeliveryStatus"] | null;
@@ -1765,9 +1767,9 @@ export interface operations {
     list_rules_api_v1_users__username__rules_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -2006,9 +2008,9 @@ export interface operations {
     preview_rule_api_v1_users__username__rules_preview_post: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -2039,6 +2041,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description A preview of yours is already running */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
                 };
             };
         };

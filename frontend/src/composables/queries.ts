@@ -13,6 +13,10 @@ export const keys = {
   applications: ['applications'] as const,
   settings: (user: string) => ['settings', user] as const,
   devInfo: ['dev-info'] as const,
+  /** Every page and filter of a user's inbox. */
+  inbox: (user: string) => ['inbox', user] as const,
+  feeds: (user: string) => ['feeds', user] as const,
+  pushSubscriptions: (user: string) => ['push-subscriptions', user] as const,
 }
 
 export function useMe() {
