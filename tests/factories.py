@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -42,3 +43,35 @@ async def make_rule(
     session.add(rule)
     await session.flush()
     return rule
+
+
+async def make_inbox_entry(
+    session: AsyncSession,
+    user: models.User,
+    rule: models.Rule | None = None,
+    *,
+    subject: str | None = None,
+    application: str | None = "koji",
+    read: bool = False,
+    created_at: dt.datetime | None = None,
+) -> models.InboxEntry:
+    n = next(_seq)
+    now = created_at or dt.datetime.now(dt.UTC)
+    entry = models.InboxEntry(
+        user_id=user.id,
+        key=f"msg-{n}/web/{user.name}",
+        subject=subject or f"[{application}] build {n} of foo completed",
+        text=f"build {n} of foo completed",
+        link=f"https://koji.example.org/buildinfo?buildID={n}",
+        application=application,
+        topic="org.fedoraproject.prod.buildsys.build.state.change",
+        message_id=f"msg-{n}",
+        message_time=now,
+        created_at=now,
+        read=read,
+    )
+    if rule is not None:
+        entry.rules.append(models.InboxEntryRule(rule_id=rule.id))
+    session.add(entry)
+    await session.flush()
+    return entry

@@ -15,7 +15,17 @@ from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
 from fmn.api.metrics import REGISTRY, metrics_endpoint, watch_announcer
 from fmn.api.pagination import PAGE_HEADERS
-from fmn.api.routes import admin, misc, preview, rules, unsubscribe, user_settings, users
+from fmn.api.routes import (
+    admin,
+    inbox,
+    misc,
+    preview,
+    rules,
+    unsubscribe,
+    user_settings,
+    users,
+)
+from fmn.api.routes.inbox import UNREAD_HEADER
 from fmn.api.security_headers import SecurityHeaders
 from fmn.api.services import Overrides, start_services, stop_services
 from fmn.core.metrics import serve_registry
@@ -88,6 +98,7 @@ def create_app(
         preview.router,  # before rules: /rules/preview is not a rule id
         rules.router,
         user_settings.router,
+        inbox.router,
         admin.router,
         misc.router,
         unsubscribe.router,
@@ -114,7 +125,7 @@ def create_app(
         allow_origins=settings.api.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=list(PAGE_HEADERS),
+        expose_headers=[*PAGE_HEADERS, UNREAD_HEADER],
     )
     # Outermost, in one layer: metrics, security headers and the body limit (413s and CORS
     # preflights are counted and carry the security headers).

@@ -29,6 +29,7 @@ from fmn.api.rule_cache import RulePages
 from fmn.core.settings import DatabaseSettings, Settings
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.directory.base import Directory
+from fmn.inbox.events import InboxEvents, make_events
 from fmn.transport import make_broker
 from fmn.transport.base import Broker
 
@@ -67,6 +68,22 @@ class Services:
     send_broker: Broker | None = None
     owns_send_broker: bool = False
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # News of users' inboxes for the live streams, relayed from the first stream on.
+    inbox_events: InboxEvents | None = None
+    _events_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def get_inbox_events(self) -> InboxEvents:
+        """For publishing: built on first use, not relaying."""
+        if self.inbox_events is None:
+            self.inbox_events = make_events(self.settings.cache.url)
+        return self.inbox_events
+
+    async def relaying_inbox_events(self) -> InboxEvents:
+        """For streams: relaying the other processes' news to this one's streams."""
+        async with self._events_lock:
+            events = self.get_inbox_events()
+            await events.start()
+            return events
 
     async def get_send_broker(self) -> Broker:
         async with self._send_lock:
@@ -179,6 +196,8 @@ async def stop_services(services: Services) -> None:
         from fmn.directory.factory import close_directory
 
         await close_directory(services.directory)
+    if services.inbox_events is not None:
+        await services.inbox_events.close()
     await services.cache.close()
     for engine in services.engines:
         await engine.dispose()

@@ -145,10 +145,15 @@ class RedisInboxEvents(InboxEvents):
         await self.client.publish(self.channel, event.to_json())
 
     async def start(self) -> None:
-        if self._task is None:
-            ready = asyncio.get_running_loop().create_future()
-            self._task = asyncio.create_task(self._relay(ready), name="inbox-events")
+        if self._task is not None and not self._task.done():
+            return
+        ready = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._relay(ready), name="inbox-events")
+        try:
             await ready
+        except BaseException:
+            self._task = None  # Redis away: the next stream tries again
+            raise
 
     async def _relay(self, ready: asyncio.Future[None]) -> None:
         """Subscribe and relay; after a Redis outage, subscribe again and wake every stream

@@ -88,7 +88,7 @@ class RuleName(BaseModel):
     name: str | None
 
 
-class InboxEntryView(BaseModel):
+class InboxEntryPublic(BaseModel):
     """An inbox entry as the API, the stream and the feeds show it."""
 
     id: int
@@ -116,6 +116,9 @@ class Filters:
     unread: bool = False
     after_id: int | None = None  # only entries with a larger id
     before_id: int | None = None  # only entries with a smaller or equal id
+
+
+UNREAD = Filters(unread=True)
 
 
 def _where(query: Select[Any], user_id: int, filters: Filters) -> Select[Any]:
@@ -155,7 +158,7 @@ async def entries(
     offset: int = 0,
     limit: int | None = None,
     oldest_first: bool = False,
-) -> list[InboxEntryView]:
+) -> list[InboxEntryPublic]:
     """A user's entries, newest first (or oldest first), with the rules that fired."""
     order = InboxEntry.id.asc() if oldest_first else InboxEntry.id.desc()
     query = _where(select(InboxEntry), user_id, filters).order_by(order).offset(offset)
@@ -165,7 +168,7 @@ async def entries(
     return await views(session, rows)
 
 
-async def views(session: AsyncSession, rows: Sequence[InboxEntry]) -> list[InboxEntryView]:
+async def views(session: AsyncSession, rows: Sequence[InboxEntry]) -> list[InboxEntryPublic]:
     if not rows:
         return []
     ids = [row.id for row in rows]
@@ -181,7 +184,7 @@ async def views(session: AsyncSession, rows: Sequence[InboxEntry]) -> list[Inbox
     for entry_id, rule_id, name in pairs:
         rules.setdefault(entry_id, []).append(RuleName(id=rule_id, name=name))
     return [
-        InboxEntryView(
+        InboxEntryPublic(
             id=row.id,
             subject=row.subject,
             text=row.text,
@@ -198,7 +201,7 @@ async def views(session: AsyncSession, rows: Sequence[InboxEntry]) -> list[Inbox
     ]
 
 
-async def entry(session: AsyncSession, user_id: int, entry_id: int) -> InboxEntryView | None:
+async def entry(session: AsyncSession, user_id: int, entry_id: int) -> InboxEntryPublic | None:
     row = await session.scalar(
         select(InboxEntry).where(InboxEntry.id == entry_id, InboxEntry.user_id == user_id)
     )

@@ -4,6 +4,7 @@ transaction, real Redis, a real RabbitMQ vhost, and a local directory with the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -158,22 +159,31 @@ def live_api(oidc: Provider, bus_url: str) -> Iterator[str]:
             "secret_keys": [SIGNING_KEY],
         },
     )
+    with serve_api(api_settings) as (base, _app):
+        yield base
+    services.drop_database(name)
+
+
+@contextlib.contextmanager
+def serve_api(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
+    """The API served for real by uvicorn in a thread (its own event loop), with the test
+    directory: its base URL and the app."""
     directory = LocalDirectory(DirectoryData.model_validate(DIRECTORY))
-    app = create_app(api_settings, directory=directory)
+    app = create_app(settings, directory=directory)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the API did not start")
         time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(15)
-    services.drop_database(name)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 @pytest.fixture

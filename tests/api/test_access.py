@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn.core.signing import Unsubscribe, make_unsubscribe_token
 from fmn.db import models
 from tests.api.conftest import ALICE_EMAIL, rule_body
-from tests.factories import make_rule, make_user
+from tests.api.streams import first_answer
+from tests.factories import make_inbox_entry, make_rule, make_user
 
 SECRET_NAME = "alice-private-rule"
 ROLES = ("anonymous", "other", "owner", "admin")
@@ -25,7 +26,8 @@ WHO = {"anonymous": None, "other": "bob", "owner": "alice", "admin": "root"}
 @dataclass(frozen=True)
 class Case:
     method: str
-    path: str  # {rule} is alice's rule id, {token} an unsubscribe token for it
+    path: str  # {rule} is alice's rule id, {token} an unsubscribe token for it, {entry} an
+    # entry of her inbox, {push} a push subscription of hers
     expected: tuple[int, int, int, int]  # anonymous, other, owner, admin
     body: Any = None
 
@@ -59,6 +61,11 @@ CASES = [
     Case("GET", "/users/alice/settings", SELF),
     Case("PUT", "/users/alice/settings", SELF, SETTINGS),
     Case("GET", "/users/alice/notifications", SELF),
+    Case("GET", "/users/alice/inbox", SELF),
+    Case("GET", "/users/alice/inbox/count", SELF),
+    Case("PATCH", "/users/alice/inbox/{entry}", SELF, {"read": True}),
+    Case("POST", "/users/alice/inbox/read-all", SELF, {}),
+    Case("GET", "/users/alice/inbox/stream", SELF),
     Case("GET", "/applications", LOGIN),
     Case("GET", "/artifacts?names=*foo*&users=alice", LOGIN),
     Case("GET", "/config", OPEN),
@@ -84,11 +91,15 @@ async def snapshot(session: AsyncSession) -> str:
     )
     users = await session.scalars(select(models.User.name).order_by(models.User.name))
     settings = await session.scalars(select(models.UserSettings))
+    inbox = await session.execute(
+        select(models.InboxEntry.id, models.InboxEntry.read).order_by(models.InboxEntry.id)
+    )
     return json.dumps(
         {
             "users": list(users),
             "rules": [(r.id, r.name, r.disabled, r.muted_until) for r in rules],
             "settings": [(s.user_id, s.digest_mode) for s in settings],
+            "inbox": [list(row) for row in inbox],
         },
         default=str,
     )
@@ -103,18 +114,24 @@ async def test_access(
     auth: Any,
     session: AsyncSession,
     api_settings: Any,
+    app: Any,
 ) -> None:
     alice = await make_user(session, "alice")
     await make_user(session, "bob")
     rule = await make_rule(session, alice, name=SECRET_NAME, destinations=[("email", ALICE_EMAIL)])
     await session.commit()
+    entry = await make_inbox_entry(session, alice, rule, subject=SECRET_NAME)
+    await session.commit()
     token = make_unsubscribe_token(
         api_settings.api.secret_keys, Unsubscribe("alice", rule.id, "email", ALICE_EMAIL)
     )
-    path = "/api/v1" + case.path.format(rule=rule.id, token=token)
+    path = "/api/v1" + case.path.format(rule=rule.id, token=token, entry=entry.id)
     before = await snapshot(session)
 
-    response = await client.request(case.method, path, headers=auth(WHO[role]), json=case.body)
+    if path.endswith("/stream"):
+        response = await first_answer(app, path, auth(WHO[role]))
+    else:
+        response = await client.request(case.method, path, headers=auth(WHO[role]), json=case.body)
 
     expected = case.expected[ROLES.index(role)]
     assert response.status_code == expected, response.text
@@ -146,5 +163,8 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
     normalized = {
         (m, p.replace("{username}", "alice").replace("{id}", "{rule}")) for m, p in routes
     }
-    normalized = {(m, p.replace("{letter_id}", "nope")) for m, p in normalized}
+    normalized = {
+        (m, p.replace("{letter_id}", "nope").replace("{entry_id}", "{entry}"))
+        for m, p in normalized
+    }
     assert normalized <= covered, sorted(normalized - covered)

@@ -51,7 +51,7 @@ async def new_user(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[str,
 
 async def inbox(
     sessionmaker: async_sessionmaker[AsyncSession], user_id: int
-) -> list[store.InboxEntryView]:
+) -> list[store.InboxEntryPublic]:
     async with sessionmaker() as session:
         return await store.entries(session, user_id)
 
