@@ -371,6 +371,105 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/{username}/inbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Inbox
+         * @description The user's notifications, newest first; the unread count in X-Unread-Count.
+         */
+        get: operations["list_inbox_api_v1_users__username__inbox_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/{entry_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Mark Entry
+         * @description Mark one entry read or unread.
+         */
+        patch: operations["mark_entry_api_v1_users__username__inbox__entry_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Count Inbox */
+        get: operations["count_inbox_api_v1_users__username__inbox_count_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/read-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark All Read
+         * @description Mark every entry read (up to `before_id`, when given).
+         */
+        post: operations["mark_all_read_api_v1_users__username__inbox_read_all_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream Inbox
+         * @description New entries as they are stored (`event: notification`, `id`: the entry's id, `data`: the
+         *     entry), the unread count after each change (`event: count`), a `: ping` comment every
+         *     web.heartbeat seconds. With Last-Event-ID: every entry after it first.
+         */
+        get: operations["stream_inbox_api_v1_users__username__inbox_stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{username}/info": {
         parameters: {
             query?: never;
@@ -770,6 +869,52 @@ export type components = {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** InboxCount */
+        InboxCount: {
+            /** Total */
+            total: number;
+            /** Unread */
+            unread: number;
+        };
+        /**
+         * InboxEntryPublic
+         * @description An inbox entry as the API, the stream and the feeds show it.
+         */
+        InboxEntryPublic: {
+            /** Application */
+            application: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Link */
+            link: string | null;
+            /** Message Id */
+            message_id: string;
+            /**
+             * Message Time
+             * Format: date-time
+             */
+            message_time: string;
+            /** Read */
+            read: boolean;
+            /** Rules */
+            rules: components["schemas"]["RuleName"][];
+            /** Subject */
+            subject: string;
+            /** Text */
+            text: string;
+            /** Topic */
+            topic: string;
+        };
+        /** Marked */
+        Marked: {
+            /** Marked */
+            marked: number;
+        };
         /** NotificationPublic */
         NotificationPublic: {
             /** Address */
@@ -865,6 +1010,19 @@ export type components = {
              */
             start: string;
         };
+        /** ReadAll */
+        ReadAll: {
+            /**
+             * Before Id
+             * @description Only entries up to this id (those the user saw)
+             */
+            before_id?: number | null;
+        };
+        /** ReadState */
+        ReadState: {
+            /** Read */
+            read: boolean;
+        };
         /** RelatedEvents */
         RelatedEvents: {
             /**
@@ -891,6 +1049,13 @@ export type components = {
             name?: string | null;
             /** Tracking Rule */
             tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+        };
+        /** RuleName */
+        RuleName: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string | null;
         };
         /**
          * RulePatch
@@ -1680,6 +1845,181 @@ export interface operations {
                 };
                 content: {
                     "application/json": string[];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_inbox_api_v1_users__username__inbox_get: {
+        parameters: {
+            query?: {
+                application?: string | null;
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
+                page_size?: number | null;
+                rule_id?: number | null;
+                unread?: boolean;
+            };
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxEntryPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    mark_entry_api_v1_users__username__inbox__entry_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                entry_id: number;
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReadState"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxEntryPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    count_inbox_api_v1_users__username__inbox_count_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxCount"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    mark_all_read_api_v1_users__username__inbox_read_all_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReadAll"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Marked"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stream_inbox_api_v1_users__username__inbox_stream_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Resume after this entry */
+                "Last-Event-ID"?: number | null;
+            };
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
                 };
             };
             /** @description Validation Error */
