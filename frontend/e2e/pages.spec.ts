@@ -44,6 +44,11 @@ test('every page of a user', async ({ page }) => {
   await expect(page.getByRole('button', { name: 'Save settings' })).toBeVisible()
   await snap(page, 'settings')
 
+  await page.getByTestId('inbox-bell').click()
+  await expect(page.getByRole('heading', { name: 'Inbox', exact: true })).toBeVisible()
+  await expect(page.getByTestId('inbox-item').first().or(page.getByTestId('inbox-empty'))).toBeVisible()
+  await snap(page, 'inbox')
+
   await page.getByRole('link', { name: 'Mailbox' }).click()
   await untilShown(page, () => expect(page.getByTestId('mail-item').first()).toBeVisible({ timeout: 3_000 }))
   await snap(page, 'mailbox')

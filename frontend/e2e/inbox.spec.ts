@@ -1,0 +1,96 @@
+// Web notifications: the demo feed of `fmn run` names bob every few seconds, his default rule
+// "My Events" delivers to his inbox, `fmn sender web` stores it and the API's stream brings it to
+// the open app: the bell counts up and the inbox lists it without a reload, a desktop notification
+// shows (permission granted to the browser context), the read state outlives a reload, and
+// Settings gives the feed's address, which answers Atom without logging in.
+import { expect, test, type Page } from '@playwright/test'
+import { logIn, snap } from './helpers'
+
+declare global {
+  interface Window {
+    /** Desktop notifications the app made (the init script below records them). */
+    shownNotifications: { title: string; body: string; tag: string }[]
+    /** Set once after the log-in: still there means the page was not reloaded. */
+    sameDocument?: boolean
+  }
+}
+
+/** The bell's count, from its accessible name ("Inbox, 3 unread" or "Inbox, nothing unread"). */
+async function bellCount(page: Page): Promise<number> {
+  const label = (await page.getByTestId('inbox-bell').getAttribute('aria-label')) ?? ''
+  return Number(/(\d+) unread/.exec(label)?.[1] ?? 0)
+}
+
+test('a notification arrives live in the inbox and on the desktop; read state and feeds', async ({ page, context, baseURL }) => {
+  await context.grantPermissions(['notifications'], { origin: baseURL })
+  // Every Notification the page makes is recorded (headless Chromium shows none anywhere).
+  await page.addInitScript(() => {
+    window.shownNotifications = []
+    const Original = window.Notification
+    class Recorded extends Original {
+      constructor(title: string, options?: NotificationOptions) {
+        super(title, options)
+        window.shownNotifications.push({ title, body: options?.body ?? '', tag: options?.tag ?? '' })
+      }
+    }
+    window.Notification = Recorded as typeof Notification
+  })
+
+  await logIn(page, 'bob')
+
+  // Desktop notifications on for this device: the switch in Settings (the browser already allows).
+  await page.getByRole('link', { name: 'Settings' }).click()
+  const desktop = page.getByRole('switch', { name: /Show new inbox notifications on this device/ })
+  await desktop.check()
+  await expect(desktop).toBeChecked()
+  expect(await page.evaluate(() => localStorage.getItem('fmn.desktop-notifications'))).toBe('on')
+
+  // The feed's address, and what it answers.
+  const feed = page.getByTestId('feed-inbox')
+  await expect(feed).toHaveValue(/\/feeds\/[^/]+\/inbox\.atom$/)
+  const atom = await page.request.get(await feed.inputValue())
+  expect(atom.status()).toBe(200)
+  expect(await atom.text()).toContain('<feed xmlns="http://www.w3.org/2005/Atom"')
+
+  // From here on, nothing reloads the page until the read-state check.
+  await page.getByTestId('inbox-bell').click()
+  await expect(page.getByRole('heading', { name: 'Inbox', exact: true })).toBeVisible()
+  await page.evaluate(() => (window.sameDocument = true))
+  const items = page.getByTestId('inbox-item')
+  await expect(items.first().or(page.getByTestId('inbox-empty'))).toBeVisible()
+  const before = await bellCount(page)
+  const newestBefore = (await items.count()) ? await items.first().getAttribute('data-entry-id') : null
+
+  // The bell counts up and the list grows by itself as the feed's messages are delivered.
+  await expect.poll(() => bellCount(page), { timeout: 45_000 }).toBeGreaterThan(before)
+  const newest = page.getByTestId('inbox-item').first()
+  await expect(newest).not.toHaveAttribute('data-entry-id', newestBefore ?? 'none')
+  await expect(newest).toHaveAttribute('data-read', 'false')
+  expect(await page.evaluate(() => window.sameDocument)).toBe(true)
+
+  // The screen reader is told politely.
+  await expect(page.getByTestId('inbox-announcer')).toHaveAttribute('aria-live', 'polite')
+  await expect(page.getByTestId('inbox-announcer')).toContainText('New notification: ')
+
+  // And the desktop: one notification per entry that arrived, titled with its subject.
+  await expect.poll(() => page.evaluate(() => window.shownNotifications.length)).toBeGreaterThan(0)
+  const shown = await page.evaluate(() => window.shownNotifications)
+  const subjects = await page.getByTestId('inbox-subject').allTextContents()
+  expect(subjects).toContain(shown[0]!.title)
+  expect(shown[0]!.tag).toMatch(/^fmn-\d+$/)
+
+  // "Why did I get this?" names the rule and leads to it.
+  await newest.getByText('Why did I get this?').click()
+  await expect(newest.getByTestId('inbox-why').getByRole('link', { name: 'My Events' })).toBeVisible()
+  await snap(page, 'inbox-live')
+
+  // Read state, set from the keyboard, kept across a reload.
+  const id = (await newest.getAttribute('data-entry-id'))!
+  const entry = page.locator(`[data-entry-id="${id}"]`)
+  await entry.getByRole('button', { name: /^Mark read/ }).focus()
+  await page.keyboard.press('Enter')
+  await expect(entry).toHaveAttribute('data-read', 'true')
+  await page.reload()
+  await expect(entry).toHaveAttribute('data-read', 'true')
+  await expect(entry.getByRole('button', { name: /^Mark unread/ })).toBeVisible()
+})
