@@ -6,14 +6,25 @@
 import { expect, test, type Page } from '@playwright/test'
 import { logIn, snap } from './helpers'
 
-declare global {
-  interface Window {
-    /** Desktop notifications the app made (the init script below records them). */
-    shownNotifications: { title: string; body: string; tag: string }[]
-    /** Set once after the log-in: still there means the page was not reloaded. */
-    sameDocument?: boolean
-  }
+interface Shown {
+  title: string
+  body: string
+  tag: string
 }
+
+// Run in the page before the app (as text: these tests are type-checked without the DOM's types).
+// Every Notification the app makes is recorded; headless Chromium shows none anywhere.
+const RECORD_NOTIFICATIONS = `
+  window.shownNotifications = []
+  const Original = window.Notification
+  window.Notification = class extends Original {
+    constructor(title, options = {}) {
+      super(title, options)
+      window.shownNotifications.push({ title, body: options.body ?? '', tag: options.tag ?? '' })
+    }
+  }
+`
+const shownNotifications = (page: Page) => page.evaluate('window.shownNotifications') as Promise<Shown[]>
 
 /** The bell's count, from its accessible name ("Inbox, 3 unread" or "Inbox, nothing unread"). */
 async function bellCount(page: Page): Promise<number> {
@@ -23,18 +34,7 @@ async function bellCount(page: Page): Promise<number> {
 
 test('a notification arrives live in the inbox and on the desktop; read state and feeds', async ({ page, context, baseURL }) => {
   await context.grantPermissions(['notifications'], { origin: baseURL })
-  // Every Notification the page makes is recorded (headless Chromium shows none anywhere).
-  await page.addInitScript(() => {
-    window.shownNotifications = []
-    const Original = window.Notification
-    class Recorded extends Original {
-      constructor(title: string, options?: NotificationOptions) {
-        super(title, options)
-        window.shownNotifications.push({ title, body: options?.body ?? '', tag: options?.tag ?? '' })
-      }
-    }
-    window.Notification = Recorded as typeof Notification
-  })
+  await page.addInitScript(RECORD_NOTIFICATIONS)
 
   await logIn(page, 'bob')
 
@@ -55,7 +55,8 @@ test('a notification arrives live in the inbox and on the desktop; read state an
   // From here on, nothing reloads the page until the read-state check.
   await page.getByTestId('inbox-bell').click()
   await expect(page.getByRole('heading', { name: 'Inbox', exact: true })).toBeVisible()
-  await page.evaluate(() => (window.sameDocument = true))
+  // Still there at the end: the page was not reloaded meanwhile.
+  await page.evaluate('window.sameDocument = true')
   const items = page.getByTestId('inbox-item')
   await expect(items.first().or(page.getByTestId('inbox-empty'))).toBeVisible()
   const before = await bellCount(page)
@@ -66,15 +67,15 @@ test('a notification arrives live in the inbox and on the desktop; read state an
   const newest = page.getByTestId('inbox-item').first()
   await expect(newest).not.toHaveAttribute('data-entry-id', newestBefore ?? 'none')
   await expect(newest).toHaveAttribute('data-read', 'false')
-  expect(await page.evaluate(() => window.sameDocument)).toBe(true)
+  expect(await page.evaluate('window.sameDocument')).toBe(true)
 
   // The screen reader is told politely.
   await expect(page.getByTestId('inbox-announcer')).toHaveAttribute('aria-live', 'polite')
   await expect(page.getByTestId('inbox-announcer')).toContainText('New notification: ')
 
   // And the desktop: one notification per entry that arrived, titled with its subject.
-  await expect.poll(() => page.evaluate(() => window.shownNotifications.length)).toBeGreaterThan(0)
-  const shown = await page.evaluate(() => window.shownNotifications)
+  await expect.poll(async () => (await shownNotifications(page)).length).toBeGreaterThan(0)
+  const shown = await shownNotifications(page)
   const subjects = await page.getByTestId('inbox-subject').allTextContents()
   expect(subjects).toContain(shown[0]!.title)
   expect(shown[0]!.tag).toMatch(/^fmn-\d+$/)
