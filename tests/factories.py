@@ -75,3 +75,20 @@ async def make_inbox_entry(
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def make_push_subscription(
+    session: AsyncSession, user: models.User, device: str = "Firefox on Linux"
+) -> models.PushSubscription:
+    n = next(_seq)
+    row = models.PushSubscription(
+        user_id=user.id,
+        endpoint=f"https://push.example.org/send/{n}",
+        p256dh="BN" + "A" * 85,
+        auth="A" * 22,
+        device=device,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    session.add(row)
+    await session.flush()
+    return row

@@ -17,9 +17,11 @@ from fmn.api.metrics import REGISTRY, metrics_endpoint, watch_announcer
 from fmn.api.pagination import PAGE_HEADERS
 from fmn.api.routes import (
     admin,
+    feeds,
     inbox,
     misc,
     preview,
+    push,
     rules,
     unsubscribe,
     user_settings,
@@ -99,6 +101,8 @@ def create_app(
         rules.router,
         user_settings.router,
         inbox.router,
+        push.router,
+        feeds.router,
         admin.router,
         misc.router,
         unsubscribe.router,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from fmn.core.settings import APISettings, ConfigError
@@ -66,17 +67,25 @@ def check_signing_keys(api: APISettings) -> list[str]:
 
 def data_dir_key(data_dir: Path) -> str:
     """`fmn run`'s key: made at random the first time, then read from the data folder."""
-    path = data_dir / KEY_FILE_NAME
+    return data_dir_secret(
+        data_dir / KEY_FILE_NAME,
+        lambda key: _weakness(key) is None,
+        lambda: secrets.token_urlsafe(48),
+    )
+
+
+def data_dir_secret(path: Path, usable: Callable[[str], bool], make: Callable[[], str]) -> str:
+    """A secret of `fmn run` kept in its data folder: read when usable, made otherwise."""
     try:
-        key = path.read_text().strip()
+        value = path.read_text().strip()
     except FileNotFoundError:
-        key = ""
-    if _weakness(key) is None:
-        return key
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
+        value = ""
+    if value and usable(value):
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
     # Readable by its owner only, created that way (no moment with wider permissions).
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return key
+        out.write(value + "\n")
+    return value

@@ -326,6 +326,8 @@ class WebSettings(Section):
     # Seconds a push service keeps a push for an offline browser, and the request's timeout.
     push_ttl: int = Field(86400, ge=0)
     push_timeout: float = Field(10.0, gt=0)
+    # Push subscriptions' endpoints must be https:// URLs; http:// only for a test push service.
+    push_allow_http: bool = False
 
 
 class DevSettings(Section):

@@ -32,6 +32,7 @@ from fmn.core.settings import (
 )
 from fmn.dev.idp import SampleUser
 from fmn.directory.local import DirectoryData
+from fmn.inbox import vapid
 
 SAMPLE_DIRECTORY = Path(__file__).resolve().with_name("sample-directory.json")
 IDP_PATH = "/idp"
@@ -128,6 +129,10 @@ def plan(
             "secret_key": None,
         }
     )
+    # Web Push: unset, a key pair made for this data folder and kept in it.
+    web = settings.web
+    if not web.vapid_private_key:
+        web = web.model_copy(update={"vapid_private_key": vapid.data_dir_key(data_dir)})
     url = f"http://{_url_host(api.host)}:{api.port}"
     if settings.public_url != Settings.model_fields["public_url"].default:
         url = settings.public_url.rstrip("/")
@@ -135,7 +140,7 @@ def plan(
         {url, f"http://localhost:{api.port}", f"http://127.0.0.1:{api.port}", *api.cors_origins}
     )
     api.cors_origins = sorted(origins)
-    update: dict[str, object] = {"public_url": url, "api": api}
+    update: dict[str, object] = {"public_url": url, "api": api, "web": web}
     run = Embedded(settings, url, origins)
 
     if settings.database.url == DatabaseSettings().url:

@@ -79,9 +79,15 @@ def make_handler(
         return MatrixHandler(settings.senders.matrix, state)
     if protocol == "web":
         from fmn.inbox.events import make_events
+        from fmn.inbox.push import WebPusher
         from fmn.senders.web import WebHandler
 
-        return WebHandler(settings.web, sessionmaker, make_events(settings.cache.url))
+        return WebHandler(
+            settings.web,
+            sessionmaker,
+            make_events(settings.cache.url),
+            WebPusher.from_settings(settings, sessionmaker),
+        )
     raise ValueError(f"unknown protocol {protocol!r}")
 
 

@@ -26,7 +26,7 @@ from fmn.directory.local import DirectoryData, LocalDirectory
 from tests.harness import services
 from tests.harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.harness.ports import free_port
-from tests.harness.signing import SIGNING_KEY
+from tests.harness.signing import SIGNING_KEY, VAPID_KEY
 
 ADMIN_GROUP = "fmn-admins"
 # Identity provider accounts: username -> groups.
@@ -129,6 +129,7 @@ def api_settings(pg_url: str, redis_url: str, oidc: Provider, bus_url: str) -> S
             "preview_time_budget": 30.0,
             "frontend_dir": "/nonexistent",
         },
+        web={"vapid_private_key": VAPID_KEY, "push_allow_http": True},
     )
 
 

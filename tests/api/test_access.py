@@ -16,7 +16,7 @@ from fmn.core.signing import Unsubscribe, make_unsubscribe_token
 from fmn.db import models
 from tests.api.conftest import ALICE_EMAIL, rule_body
 from tests.api.streams import first_answer
-from tests.factories import make_inbox_entry, make_rule, make_user
+from tests.factories import make_inbox_entry, make_push_subscription, make_rule, make_user
 
 SECRET_NAME = "alice-private-rule"
 ROLES = ("anonymous", "other", "owner", "admin")
@@ -42,6 +42,11 @@ OWNER_OR_ADMIN = (401, 403, 200, 200)
 ADMIN = (401, 403, 403, 200)
 OPEN = (200, 200, 200, 200)
 PREVIEW = {"rule": rule_body(), "days": 2}
+PUSH_SUBSCRIPTION = {
+    "endpoint": "https://push.example.org/send/new",
+    "keys": {"p256dh": "BN" + "A" * 85, "auth": "A" * 22},
+    "device": "Firefox on Linux",
+}
 SETTINGS = {"digest_mode": "daily", "quiet_hours": None, "timezone": "UTC", "muted_until": None}
 
 CASES = [
@@ -66,6 +71,14 @@ CASES = [
     Case("PATCH", "/users/alice/inbox/{entry}", SELF, {"read": True}),
     Case("POST", "/users/alice/inbox/read-all", SELF, {}),
     Case("GET", "/users/alice/inbox/stream", SELF),
+    Case("GET", "/push/vapid-public-key", OPEN),
+    Case("GET", "/users/alice/push-subscriptions", SELF),
+    Case("POST", "/users/alice/push-subscriptions", (401, 403, 201, 403), PUSH_SUBSCRIPTION),
+    Case("DELETE", "/users/alice/push-subscriptions/{push}", (401, 403, 204, 403)),
+    Case("GET", "/users/alice/feeds", SELF),
+    Case("POST", "/users/alice/feeds/regenerate", SELF),
+    Case("GET", "/feeds/{feed}/inbox.atom", OPEN),
+    Case("GET", "/feeds/{feed}/rules/{rule}.atom", OPEN),
     Case("GET", "/applications", LOGIN),
     Case("GET", "/artifacts?names=*foo*&users=alice", LOGIN),
     Case("GET", "/config", OPEN),
@@ -94,12 +107,16 @@ async def snapshot(session: AsyncSession) -> str:
     inbox = await session.execute(
         select(models.InboxEntry.id, models.InboxEntry.read).order_by(models.InboxEntry.id)
     )
+    pushes = await session.scalars(
+        select(models.PushSubscription.endpoint).order_by(models.PushSubscription.id)
+    )
     return json.dumps(
         {
             "users": list(users),
             "rules": [(r.id, r.name, r.disabled, r.muted_until) for r in rules],
             "settings": [(s.user_id, s.digest_mode) for s in settings],
             "inbox": [list(row) for row in inbox],
+            "push": list(pushes),
         },
         default=str,
     )
@@ -121,11 +138,16 @@ async def test_access(
     rule = await make_rule(session, alice, name=SECRET_NAME, destinations=[("email", ALICE_EMAIL)])
     await session.commit()
     entry = await make_inbox_entry(session, alice, rule, subject=SECRET_NAME)
+    push = await make_push_subscription(session, alice)
+    feed = "f" * 43
+    session.add(models.FeedToken(user_id=alice.id, token=feed, created_at=entry.created_at))
     await session.commit()
     token = make_unsubscribe_token(
         api_settings.api.secret_keys, Unsubscribe("alice", rule.id, "email", ALICE_EMAIL)
     )
-    path = "/api/v1" + case.path.format(rule=rule.id, token=token, entry=entry.id)
+    path = "/api/v1" + case.path.format(
+        rule=rule.id, token=token, entry=entry.id, push=push.id, feed=feed
+    )
     before = await snapshot(session)
 
     if path.endswith("/stream"):
@@ -164,7 +186,14 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
         (m, p.replace("{username}", "alice").replace("{id}", "{rule}")) for m, p in routes
     }
     normalized = {
-        (m, p.replace("{letter_id}", "nope").replace("{entry_id}", "{entry}"))
+        (
+            m,
+            p.replace("{letter_id}", "nope")
+            .replace("{entry_id}", "{entry}")
+            .replace("{subscription_id}", "{push}")
+            .replace("{feed_token}", "{feed}")
+            .replace("{rule_id}", "{rule}"),
+        )
         for m, p in normalized
     }
     assert normalized <= covered, sorted(normalized - covered)

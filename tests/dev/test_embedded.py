@@ -8,6 +8,7 @@ import pytest
 
 from fmn.core.settings import Settings
 from fmn.dev.embedded import SAMPLE_DIRECTORY, plan
+from fmn.inbox.vapid import load_key, new_private_key
 
 
 @pytest.fixture(autouse=True)
@@ -75,3 +76,14 @@ def test_configured_parts_are_used_as_configured() -> None:
     assert run.url == "https://fmn.example.org"
     for section in ("database", "bus", "cache", "directory", "oidc", "senders"):
         assert getattr(run.settings, section) == getattr(configured, section)
+
+
+def test_the_run_makes_its_vapid_key_once_and_keeps_a_configured_one(in_tmp: Path) -> None:
+    first = plan(Settings(), port=18123).settings.web.vapid_private_key
+    assert first and load_key(first)
+    key_file = in_tmp / "var" / "vapid_private_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert plan(Settings(), port=18123).settings.web.vapid_private_key == first
+    configured = new_private_key()
+    run = plan(Settings(web={"vapid_private_key": configured}), port=18123)
+    assert run.settings.web.vapid_private_key == configured

@@ -49,7 +49,7 @@ class Marked(BaseModel):
     marked: int
 
 
-async def _user_id(session: AsyncSession, username: str) -> int:
+async def user_id_or_404(session: AsyncSession, username: str) -> int:
     user_id = await store.user_id_of(session, username)
     if user_id is None:  # the owner's row is made at log-in: only if deleted meanwhile
         raise HTTPException(404, f"No user {username}")
@@ -75,7 +75,7 @@ async def list_inbox(
     unread: bool = False,
 ) -> list[InboxEntryPublic]:
     """The user's notifications, newest first; the unread count in X-Unread-Count."""
-    user_id = await _user_id(session, username)
+    user_id = await user_id_or_404(session, username)
     filters = store.Filters(rule_id=rule_id, application=application, unread=unread)
     total = await store.count(session, user_id, filters)
     page.headers(response, total)
@@ -87,7 +87,7 @@ async def list_inbox(
 
 @router.get("/count", response_model=InboxCount)
 async def count_inbox(username: Username, _owner: Owner, session: ReadSessionDep) -> InboxCount:
-    user_id = await _user_id(session, username)
+    user_id = await user_id_or_404(session, username)
     return InboxCount(
         unread=await store.count(session, user_id, store.UNREAD),
         total=await store.count(session, user_id),
@@ -104,7 +104,7 @@ async def mark_entry(
     services: ServicesDep,
 ) -> InboxEntryPublic:
     """Mark one entry read or unread."""
-    user_id = await _user_id(session, username)
+    user_id = await user_id_or_404(session, username)
     if not await store.mark(session, user_id, entry_id, state.read):
         raise HTTPException(404, f"No inbox entry {entry_id}")
     await session.commit()
@@ -124,7 +124,7 @@ async def mark_all_read(
     body: ReadAll | None = None,
 ) -> Marked:
     """Mark every entry read (up to `before_id`, when given)."""
-    user_id = await _user_id(session, username)
+    user_id = await user_id_or_404(session, username)
     marked = await store.mark_all_read(session, user_id, body.before_id if body else None)
     await session.commit()
     if marked:
@@ -151,7 +151,7 @@ async def stream_inbox(
     web.heartbeat seconds. With Last-Event-ID: every entry after it first."""
     sessionmaker = services.read_sessionmaker
     async with sessionmaker() as session:
-        user_id = await _user_id(session, username)
+        user_id = await user_id_or_404(session, username)
         start = last_event_id
         if start is None:
             start = (await store.last_change(session, user_id))[0]
