@@ -249,6 +249,46 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/feeds/{feed_token}/inbox.atom": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Inbox Feed
+         * @description The inbox's latest entries as Atom (no login: the token is the secret).
+         */
+        get: operations["inbox_feed_api_v1_feeds__feed_token__inbox_atom_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/feeds/{feed_token}/rules/{rule_id}.atom": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rule Feed
+         * @description One rule's latest entries as Atom.
+         */
+        get: operations["rule_feed_api_v1_feeds__feed_token__rules__rule_id__atom_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/healthz/live": {
         parameters: {
             query?: never;
@@ -280,6 +320,26 @@ export type paths = {
          *     the log and on the admins' status page.
          */
         get: operations["readiness_api_v1_healthz_ready_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Vapid Public Key
+         * @description The key browsers subscribe with (applicationServerKey); 404 without Web Push.
+         */
+        get: operations["vapid_public_key_api_v1_push_vapid_public_key_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -345,6 +405,46 @@ export type paths = {
         get: operations["get_user_destinations_api_v1_users__username__destinations_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/feeds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Feeds
+         * @description The user's feed URLs (their secret made on first ask).
+         */
+        get: operations["get_feeds_api_v1_users__username__feeds_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/feeds/regenerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Regenerate Feeds
+         * @description A new secret: the feed URLs change and the old ones answer 404.
+         */
+        post: operations["regenerate_feeds_api_v1_users__username__feeds_regenerate_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -505,6 +605,44 @@ export type paths = {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/push-subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Subscriptions */
+        get: operations["list_subscriptions_api_v1_users__username__push_subscriptions_get"];
+        put?: never;
+        /**
+         * Subscribe
+         * @description Keep a browser's subscription (201); the same endpoint again: the one kept (200).
+         */
+        post: operations["subscribe_api_v1_users__username__push_subscriptions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/push-subscriptions/{subscription_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unsubscribe */
+        delete: operations["unsubscribe_api_v1_users__username__push_subscriptions__subscription_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -840,6 +978,13 @@ export type components = {
          * @enum {string}
          */
         DigestMode: "none" | "hourly" | "daily";
+        /** FeedLinks */
+        FeedLinks: {
+            /** Inbox */
+            inbox: string;
+            /** Rules */
+            rules: components["schemas"]["RuleFeed"][];
+        };
         /** Filters */
         Filters: {
             /** Applications */
@@ -1050,6 +1195,15 @@ export type components = {
             /** Tracking Rule */
             tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
         };
+        /** RuleFeed */
+        RuleFeed: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Url */
+            url: string;
+        };
         /** RuleName */
         RuleName: {
             /** Id */
@@ -1146,6 +1300,44 @@ export type components = {
              */
             timezone: string;
         };
+        /**
+         * SubscriptionCreate
+         * @description The browser's PushSubscription.toJSON(), and a name for the device.
+         */
+        SubscriptionCreate: {
+            /** Device */
+            device: string;
+            /** Endpoint */
+            endpoint: string;
+            keys: components["schemas"]["SubscriptionKeys"];
+        };
+        /** SubscriptionKeys */
+        SubscriptionKeys: {
+            /**
+             * Auth
+             * @description The 16-byte authentication secret, base64url
+             */
+            auth: string;
+            /**
+             * P256Dh
+             * @description The browser's P-256 public key, base64url
+             */
+            p256dh: string;
+        };
+        /** SubscriptionPublic */
+        SubscriptionPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Device */
+            device: string;
+            /** Endpoint */
+            endpoint: string;
+            /** Id */
+            id: number;
+        };
         /** SystemStatus */
         SystemStatus: {
             /** Components */
@@ -1234,6 +1426,14 @@ export type components = {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** VapidKey */
+        VapidKey: {
+            /**
+             * Public Key
+             * @description base64url of the uncompressed P-256 point
+             */
+            public_key: string;
         };
     };
     responses: never;
@@ -1640,6 +1840,71 @@ export interface operations {
             };
         };
     };
+    inbox_feed_api_v1_feeds__feed_token__inbox_atom_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-modified-since"?: string | null;
+                "if-none-match"?: string | null;
+            };
+            path: {
+                feed_token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    rule_feed_api_v1_feeds__feed_token__rules__rule_id__atom_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-modified-since"?: string | null;
+                "if-none-match"?: string | null;
+            };
+            path: {
+                feed_token: string;
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     liveness_api_v1_healthz_live_get: {
         parameters: {
             query?: never;
@@ -1685,6 +1950,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Detail"];
+                };
+            };
+        };
+    };
+    vapid_public_key_api_v1_push_vapid_public_key_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VapidKey"];
                 };
             };
         };
@@ -1809,6 +2094,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Destination"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_feeds_api_v1_users__username__feeds_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedLinks"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    regenerate_feeds_api_v1_users__username__feeds_regenerate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedLinks"];
                 };
             };
             /** @description Validation Error */
@@ -2092,6 +2439,102 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["NotificationPublic"][];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_subscriptions_api_v1_users__username__push_subscriptions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    subscribe_api_v1_users__username__push_subscriptions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriptionCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    unsubscribe_api_v1_users__username__push_subscriptions__subscription_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subscription_id: number;
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
