@@ -45,6 +45,7 @@ describe('InboxView', () => {
     expect(why[0]!.text()).toContain('(a rule since deleted)')
     expect(why[1]!.find('a').attributes('href')).toBe('/rules/7')
     expect(why[1]!.find('a').text()).toBe('My Events')
+    expect(why[1]!.text()).toMatch(/^Your rule My Events matched this message/)
   })
 
   it('marks one read and unread, and all read, asking the API', async () => {
