@@ -35,6 +35,7 @@ from fmn.dev.routes import PREFIX as DEV_PREFIX
 from fmn.dev.routes import DevInfo, DevLogin, make_dev_router
 from fmn.directory.local import DirectoryData
 from fmn.senders.service import run_sender
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport import make_broker
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class Runner:
         if not await self._unless_stopped(self.consumer.start()):
             return False
         self._spawn("consumer", self.consumer.run())
-        for protocol in ("email", "irc", "matrix"):
+        for protocol in PROTOCOLS:  # web too: the inbox fills from the feed
             self._spawn(f"{protocol} sender", self._sender(protocol))
         app = create_app(settings, extra_routers=self._routers())
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")

@@ -1,2 +1,2 @@
-"""The senders: one process per protocol (`fmn sender email|irc|matrix`) around one shared loop
+"""The senders: one process per protocol (`fmn sender email|irc|matrix|web`) around one shared loop
 (fmn.senders.loop) that retries, de-duplicates, rate-limits, digests and dead-letters."""

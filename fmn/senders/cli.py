@@ -1,4 +1,4 @@
-"""`fmn sender email|irc|matrix` and `fmn deadletter list|replay|discard`."""
+"""`fmn sender email|irc|matrix|web` and `fmn deadletter list|replay|discard`."""
 
 from __future__ import annotations
 

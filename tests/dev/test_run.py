@@ -4,6 +4,7 @@ until a notification from the demo feed arrives in the SMTP sink and the IRC log
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -113,6 +114,36 @@ def test_the_first_ten_demo_mails_read_as_production(run: Run) -> None:
         subject = re.sub(r"^\[[^]]*\] ", "", mail["subject"])
         assert " " in subject and not subject.startswith(("org.", "io.")), mail["subject"]
         assert "Body: {" not in mail["text"] and not mail["text"].startswith("Id: "), mail
+
+
+def test_the_inbox_fills_live_from_the_demo_feed(run: Run) -> None:
+    """The web sender runs in `fmn run`: the demo feed's notifications arrive in the inbox,
+    on the live stream (the bell), in the Atom feed; Web Push has its key."""
+    with httpx.Client(base_url=run.url, timeout=10) as http:
+        tokens = log_in(http, "carol")
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        rules = http.get("/api/v1/users/carol/rules", headers=bearer).json()
+        destinations = rules[0]["generation_rules"][0]["destinations"]
+        assert {"protocol": "web", "address": "carol"} in destinations
+        with http.stream(
+            "GET", "/api/v1/users/carol/inbox/stream", headers=bearer, timeout=90
+        ) as stream:
+            assert stream.status_code == 200
+            event = None
+            for line in stream.iter_lines():
+                if line == "event: notification":
+                    event = line
+                if event and line.startswith("data: "):
+                    entry = json.loads(line.removeprefix("data: "))
+                    break
+        listed = http.get("/api/v1/users/carol/inbox", headers=bearer).json()
+        assert entry["id"] in {e["id"] for e in listed}
+        assert http.get("/api/v1/users/carol/inbox/count", headers=bearer).json()["total"] >= 1
+        feeds = http.get("/api/v1/users/carol/feeds", headers=bearer).json()
+        atom = http.get(feeds["inbox"].removeprefix(run.url))
+        assert atom.status_code == 200 and b"<entry>" in atom.content.replace(b"ns0:", b"")
+        assert http.get("/api/v1/push/vapid-public-key").json()["public_key"]
+    assert (run.stdout.parent / "var" / "vapid_private_key").is_file()
 
 
 def test_ctrl_c_stops_everything_cleanly(run: Run) -> None:

@@ -56,10 +56,10 @@ connections = 1
     return path
 
 
-def start_sender(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_sender(config: Path, log: Path, protocol: str = "email") -> subprocess.Popen[bytes]:
     env = {**os.environ, "FMN_CONFIG": str(config)}
     with log.open("ab") as out:
-        return subprocess.Popen([FMN, "sender", "email"], env=env, stdout=out, stderr=out)
+        return subprocess.Popen([FMN, "sender", protocol], env=env, stdout=out, stderr=out)
 
 
 # One work item per AMQP message, or ten (as the consumer packs them): a message whose items

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,22 +98,25 @@ async def _owner_of(session: AsyncSession, token: str) -> models.User:
     return user
 
 
-async def _feed(
+@dataclass(frozen=True)
+class Feed:
+    kind: str  # "inbox", "rules/<id>": the path after the token, without ".atom"
+    title: str
+    filters: store.Filters
+
+
+async def _answer(
     session: AsyncSession,
     settings: Settings,
     user: models.User,
-    filters: store.Filters,
-    *,
-    kind: str,
-    title: str,
-    self_url: str,
-    if_none_match: str | None,
-    if_modified_since: str | None,
+    token: str,
+    feed: Feed,
+    asked: Conditional,
 ) -> Response:
-    entries = await store.entries(session, user.id, filters, limit=FEED_SIZE)
-    total = await store.count(session, user.id, filters)
+    entries = await store.entries(session, user.id, feed.filters, limit=FEED_SIZE)
+    total = await store.count(session, user.id, feed.filters)
     newest = entries[0] if entries else None
-    tag = feeds.etag(kind, newest.id if newest else 0, total)
+    tag = feeds.etag(feed.kind, newest.id if newest else 0, total)
     modified = (newest.created_at if newest else dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).replace(
         microsecond=0
     )
@@ -121,24 +125,23 @@ async def _feed(
         "Last-Modified": format_datetime(modified.astimezone(dt.UTC), usegmt=True),
         "Cache-Control": "private, no-cache",
     }
-    if _not_modified(tag, modified, if_none_match, if_modified_since):
+    if _not_modified(tag, modified, asked):
         return Response(status_code=304, headers=headers)
-    inbox_url = settings.public_url.rstrip("/") + "/inbox"
+    public = settings.public_url.rstrip("/")
     body = feeds.render(
-        feed_id=f"{settings.public_url.rstrip('/')}/feeds/{user.name}/{kind}",
-        title=title,
-        self_url=self_url,
-        inbox_url=inbox_url,
+        feed_id=f"{public}/feeds/{user.name}/{feed.kind}",
+        title=feed.title,
+        self_url=f"{_base(settings, token)}/{feed.kind}.atom",
+        inbox_url=f"{public}/inbox",
         entries=entries,
         updated=modified,
     )
     return Response(body, media_type=feeds.MEDIA_TYPE, headers=headers)
 
 
-def _not_modified(
-    tag: str, modified: dt.datetime, if_none_match: str | None, if_modified_since: str | None
-) -> bool:
+def _not_modified(tag: str, modified: dt.datetime, asked: Conditional) -> bool:
     """RFC 9110 §13.1: If-None-Match decides when sent; else If-Modified-Since."""
+    if_none_match, if_modified_since = asked.if_none_match, asked.if_modified_since
     if if_none_match is not None:
         sent = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
         return "*" in sent or tag.removeprefix("W/") in sent
@@ -153,31 +156,32 @@ def _not_modified(
     return False
 
 
-IfNoneMatch = Annotated[str | None, Header(max_length=1000)]
-IfModifiedSince = Annotated[str | None, Header(max_length=100)]
+@dataclass(frozen=True)
+class Conditional:
+    """A conditional GET's validators, as the reader sent them."""
+
+    if_none_match: str | None
+    if_modified_since: str | None
+
+
+async def _conditional(
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
+    if_modified_since: Annotated[str | None, Header(max_length=100)] = None,
+) -> Conditional:
+    return Conditional(if_none_match, if_modified_since)
+
+
+ConditionalDep = Annotated[Conditional, Depends(_conditional)]
 
 
 @router.get("/feeds/{feed_token}/inbox.atom", response_class=Response)
 async def inbox_feed(
-    feed_token: FeedToken,
-    session: ReadSessionDep,
-    settings: SettingsDep,
-    if_none_match: IfNoneMatch = None,
-    if_modified_since: IfModifiedSince = None,
+    feed_token: FeedToken, session: ReadSessionDep, settings: SettingsDep, asked: ConditionalDep
 ) -> Response:
     """The inbox's latest entries as Atom (no login: the token is the secret)."""
     user = await _owner_of(session, feed_token)
-    return await _feed(
-        session,
-        settings,
-        user,
-        store.Filters(),
-        kind="inbox",
-        title=f"Notifications of {user.name}",
-        self_url=f"{_base(settings, feed_token)}/inbox.atom",
-        if_none_match=if_none_match,
-        if_modified_since=if_modified_since,
-    )
+    feed = Feed("inbox", f"Notifications of {user.name}", store.Filters())
+    return await _answer(session, settings, user, feed_token, feed, asked)
 
 
 @router.get("/feeds/{feed_token}/rules/{rule_id}.atom", response_class=Response)
@@ -186,8 +190,7 @@ async def rule_feed(
     rule_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: ReadSessionDep,
     settings: SettingsDep,
-    if_none_match: IfNoneMatch = None,
-    if_modified_since: IfModifiedSince = None,
+    asked: ConditionalDep,
 ) -> Response:
     """One rule's latest entries as Atom."""
     user = await _owner_of(session, feed_token)
@@ -196,14 +199,6 @@ async def rule_feed(
     )
     if rule is None:
         raise HTTPException(404, "No such feed")
-    return await _feed(
-        session,
-        settings,
-        user,
-        store.Filters(rule_id=rule_id),
-        kind=f"rules/{rule_id}",
-        title=f"Notifications of {user.name}: {rule.name or f'rule {rule_id}'}",
-        self_url=f"{_base(settings, feed_token)}/rules/{rule_id}.atom",
-        if_none_match=if_none_match,
-        if_modified_since=if_modified_since,
-    )
+    title = f"Notifications of {user.name}: {rule.name or f'rule {rule_id}'}"
+    feed = Feed(f"rules/{rule_id}", title, store.Filters(rule_id=rule_id))
+    return await _answer(session, settings, user, feed_token, feed, asked)
