@@ -126,6 +126,20 @@ describe('Web Push in Settings', () => {
     }
   })
 
+  it('offers no subscription when the server has no VAPID key', async () => {
+    fakeNotification('default', 'granted')
+    vi.stubGlobal('PushManager', function PushManager() {})
+    Object.defineProperty(navigator, 'serviceWorker', { configurable: true, value: { getRegistration: vi.fn(async () => undefined) } })
+    fakeApi(routes({ 'GET /push/vapid-public-key': { status: 404, body: { detail: 'Web Push is not configured' } } }))
+    try {
+      ;({ wrapper } = await mountRoute('/settings'))
+      expect(wrapper.find('[data-test="push-off"]').text()).toBe('This server does not send push notifications.')
+      expect(wrapper.findAll('button').some((b) => b.text().includes('push notifications on this device'))).toBe(false)
+    } finally {
+      delete (navigator as { serviceWorker?: unknown }).serviceWorker
+    }
+  })
+
   it('names the device from its user agent and decodes the VAPID key', () => {
     expect(deviceName('Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0')).toBe('Firefox on Linux')
     expect(deviceName('Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36')).toBe('Chrome on Android')
