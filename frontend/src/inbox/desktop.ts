@@ -46,6 +46,21 @@ function shortText(text: string, max = 180): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat
 }
 
+/** More entries than this at once (a reconnection catching up) make one notification, not one each. */
+export const MAX_SINGLE_NOTIFICATIONS = 3
+
+/** One notification for many entries that came together. */
+export function showDesktopSummary(count: number, openInbox: () => void): Notification | null {
+  if (!desktopWanted() || desktopPermission() !== 'granted') return null
+  const notification = new Notification(`${count} new notifications`, { body: 'Open your inbox to read them.', tag: 'fmn-many' })
+  notification.onclick = () => {
+    window.focus()
+    openInbox()
+    notification.close()
+  }
+  return notification
+}
+
 /**
  * A desktop notification for a new entry, when this device wants them and the browser allows them.
  * Its tag is the one the service worker gives a push of the same entry, so the two never show twice.

@@ -153,6 +153,26 @@ describe('the bell and the live inbox', () => {
     expect(FakeNotification.requestPermission).not.toHaveBeenCalled()
   })
 
+  it('makes one notification of many entries that come at once (a reconnection catching up)', async () => {
+    const shown: string[] = []
+    vi.stubGlobal(
+      'Notification',
+      class {
+        static permission = 'granted'
+        onclick = null
+        constructor(title: string) {
+          shown.push(title)
+        }
+      },
+    )
+    localStorage.setItem('fmn.desktop-notifications', 'on')
+    const live = eventStream()
+    fakeApi(routes(ENTRIES, { 'GET /users/alice/inbox/stream': { raw: live.response } }))
+    ;({ wrapper } = await mountWithApp(App, { route: '/' }))
+    for (let id = 10; id < 15; id++) live.send('notification', makeEntry({ id, subject: `entry ${id}` }), id)
+    await vi.waitFor(() => expect(shown).toEqual(['5 new notifications']))
+  })
+
   it('shows none when this device has not switched them on', async () => {
     const made = vi.fn()
     vi.stubGlobal('Notification', Object.assign(made, { permission: 'granted' }))
