@@ -64,9 +64,11 @@ test('a notification arrives live in the inbox and on the desktop; read state an
 
   // The bell counts up and the list grows by itself as the feed's messages are delivered.
   await expect.poll(() => bellCount(page), { timeout: 45_000 }).toBeGreaterThan(before)
-  const newest = page.getByTestId('inbox-item').first()
-  await expect(newest).not.toHaveAttribute('data-entry-id', newestBefore ?? 'none')
-  await expect(newest).toHaveAttribute('data-read', 'false')
+  await expect(items.first()).not.toHaveAttribute('data-entry-id', newestBefore ?? 'none')
+  // Pinned by its id: newer ones keep coming on top.
+  const id = (await items.first().getAttribute('data-entry-id'))!
+  const entry = page.locator(`[data-entry-id="${id}"]`)
+  await expect(entry).toHaveAttribute('data-read', 'false')
   expect(await page.evaluate('window.sameDocument')).toBe(true)
 
   // The screen reader is told politely.
@@ -81,13 +83,11 @@ test('a notification arrives live in the inbox and on the desktop; read state an
   expect(shown[0]!.tag).toMatch(/^fmn-\d+$/)
 
   // "Why did I get this?" names the rule and leads to it.
-  await newest.getByText('Why did I get this?').click()
-  await expect(newest.getByTestId('inbox-why').getByRole('link', { name: 'My Events' })).toBeVisible()
+  await entry.getByText('Why did I get this?').click()
+  await expect(entry.getByTestId('inbox-why').getByRole('link', { name: 'My Events' })).toBeVisible()
   await snap(page, 'inbox-live')
 
   // Read state, set from the keyboard, kept across a reload.
-  const id = (await newest.getAttribute('data-entry-id'))!
-  const entry = page.locator(`[data-entry-id="${id}"]`)
   await entry.getByRole('button', { name: /^Mark read/ }).focus()
   await page.keyboard.press('Enter')
   await expect(entry).toHaveAttribute('data-read', 'true')
