@@ -8,10 +8,15 @@ ships in its samples (tests/deploy checks that every shipped placeholder is list
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from fmn.core.settings import APISettings, ConfigError
 
@@ -89,3 +94,24 @@ def data_dir_secret(path: Path, usable: Callable[[str], bool], make: Callable[[]
     with os.fdopen(fd, "w") as out:
         out.write(value + "\n")
     return value
+
+
+def vapid_private_key(text: str) -> ec.EllipticCurvePrivateKey:
+    """A VAPID (Web Push) private key from base64url of its 32-byte private number, or PEM;
+    ValueError saying why it is none."""
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("not an elliptic-curve key")
+    else:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (ValueError, binascii.Error):
+            raise ValueError("not base64url") from None
+        if len(raw) != 32:
+            raise ValueError(f"{len(raw)} bytes, not 32")
+        key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+    if not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("not a P-256 key")
+    return key

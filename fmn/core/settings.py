@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -328,6 +328,22 @@ class WebSettings(Section):
     push_timeout: float = Field(10.0, gt=0)
     # Push subscriptions' endpoints must be https:// URLs; http:// only for a test push service.
     push_allow_http: bool = False
+
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _usable_vapid_key(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # "" (an unset environment variable) is no key
+        from fmn.core.secrets import vapid_private_key
+
+        try:
+            vapid_private_key(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"not a P-256 private key ({exc}): give the base64url of its 32-byte private "
+                "number or a PEM key"
+            ) from None
+        return value
 
 
 class DevSettings(Section):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, event, select
@@ -31,6 +30,10 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
     if url.get_backend_name() == "postgresql":
         kwargs["pool_size"] = settings.pool_size
         kwargs["pool_pre_ping"] = True
+    else:
+        # SQLite has one writer at a time; the others wait for the lock. Python's 5 s wait was
+        # too short for 60 concurrent creations on a loaded machine: a 500 instead of a wait.
+        kwargs["connect_args"] = {"timeout": 30}
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -39,15 +42,6 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-@asynccontextmanager
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """A session in a transaction: committed on success, rolled back on error."""
-    async with sessionmaker() as session, session.begin():
-        yield session
 
 
 async def prune_in_batches(
@@ -64,7 +58,7 @@ async def prune_in_batches(
     table = id_column.table
     pruned = batches = 0
     while True:
-        async with session_scope(sessionmaker) as session:
+        async with sessionmaker.begin() as session:
             ids = list(
                 (await session.execute(select(id_column).where(older).limit(batch_size))).scalars()
             )

@@ -18,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import Settings
 from fmn.db.models import PushSubscription
-from fmn.db.session import session_scope
 from fmn.inbox.vapid import load_key
-from fmn.notify.text import cut
+from fmn.notify import cut
 from fmn.sendqueue.workitem import WorkItem
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ class WebPusher:
             status = getattr(exc.response, "status", None)
             if status in GONE:
                 log.info("push subscription %s is gone (%s): removed", subscription.id, status)
-                async with session_scope(self.sessionmaker) as session:
+                async with self.sessionmaker.begin() as session:
                     await session.execute(
                         delete(PushSubscription).where(PushSubscription.id == subscription.id)
                     )

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
-from fmn.core.secrets import data_dir_secret
+from fmn.core.secrets import data_dir_secret, vapid_private_key
 from fmn.core.settings import ConfigError
 
 KEY_FILE_NAME = "vapid_private_key"
@@ -25,25 +25,12 @@ def b64url_decode(text: str) -> bytes:
 
 
 def load_key(setting: str) -> Vapid02:
-    """The key pair of `web.vapid_private_key`; ConfigError naming the setting if unusable."""
-    text = setting.strip()
+    """The key pair of `web.vapid_private_key`; ConfigError naming the setting if unusable
+    (the settings refuse such a key already when they are read)."""
     try:
-        if text.startswith("-----BEGIN"):
-            key = serialization.load_pem_private_key(text.encode(), password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey):
-                raise ValueError("not an elliptic-curve key")
-        else:
-            raw = b64url_decode(text)
-            if len(raw) != 32:
-                raise ValueError(f"{len(raw)} bytes, not 32")
-            key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
-        if not isinstance(key.curve, ec.SECP256R1):
-            raise ValueError("not a P-256 key")
+        key = vapid_private_key(setting)
     except ValueError as exc:
-        raise ConfigError(
-            f"web.vapid_private_key is not a P-256 private key ({exc}): give the base64url of "
-            "its 32-byte private number or a PEM key (py-vapid's `vapid --gen` writes one)"
-        ) from None
+        raise ConfigError(f"web.vapid_private_key is not a P-256 private key ({exc})") from None
     return Vapid02(key)
 
 

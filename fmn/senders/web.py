@@ -18,7 +18,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import WebSettings
-from fmn.db.session import session_scope
 from fmn.directory import names
 from fmn.inbox import store
 from fmn.inbox.events import Event, InboxEvents
@@ -76,7 +75,7 @@ class WebHandler(Handler):
             # The API accepts only the owner's own inbox; anything else is no rule of ours.
             raise PermanentError(f"the inbox of {item.address!r} is not {item.user!r}'s")
         try:
-            async with session_scope(self.sessionmaker) as session:
+            async with self.sessionmaker.begin() as session:
                 stored = await store.store_item(session, item, dt.datetime.now(dt.UTC))
         except store.NoSuchUser as exc:
             raise PermanentError(f"no such user: {exc}") from None

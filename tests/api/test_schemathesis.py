@@ -32,6 +32,10 @@ def test_no_server_error(live_api: str, tokens: dict[str, str]) -> None:
     headers = {"Authorization": f"Bearer {tokens['root']}"}
     failures: list[str] = []
     for operation in operations(live_api):
+        if operation.path.endswith("/inbox/stream"):
+            # An open stream never ends, so a generated request would wait for ever: its
+            # answers are checked in tests/api/test_inbox_stream.py and the access matrix.
+            continue
         try:
             fuzz(operation, EXAMPLES, live_api, headers, "root", no_server_error)
         except Exception as exc:

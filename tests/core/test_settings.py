@@ -11,6 +11,7 @@ import pytest
 
 from fmn.core.config_cli import sample_config
 from fmn.core.settings import ConfigError, Settings, load_settings
+from fmn.inbox.vapid import new_private_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "deploy" / "fmn.toml.sample"
@@ -108,3 +109,16 @@ def test_the_sample_documents_every_key_with_its_default() -> None:
 def test_the_sample_loads_into_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FMN_CONFIG", str(SAMPLE))
     assert load_settings() == Settings.model_construct()
+
+
+def test_a_vapid_key_that_is_none_is_refused_and_empty_means_unset() -> None:
+    for bad in (
+        "CHANGE-ME",
+        "AAAA",
+        "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----",
+    ):
+        with pytest.raises(ConfigError, match=r"web\.vapid_private_key"):
+            load_settings(web={"vapid_private_key": bad})
+    assert load_settings(web={"vapid_private_key": ""}).web.vapid_private_key is None
+    key = new_private_key()
+    assert load_settings(web={"vapid_private_key": key}).web.vapid_private_key == key

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
+from fmn.sendqueue.workitem import PROTOCOLS
 from tests.deploy.commands import parse_fmn
 from tests.deploy.conftest import DEPLOY
 from tests.deploy.settings_env import interpolated, load, setting_exists
@@ -63,9 +64,10 @@ def test_every_part_is_there() -> None:
         "sender-email": ["sender"],
         "sender-irc": ["sender"],
         "sender-matrix": ["sender"],
+        "sender-web": ["sender"],
     }
     protocols = {s["command"][1] for name, s in services.items() if name.startswith("sender-")}
-    assert protocols == {"email", "irc", "matrix"}
+    assert protocols == set(PROTOCOLS)
     assert services["consumer"]["deploy"]["replicas"] == 2
     assert services["db-upgrade"]["restart"] == "no"
 

@@ -175,6 +175,7 @@ def test_processes() -> None:
         "fmn-sender-email": ["sender", "email"],
         "fmn-sender-irc": ["sender", "irc"],
         "fmn-sender-matrix": ["sender", "matrix"],
+        "fmn-sender-web": ["sender", "web"],
     }
     job = by_kind("Job")["fmn-db-upgrade"]
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade"]
@@ -188,6 +189,7 @@ def test_scaling() -> None:
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == "fmn-consumer"
     assert autoscaler["spec"]["minReplicas"] >= 2
     assert deployments["fmn-sender-email"]["spec"]["replicas"] > 1
+    assert deployments["fmn-sender-web"]["spec"]["replicas"] > 1
     # One IRC and one Matrix sender, never two at once (Recreate: the old pod stops first).
     for name in ("fmn-sender-irc", "fmn-sender-matrix"):
         assert deployments[name]["spec"]["replicas"] == 1

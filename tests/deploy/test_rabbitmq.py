@@ -21,6 +21,7 @@ from fmn.consumer.service import Consumer
 from fmn.core.settings import Settings
 from fmn.sendqueue.deadletters import open_broker
 from fmn.sendqueue.topology import declare_send_topology, retry_queue, send_queue
+from fmn.sendqueue.workitem import PROTOCOLS
 from fmn.transport import make_broker
 from fmn.transport.base import Broker, Outgoing
 from tests.deploy.conftest import DEPLOY
@@ -107,7 +108,7 @@ def test_policies_dead_letter_to_defined_queues() -> None:
         if re.search(p["pattern"], n)
     }
     settings = Settings()
-    for protocol in ("email", "irc", "matrix"):
+    for protocol in PROTOCOLS:
         assert send_queue(settings.send_queue.exchange, protocol) in limited
 
 
