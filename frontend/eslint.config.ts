@@ -5,6 +5,7 @@ import { defineConfigWithVueTs, vueTsConfigs } from '@vue/eslint-config-typescri
 
 export default defineConfigWithVueTs(
   { name: 'fmn/files', files: ['**/*.{ts,mts,mjs,vue}'] },
+  { name: 'fmn/service-worker', files: ['public/sw.js'], languageOptions: { globals: globals.serviceworker } },
   { name: 'fmn/node-scripts', files: ['scripts/**', 'e2e/**', '*.config.ts'], languageOptions: { globals: globals.node } },
   { name: 'fmn/ignores', ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'src/api/schema.d.ts'] },
   js.configs.recommended,

@@ -40,6 +40,7 @@ _PAGE = _templates.from_string(
 <title>{{ title }} · fmn development sign-in</title>
 <link rel="stylesheet" href="login.css"></head>
 <body>
+<main>
 <h1>{{ title }}</h1>
 {% if users is defined %}
 <p>This is fmn's <strong>built-in identity provider</strong>, for the embedded default only.
@@ -61,6 +62,7 @@ There are no passwords: pick who to be.
 {% else %}
 <p>{{ message }}</p>
 {% endif %}
+</main>
 </body></html>
 """
 )

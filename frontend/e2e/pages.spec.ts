@@ -3,6 +3,9 @@
 import { expect, test } from '@playwright/test'
 import { logIn, snap, untilShown } from './helpers'
 
+// Twenty pages, each photographed and checked with axe-core: longer than one test is given.
+test.slow()
+
 test('every page of a user', async ({ page }) => {
   await page.goto('/')
   await expect(page.getByRole('heading', { name: 'Notifications for the message bus' })).toBeVisible()
@@ -40,6 +43,11 @@ test('every page of a user', async ({ page }) => {
   await page.getByRole('link', { name: 'Settings' }).click()
   await expect(page.getByRole('button', { name: 'Save settings' })).toBeVisible()
   await snap(page, 'settings')
+
+  await page.getByTestId('inbox-bell').click()
+  await expect(page.getByRole('heading', { name: 'Inbox', exact: true })).toBeVisible()
+  await expect(page.getByTestId('inbox-item').first().or(page.getByTestId('inbox-empty'))).toBeVisible()
+  await snap(page, 'inbox')
 
   await page.getByRole('link', { name: 'Mailbox' }).click()
   await untilShown(page, () => expect(page.getByTestId('mail-item').first()).toBeVisible({ timeout: 3_000 }))

@@ -10,8 +10,10 @@ if (!baseURL) throw new Error('run the browser tests with `npm run e2e`, which s
 export default defineConfig({
   testDir: '.',
   // The whole run is meant to stay within a couple of minutes on a busy machine.
-  timeout: 60_000,
-  globalTimeout: 8 * 60_000,
+  // A test's pages are each checked with axe-core too, which takes seconds a page on a loaded machine
+  // (a load average of 20 on two cores is common here and in CI).
+  timeout: 180_000,
+  globalTimeout: 15 * 60_000,
   expect: { timeout: 15_000 },
   retries: 0,
   // Each spec file logs in as its own sample user, so two run side by side.

@@ -45,6 +45,7 @@ export function createAppRouter(history: RouterHistory = createWebHistory(import
         component: () => import('@/views/RuleEditView.vue'),
         meta: { auth: true, title: 'Edit team rule' },
       },
+      { path: '/inbox', component: () => import('@/views/InboxView.vue'), meta: { auth: true, title: 'Inbox' } },
       { path: '/history', component: () => import('@/views/HistoryView.vue'), meta: { auth: true, title: 'History' } },
       { path: '/settings', component: () => import('@/views/SettingsView.vue'), meta: { auth: true, title: 'Settings' } },
       // The embedded default's mailbox (shown only when the API has its dev routes).

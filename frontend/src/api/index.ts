@@ -8,13 +8,20 @@ import type {
   DevChatMessage,
   DevInfo,
   DevMail,
+  Feeds,
+  InboxCount,
+  InboxEntry,
+  InboxFilters,
+  MarkedCount,
   Me,
+  NewPushSubscription,
   NewRule,
   NotificationRecord,
   NotificationStatus,
   PreviewRequest,
   PreviewResult,
   Protocol,
+  PushSubscriptionRecord,
   Rule,
   RulePatch,
   RuleStats,
@@ -23,6 +30,7 @@ import type {
   TeamDestination,
   UserRef,
   UserSettings,
+  VapidKey,
 } from './types'
 
 export * from './client'
@@ -84,6 +92,35 @@ export const api = {
   getSettings: (username: string) => request<UserSettings>('GET', `${u(username)}/settings`),
   putSettings: (username: string, settings: UserSettings) =>
     request<UserSettings>('PUT', `${u(username)}/settings`, { body: settings }),
+
+  inbox: {
+    list: (username: string, filters: InboxFilters, paging: PageParams): Promise<Page<InboxEntry>> =>
+      requestPage<InboxEntry>(`${u(username)}/inbox`, {
+        query: { rule_id: filters.ruleId, application: filters.application, unread: filters.unread || undefined },
+        ...paging,
+      }),
+    count: (username: string) => request<InboxCount>('GET', `${u(username)}/inbox/count`),
+    setRead: (username: string, id: number, read: boolean) =>
+      request<InboxEntry>('PATCH', `${u(username)}/inbox/${id}`, { body: { read } }),
+    /** Every entry up to `beforeId` (all of them without it) marked read. */
+    readAll: (username: string, beforeId?: number) =>
+      request<MarkedCount>('POST', `${u(username)}/inbox/read-all`, { body: beforeId === undefined ? {} : { before_id: beforeId } }),
+    /** The path of the live stream (Server-Sent Events), read by src/inbox/stream.ts. */
+    streamPath: (username: string) => `${u(username)}/inbox/stream`,
+  },
+
+  push: {
+    vapidKey: () => request<VapidKey>('GET', '/push/vapid-public-key'),
+    list: (username: string) => request<PushSubscriptionRecord[]>('GET', `${u(username)}/push-subscriptions`),
+    subscribe: (username: string, subscription: NewPushSubscription) =>
+      request<PushSubscriptionRecord>('POST', `${u(username)}/push-subscriptions`, { body: subscription }),
+    remove: (username: string, id: number) => request<void>('DELETE', `${u(username)}/push-subscriptions/${id}`),
+  },
+
+  feeds: {
+    get: (username: string) => request<Feeds>('GET', `${u(username)}/feeds`),
+    regenerate: (username: string) => request<Feeds>('POST', `${u(username)}/feeds/regenerate`),
+  },
 
   listApplications: () => requestAll<string>('/applications'),
   searchArtifacts: (query: { names?: string[]; users?: string[]; groups?: string[] }, signal?: AbortSignal) =>

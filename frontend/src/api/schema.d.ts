@@ -249,6 +249,46 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/feeds/{feed_token}/inbox.atom": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Inbox Feed
+         * @description The inbox's latest entries as Atom (no login: the token is the secret).
+         */
+        get: operations["inbox_feed_api_v1_feeds__feed_token__inbox_atom_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/feeds/{feed_token}/rules/{rule_id}.atom": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rule Feed
+         * @description One rule's latest entries as Atom.
+         */
+        get: operations["rule_feed_api_v1_feeds__feed_token__rules__rule_id__atom_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/healthz/live": {
         parameters: {
             query?: never;
@@ -280,6 +320,26 @@ export type paths = {
          *     the log and on the admins' status page.
          */
         get: operations["readiness_api_v1_healthz_ready_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Vapid Public Key
+         * @description The key browsers subscribe with (applicationServerKey); 404 without Web Push.
+         */
+        get: operations["vapid_public_key_api_v1_push_vapid_public_key_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -339,11 +399,52 @@ export type paths = {
         };
         /**
          * Get User Destinations
-         * @description The addresses rules of this user may send to: emails, IRC nicks, Matrix ids.
+         * @description The addresses rules of this user may send to: emails, IRC nicks, Matrix ids, and the
+         *     web inbox.
          */
         get: operations["get_user_destinations_api_v1_users__username__destinations_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/feeds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Feeds
+         * @description The user's feed URLs (their secret made on first ask).
+         */
+        get: operations["get_feeds_api_v1_users__username__feeds_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/feeds/regenerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Regenerate Feeds
+         * @description A new secret: the feed URLs change and the old ones answer 404.
+         */
+        post: operations["regenerate_feeds_api_v1_users__username__feeds_regenerate_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -362,6 +463,105 @@ export type paths = {
          * @description The groups the user belongs to (public in the account system).
          */
         get: operations["get_user_groups_api_v1_users__username__groups_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Inbox
+         * @description The user's notifications, newest first; the unread count in X-Unread-Count.
+         */
+        get: operations["list_inbox_api_v1_users__username__inbox_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/{entry_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Mark Entry
+         * @description Mark one entry read or unread.
+         */
+        patch: operations["mark_entry_api_v1_users__username__inbox__entry_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Count Inbox */
+        get: operations["count_inbox_api_v1_users__username__inbox_count_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/read-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark All Read
+         * @description Mark every entry read (up to `before_id`, when given).
+         */
+        post: operations["mark_all_read_api_v1_users__username__inbox_read_all_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/inbox/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream Inbox
+         * @description New entries as they are stored (`event: notification`, `id`: the entry's id, `data`: the
+         *     entry), the unread count after each change (`event: count`), a `: ping` comment every
+         *     web.heartbeat seconds. With Last-Event-ID: every entry after it first.
+         */
+        get: operations["stream_inbox_api_v1_users__username__inbox_stream_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -405,6 +605,44 @@ export type paths = {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/push-subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Subscriptions */
+        get: operations["list_subscriptions_api_v1_users__username__push_subscriptions_get"];
+        put?: never;
+        /**
+         * Subscribe
+         * @description Keep a browser's subscription (201); the same endpoint again: the one kept (200).
+         */
+        post: operations["subscribe_api_v1_users__username__push_subscriptions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{username}/push-subscriptions/{subscription_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unsubscribe */
+        delete: operations["unsubscribe_api_v1_users__username__push_subscriptions__subscription_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -492,7 +730,8 @@ export type paths = {
         /**
          * Preview Rule
          * @description What the draft would have sent over the last `days` days (newest first, paginated by
-         *     `page`/`page_size`), from the archive; `complete` is false if the time budget ran out.
+         *     `page`/`page_size`), from the archive; `complete` is false if the time budget ran out
+         *     (directory look-ups included) before every name was expanded or every message read.
          */
         post: operations["preview_rule_api_v1_users__username__rules_preview_post"];
         delete?: never;
@@ -687,7 +926,7 @@ export type components = {
              * Protocol
              * @enum {string}
              */
-            protocol: "email" | "irc" | "matrix";
+            protocol: "email" | "irc" | "matrix" | "web";
         };
         /** Detail */
         Detail: {
@@ -739,6 +978,13 @@ export type components = {
          * @enum {string}
          */
         DigestMode: "none" | "hourly" | "daily";
+        /** FeedLinks */
+        FeedLinks: {
+            /** Inbox */
+            inbox: string;
+            /** Rules */
+            rules: components["schemas"]["RuleFeed"][];
+        };
         /** Filters */
         Filters: {
             /** Applications */
@@ -767,6 +1013,52 @@ export type components = {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** InboxCount */
+        InboxCount: {
+            /** Total */
+            total: number;
+            /** Unread */
+            unread: number;
+        };
+        /**
+         * InboxEntryPublic
+         * @description An inbox entry as the API, the stream and the feeds show it.
+         */
+        InboxEntryPublic: {
+            /** Application */
+            application: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Link */
+            link: string | null;
+            /** Message Id */
+            message_id: string;
+            /**
+             * Message Time
+             * Format: date-time
+             */
+            message_time: string;
+            /** Read */
+            read: boolean;
+            /** Rules */
+            rules: components["schemas"]["RuleName"][];
+            /** Subject */
+            subject: string;
+            /** Text */
+            text: string;
+            /** Topic */
+            topic: string;
+        };
+        /** Marked */
+        Marked: {
+            /** Marked */
+            marked: number;
         };
         /** NotificationPublic */
         NotificationPublic: {
@@ -863,6 +1155,19 @@ export type components = {
              */
             start: string;
         };
+        /** ReadAll */
+        ReadAll: {
+            /**
+             * Before Id
+             * @description Only entries up to this id (those the user saw)
+             */
+            before_id?: number | null;
+        };
+        /** ReadState */
+        ReadState: {
+            /** Read */
+            read: boolean;
+        };
         /** RelatedEvents */
         RelatedEvents: {
             /**
@@ -889,6 +1194,22 @@ export type components = {
             name?: string | null;
             /** Tracking Rule */
             tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+        };
+        /** RuleFeed */
+        RuleFeed: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Url */
+            url: string;
+        };
+        /** RuleName */
+        RuleName: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string | null;
         };
         /**
          * RulePatch
@@ -979,10 +1300,60 @@ export type components = {
              */
             timezone: string;
         };
+        /**
+         * SubscriptionCreate
+         * @description The browser's PushSubscription.toJSON(), and a name for the device.
+         */
+        SubscriptionCreate: {
+            /** Device */
+            device: string;
+            /** Endpoint */
+            endpoint: string;
+            keys: components["schemas"]["SubscriptionKeys"];
+        };
+        /** SubscriptionKeys */
+        SubscriptionKeys: {
+            /**
+             * Auth
+             * @description The 16-byte authentication secret, base64url
+             */
+            auth: string;
+            /**
+             * P256Dh
+             * @description The browser's P-256 public key, base64url
+             */
+            p256dh: string;
+        };
+        /** SubscriptionPublic */
+        SubscriptionPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Device */
+            device: string;
+            /** Endpoint */
+            endpoint: string;
+            /** Id */
+            id: number;
+        };
         /** SystemStatus */
         SystemStatus: {
             /** Components */
             components: components["schemas"]["ComponentStatus"][];
+        };
+        /**
+         * UnsubscribedRule
+         * @description A rule an unsubscribe link names, and whether it is disabled.
+         */
+        UnsubscribedRule: {
+            /** Disabled */
+            disabled: boolean;
+            /** Id */
+            id: number;
+            /** Name */
+            name: string | null;
         };
         /** UnsubscribePublic */
         UnsubscribePublic: {
@@ -1008,18 +1379,6 @@ export type components = {
             rules: components["schemas"]["UnsubscribedRule"][];
             /** User */
             user: string;
-        };
-        /**
-         * UnsubscribedRule
-         * @description A rule an unsubscribe link names, and whether it is disabled.
-         */
-        UnsubscribedRule: {
-            /** Disabled */
-            disabled: boolean;
-            /** Id */
-            id: number;
-            /** Name */
-            name: string | null;
         };
         /** UserPublic */
         UserPublic: {
@@ -1068,6 +1427,14 @@ export type components = {
             /** Error Type */
             type: string;
         };
+        /** VapidKey */
+        VapidKey: {
+            /**
+             * Public Key
+             * @description base64url of the uncompressed P-256 point
+             */
+            public_key: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -1080,11 +1447,11 @@ export interface operations {
     list_dead_letters_api_v1_admin_deadletters_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
-                protocol?: ("email" | "irc" | "matrix") | null;
+                protocol?: ("email" | "irc" | "matrix" | "web") | null;
             };
             header?: never;
             path?: never;
@@ -1115,7 +1482,7 @@ export interface operations {
     discard_dead_letter_api_v1_admin_deadletters__letter_id__delete: {
         parameters: {
             query?: {
-                protocol?: ("email" | "irc" | "matrix") | null;
+                protocol?: ("email" | "irc" | "matrix" | "web") | null;
             };
             header?: never;
             path: {
@@ -1146,7 +1513,7 @@ export interface operations {
     replay_dead_letter_api_v1_admin_deadletters__letter_id__replay_post: {
         parameters: {
             query?: {
-                protocol?: ("email" | "irc" | "matrix") | null;
+                protocol?: ("email" | "irc" | "matrix" | "web") | null;
             };
             header?: never;
             path: {
@@ -1178,9 +1545,9 @@ export interface operations {
         parameters: {
             query?: {
                 disabled?: boolean | null;
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 username?: string | null;
             };
@@ -1268,9 +1635,9 @@ export interface operations {
     list_users_api_v1_admin_users_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 search?: string | null;
             };
@@ -1303,9 +1670,9 @@ export interface operations {
     list_applications_api_v1_applications_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1339,9 +1706,9 @@ export interface operations {
             query?: {
                 groups?: string[];
                 names?: string[];
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 users?: string[];
             };
@@ -1473,6 +1840,71 @@ export interface operations {
             };
         };
     };
+    inbox_feed_api_v1_feeds__feed_token__inbox_atom_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-modified-since"?: string | null;
+                "if-none-match"?: string | null;
+            };
+            path: {
+                feed_token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    rule_feed_api_v1_feeds__feed_token__rules__rule_id__atom_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-modified-since"?: string | null;
+                "if-none-match"?: string | null;
+            };
+            path: {
+                feed_token: string;
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     liveness_api_v1_healthz_live_get: {
         parameters: {
             query?: never;
@@ -1518,6 +1950,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Detail"];
+                };
+            };
+        };
+    };
+    vapid_public_key_api_v1_push_vapid_public_key_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VapidKey"];
                 };
             };
         };
@@ -1587,9 +2039,9 @@ export interface operations {
     search_users_api_v1_users_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 search?: string | null;
             };
@@ -1622,9 +2074,9 @@ export interface operations {
     get_user_destinations_api_v1_users__username__destinations_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1655,12 +2107,74 @@ export interface operations {
             };
         };
     };
+    get_feeds_api_v1_users__username__feeds_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedLinks"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    regenerate_feeds_api_v1_users__username__feeds_regenerate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedLinks"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_user_groups_api_v1_users__username__groups_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1678,6 +2192,181 @@ export interface operations {
                 };
                 content: {
                     "application/json": string[];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_inbox_api_v1_users__username__inbox_get: {
+        parameters: {
+            query?: {
+                application?: string | null;
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
+                page_size?: number | null;
+                rule_id?: number | null;
+                unread?: boolean;
+            };
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxEntryPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    mark_entry_api_v1_users__username__inbox__entry_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                entry_id: number;
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReadState"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxEntryPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    count_inbox_api_v1_users__username__inbox_count_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxCount"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    mark_all_read_api_v1_users__username__inbox_read_all_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReadAll"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Marked"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stream_inbox_api_v1_users__username__inbox_stream_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Resume after this entry */
+                "Last-Event-ID"?: number | null;
+            };
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
                 };
             };
             /** @description Validation Error */
@@ -1727,9 +2416,9 @@ export interface operations {
     list_notifications_api_v1_users__username__notifications_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 rule_id?: number | null;
                 status?: components["schemas"]["DeliveryStatus"] | null;
@@ -1762,12 +2451,108 @@ export interface operations {
             };
         };
     };
+    list_subscriptions_api_v1_users__username__push_subscriptions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    subscribe_api_v1_users__username__push_subscriptions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriptionCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    unsubscribe_api_v1_users__username__push_subscriptions__subscription_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subscription_id: number;
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_rules_api_v1_users__username__rules_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -2006,9 +2791,9 @@ export interface operations {
     preview_rule_api_v1_users__username__rules_preview_post: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -2039,6 +2824,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description A preview of yours is already running */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
                 };
             };
         };

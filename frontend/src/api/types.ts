@@ -5,7 +5,8 @@
 // `components['schemas'][...]` instead, without touching any caller.
 
 export type ArtifactType = 'rpms' | 'containers' | 'modules' | 'flatpaks'
-export type Protocol = 'email' | 'irc' | 'matrix'
+/** "web": the rule owner's inbox in this app; its address is their username (the app shows none). */
+export type Protocol = 'email' | 'irc' | 'matrix' | 'web'
 export type Severity = 'debug' | 'info' | 'warning' | 'error'
 
 export interface UserRef {
@@ -177,6 +178,77 @@ export interface ComponentStatus {
 
 export interface SystemStatus {
   components: ComponentStatus[]
+}
+
+// Web notifications: the inbox, its live stream, Web Push and the feeds.
+
+export interface RuleName {
+  id: number
+  /** null: the rule was deleted since. */
+  name: string | null
+}
+
+/** One notification in the user's inbox (GET /users/{u}/inbox, and the stream's `notification` event). */
+export interface InboxEntry {
+  id: number
+  subject: string
+  text: string
+  link: string | null
+  application: string | null
+  topic: string
+  message_id: string
+  message_time: string
+  created_at: string
+  read: boolean
+  /** The rules that fired for it. */
+  rules: RuleName[]
+}
+
+export interface InboxCount {
+  unread: number
+  total: number
+}
+
+export interface InboxFilters {
+  ruleId?: number | null
+  application?: string
+  unread?: boolean
+}
+
+export interface MarkedCount {
+  marked: number
+}
+
+/** A device subscribed to Web Push. */
+export interface PushSubscriptionRecord {
+  id: number
+  endpoint: string
+  device: string
+  created_at: string
+}
+
+/** What the app POSTs: the browser's PushSubscription.toJSON() and a name for the device. */
+export interface NewPushSubscription {
+  endpoint: string
+  keys: { p256dh: string; auth: string }
+  device: string
+}
+
+export interface VapidKey {
+  /** base64url, an uncompressed P-256 point */
+  public_key: string
+}
+
+export interface RuleFeed {
+  id: number
+  name: string
+  url: string
+}
+
+/** The user's private Atom feeds: absolute URLs holding a secret token. */
+export interface Feeds {
+  inbox: string
+  rules: RuleFeed[]
 }
 
 /** One item of FastAPI's 422 `detail` list. */

@@ -15,6 +15,10 @@ export const keys = {
   devInfo: ['dev-info'] as const,
   teams: (user: string) => ['teams', user] as const,
   teamDestinations: (group: string) => ['team-destinations', group] as const,
+  /** Every page and filter of a user's inbox. */
+  inbox: (user: string) => ['inbox', user] as const,
+  feeds: (user: string) => ['feeds', user] as const,
+  pushSubscriptions: (user: string) => ['push-subscriptions', user] as const,
 }
 
 export function useMe() {

@@ -52,7 +52,12 @@ export function artifactTypeLabel(type: ArtifactType, plural = true): string {
   return plural ? info.label : info.singular
 }
 
-export const PROTOCOL_LABELS: Record<Protocol, string> = { email: 'Email', irc: 'IRC', matrix: 'Matrix' }
+export const PROTOCOL_LABELS: Record<Protocol, string> = { email: 'Email', irc: 'IRC', matrix: 'Matrix', web: 'Web (inbox)' }
+
+/** The address a destination is shown with: none for the inbox (it is always the owner's own). */
+export function destinationAddress(d: { protocol: string; address: string | null }): string {
+  return d.protocol === 'web' ? '' : (d.address ?? '')
+}
 
 export function protocolLabel(protocol: string): string {
   return (PROTOCOL_LABELS as Record<string, string>)[protocol] ?? protocol

@@ -7,7 +7,7 @@ import { defineComponent, h, type Component } from 'vue'
 import { createMemoryHistory, RouterView } from 'vue-router'
 import type { User } from 'oidc-client-ts'
 import { configureApi } from '@/api'
-import type { Me, Rule } from '@/api/types'
+import type { InboxEntry, Me, Rule } from '@/api/types'
 import { createAppRouter } from '@/router'
 import { useAuthStore } from '@/stores/auth'
 
@@ -15,6 +15,8 @@ export interface Reply {
   status?: number
   body?: unknown
   headers?: Record<string, string>
+  /** Answered as it is (an event stream, say), instead of status, body and headers. */
+  raw?: Response
 }
 
 export interface Call {
@@ -42,6 +44,7 @@ export function fakeApi(routes: Record<string, Handler>) {
     calls.push(call)
     const handler = routes[`${call.method} ${call.path}`]
     const reply = typeof handler === 'function' ? await handler(call) : (handler ?? { status: 404, body: { detail: 'Not Found' } })
+    if (reply.raw) return reply.raw
     const status = reply.status ?? 200
     const text = reply.body === undefined ? '' : JSON.stringify(reply.body)
     return new Response(status === 204 ? null : text, {
@@ -106,6 +109,50 @@ export function makeRule(overrides: Partial<Rule> = {}): Rule {
       },
     ],
     generated_last_week: 0,
+    ...overrides,
+  }
+}
+
+/**
+ * A Server-Sent Events answer: `send` writes events as the server would, `end` closes the stream.
+ * It stays open until then (or until the reader lets it go), like the API's.
+ */
+export function eventStream() {
+  const encoder = new TextEncoder()
+  let sink: ReadableStreamDefaultController<Uint8Array> | null = null
+  const pending: string[] = []
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      sink = controller
+      for (const chunk of pending.splice(0)) controller.enqueue(encoder.encode(chunk))
+    },
+  })
+  const write = (chunk: string) => (sink ? sink.enqueue(encoder.encode(chunk)) : pending.push(chunk))
+  return {
+    response: new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }),
+    send(event: string, data: unknown, id?: number) {
+      write(`${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+    },
+    end() {
+      sink?.close()
+    },
+  }
+}
+
+/** An inbox entry as the API answers it. */
+export function makeEntry(overrides: Partial<InboxEntry> = {}): InboxEntry {
+  return {
+    id: 1,
+    subject: 'alice commented on pagure#1',
+    text: 'alice commented on pagure#1\n\nhttps://pagure.io/fmn/issue/1',
+    link: 'https://pagure.io/fmn/issue/1',
+    application: 'pagure',
+    topic: 'io.pagure.prod.pagure.issue.comment.added',
+    message_id: 'msg-1',
+    message_time: '2026-12-01T10:00:00Z',
+    created_at: '2026-12-01T10:00:01Z',
+    read: false,
+    rules: [{ id: 7, name: 'My Events' }],
     ...overrides,
   }
 }

@@ -86,6 +86,25 @@ describe('new rule', () => {
     expect(body.generation_rules[0].destinations).toEqual([{ protocol: 'matrix', address: '@alice:fedora.im' }])
   })
 
+  it('offers the inbox as "Web (inbox)" without an address, and sends it as the API lists it', async () => {
+    const withWeb = [...DESTINATIONS, { protocol: 'web', address: 'alice' }]
+    const api = fakeApi({
+      ...baseRoutes(),
+      'GET /users/alice/destinations': { body: withWeb },
+      'POST /users/alice/rules': { status: 201, body: makeRule() },
+    })
+    ;({ wrapper } = await mountRoute('/rules/new'))
+    const web = wrapper.findAll('input[id*="-dest-"]')[2]!
+    const label = wrapper.find(`label[for="${web.attributes('id')}"]`)
+    expect(label.text()).toContain('Web (inbox)')
+    expect(label.text()).not.toContain('alice')
+    await web.setValue(true)
+    await wrapper.find('form[aria-label="Rule"]').trigger('submit')
+    await settle()
+    const body = JSON.parse(api.callsTo('POST', '/users/alice/rules')[0]!.body!)
+    expect(body.generation_rules[0].destinations).toEqual([{ protocol: 'web', address: 'alice' }])
+  })
+
   it('tells what is missing next to the field, without asking the server', async () => {
     const api = fakeApi(baseRoutes())
     ;({ wrapper } = await mountRoute('/rules/new'))
