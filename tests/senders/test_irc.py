@@ -352,16 +352,22 @@ async def test_a_burst_to_a_channel_waits_for_the_channel_and_folds_into_a_diges
     try:
         items = [make_item("irc", channel, user="group:python-sig") for _ in range(12)]
         async with running("irc", settings):
+
+            def told() -> int:
+                """Notifications told so far: a line each, a digest line its count."""
+                texts = [t.decode() for _, t in member.privmsgs]
+                return sum(int(t.split()[0]) if "notifications (" in t else 1 for t in texts)
+
             await publish(broker, exchange, *items)
-            await eventually(lambda: [t for _, t in member.privmsgs if b"notifications (" in t])
-            # The digest may overtake a line that was waiting for the channel's bucket.
-            await eventually(lambda: len(member.privmsgs) >= 2)
-            await asyncio.sleep(1.0)
+            await eventually(lambda: told() >= 12)
+            await asyncio.sleep(1.0)  # nothing more comes: each item is told once
         texts = [t.decode() for _, t in member.privmsgs]
-        [digest] = [t for t in texts if "notifications (" in t]
-        singles = [t for t in texts if t is not digest]
-        assert 1 <= len(singles) <= 3, texts
-        assert digest.startswith(f"{12 - len(singles)} notifications (koji")
+        digests = [t for t in texts if "notifications (" in t]
+        # On a loaded machine the items may reach the sender in more than one batch, and each
+        # batch past the threshold folds into a digest of its own.
+        assert digests and all(" notifications (koji " in d for d in digests), texts
+        assert told() == 12
+        assert len(texts) <= 6, texts
         # The channel's pace, on the server's clock: no faster than one line per 0.4 s.
         times = member.privmsg_times
         assert all(b - a >= 0.4 - 0.01 for a, b in itertools.pairwise(times)), times
