@@ -49,6 +49,14 @@ test('every page of a user', async ({ page }) => {
   await expect(page.getByTestId('inbox-item').first().or(page.getByTestId('inbox-empty'))).toBeVisible()
   await snap(page, 'inbox')
 
+  await page.getByRole('link', { name: 'Team rules' }).click()
+  await expect(page.getByTestId('team-item').filter({ hasText: 'desktop-sig' })).toContainText('Sponsor')
+  await snap(page, 'teams')
+  await page.getByRole('link', { name: 'desktop-sig' }).click()
+  await expect(page.getByRole('heading', { name: 'Team rules: desktop-sig' })).toBeVisible()
+  await expect(page.getByRole('form', { name: 'Add a destination' })).toBeVisible()
+  await snap(page, 'team')
+
   await page.getByRole('link', { name: 'Mailbox' }).click()
   await untilShown(page, () => expect(page.getByTestId('mail-item').first()).toBeVisible({ timeout: 3_000 }))
   await snap(page, 'mailbox')

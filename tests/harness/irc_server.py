@@ -34,6 +34,9 @@ def _binary(name: str) -> str:
 
 
 def inspircd_conf(d: Path, tls_port: int, plain_port: int, link_port: int) -> str:
+    # defaultmodes "not": whoever creates a channel is its operator, as on real networks
+    # (InspIRCd gives the creator +o only when o is in that list), so a test can make a
+    # channel refuse the bot (+i, +b).
     cert, key = d / "localhost.crt", d / "localhost.key"
     return f"""
 <config format="xml">
@@ -67,7 +70,7 @@ def inspircd_conf(d: Path, tls_port: int, plain_port: int, link_port: int) -> st
          fakelag="no" localmax="1000" globalmax="1000" useident="no" limit="5000"
          modes="+x">
 <dns timeout="1" server="127.0.0.1">
-<options allowhalfop="no" hostintopic="no" defaultmodes="nt" syntaxhints="no"
+<options allowhalfop="no" hostintopic="no" defaultmodes="not" syntaxhints="no"
          cyclehosts="no" cyclehostsfromuser="no" announcets="no" allowmismatch="no"
          defaultbind="auto" pingwarning="15" serverpingfreq="60" splitwhois="no"
          exemptchanops="" invitebypassmodes="yes" nosnoticestack="no">

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from fmn.api.verification import verification_item
 from fmn.core.settings import Settings
 from fmn.core.signing import InvalidToken, Unsubscribe, read_unsubscribe_token
 from fmn.db.models import DeliveryStatus
@@ -229,3 +230,50 @@ async def test_tls_and_login(
             await eventually(lambda: smtp.received)
     finally:
         smtp.stop()
+
+
+# ---- team rules: a group's mailing list -------------------------------------------------------
+
+
+async def test_a_team_list_gets_its_code_then_the_group_rules_mail_without_unsubscribe(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    """A mailing list is told its verification code, then a team rule's notifications: no
+    one-click unsubscribe (a reader of the list does not own the group's rule) and a footer
+    naming the group, not "your rule"."""
+    address = "python-devel@lists.example.org"
+    code_item = verification_item(
+        "python-sig", "email", address, "ABCD2345", "https://notifications.example.org", SENT_AT
+    )
+    rule_item = make_item(
+        "email", address, user="group:python-sig", rules=[RuleRef(id=7, name="Python builds")]
+    )
+    async with running("email", email_settings):
+        await publish(broker, exchange, code_item)
+        await eventually(lambda: smtp.received)
+        await publish(broker, exchange, rule_item)
+        await eventually(lambda: len(smtp.received) == 2)
+    code_mail, rule_mail = (r.message for r in smtp.received)
+    assert [r.rcpt_tos for r in smtp.received] == [[address], [address]]
+
+    assert (
+        code_mail["Subject"] == "[Fedora Notifications] Verification code for the group python-sig"
+    )
+    code_text = code_mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert (
+        "ABCD2345" in code_text
+        and "https://notifications.example.org/teams/python-sig" in code_text
+    )
+    assert code_text.rstrip().endswith("-- \nSent by Fedora Notifications.")
+    assert code_mail["List-Unsubscribe"] is None
+
+    # One rule: a user's mail would carry the one-click link (test_delivery_with_every_header's
+    # neighbours); the group's does not.
+    assert rule_mail["List-Unsubscribe"] is None and rule_mail["List-Unsubscribe-Post"] is None
+    text = rule_mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = rule_mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert rule_item.message.summary in text
+    assert "because of the rule(s) of the group python-sig:" in text
+    assert '"Python builds": https://notifications.example.org/rules/7' in text
+    assert "your rule" not in text and "your rule" not in html
+    assert "because of the rule(s) of the group python-sig:" in html

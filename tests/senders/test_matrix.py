@@ -8,19 +8,22 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import nio
 import pytest
 import redis.asyncio as aioredis
 
+from fmn.api.verification import verification_item
 from fmn.core.settings import Settings
 from fmn.senders.digest import Digest
 from fmn.senders.matrix import MatrixHandler
 from fmn.senders.state import RedisSenderState
+from fmn.sendqueue.deadletters import list_dead_letters
 from fmn.sendqueue.topology import dead_letter_queue
 from fmn.sendqueue.workitem import ChatContent
 from fmn.transport import Broker
 from tests.harness.matrix_server import Account, MatrixReader, Synapse
 from tests.senders.conftest import running, sender_settings
-from tests.senders.helpers import eventually, make_item, publish, queue_has
+from tests.senders.helpers import SENT_AT, eventually, make_item, publish, queue_has
 
 # One homeserver per module and worker (it takes seconds to start): keep these tests together.
 pytestmark = pytest.mark.xdist_group("matrix")
@@ -221,3 +224,48 @@ async def test_digest_message(
     markup = content["formatted_body"]
     assert markup.count("<li>") == 3
     assert "update &lt;b&gt;0&lt;/b&gt;" in markup  # a summary is text, not markup
+
+
+# ---- team rules: a group's room -----------------------------------------------------------------
+
+
+async def test_a_team_room_is_joined_only_on_invitation_then_told_its_code_and_rules(
+    settings: Settings, broker: Broker, exchange: str, person: MatrixReader, bot: Account
+) -> None:
+    """A sponsor's public room, by its alias: the bot does not walk into it uninvited (the code
+    is dead-lettered with the reason and nothing is said there); once invited it joins, says the
+    code, and then the team rule's notifications."""
+    local = f"team{next(_people)}"
+    made = await person.client.room_create(
+        visibility=nio.RoomVisibility.public, preset=nio.RoomPreset.public_chat, alias=local
+    )
+    assert isinstance(made, nio.RoomCreateResponse), made
+    alias = f"#{local}:{person.client.user_id.split(':', 1)[1]}"
+
+    def code_item(code: str) -> Any:
+        return verification_item(
+            "python-sig", "matrix", alias, code, "https://notifications.example.org", SENT_AT
+        )
+
+    async with running("matrix", settings):
+        await publish(broker, exchange, code_item("AAAA2222"))
+        await eventually(lambda: queue_has(broker, dead_letter_queue(exchange, "matrix"), 1))
+        [letter] = await list_dead_letters(broker, exchange, "matrix")
+        assert letter.item is not None and letter.item.address == alias
+        assert letter.reason == f"{bot.user_id} is not in {alias} and not invited: invite it first"
+        await person.poll()
+        assert person.messages == []
+
+        invited = await person.client.room_invite(made.room_id, bot.user_id)
+        assert isinstance(invited, nio.RoomInviteResponse), invited
+        await publish(broker, exchange, code_item("BBBB3333"))
+        [(room_id, content)] = await person.wait_for(1)
+        team_item = make_item("matrix", alias, user="group:python-sig")
+        await publish(broker, exchange, team_item)
+        messages = await person.wait_for(2)
+    assert room_id == made.room_id
+    assert "fmn verification code for the group python-sig: BBBB3333" in content["body"]
+    assert "<code>BBBB3333</code>" in content["formatted_body"]
+    assert [room for room, _ in messages] == [made.room_id, made.room_id]
+    assert messages[1][1]["body"] == team_item.chat.text  # type: ignore[union-attr]
+    assert person.invites == []  # the bot joined the person's room: it invited nobody
