@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import nio
 
@@ -71,13 +72,18 @@ rc_invites:
 """
 
 
-LOG_YAML = """
+def log_yaml(d: Path) -> str:
+    # Each request the homeserver served goes to access.log: the tests count what a sender asked.
+    return f"""
 version: 1
 formatters:
-  precise: {format: '%(asctime)s %(levelname)s %(name)s %(message)s'}
+  precise: {{format: '%(asctime)s %(levelname)s %(name)s %(message)s'}}
 handlers:
-  console: {class: logging.StreamHandler, formatter: precise}
-root: {level: WARNING, handlers: [console]}
+  console: {{class: logging.StreamHandler, formatter: precise}}
+  access: {{class: logging.FileHandler, formatter: precise, filename: "{d / "access.log"}"}}
+loggers:
+  synapse.access.http: {{level: INFO, handlers: [access], propagate: false}}
+root: {{level: WARNING, handlers: [console]}}
 disable_existing_loggers: false
 """
 
@@ -86,6 +92,9 @@ disable_existing_loggers: false
 class Account:
     user_id: str
     access_token: str
+
+
+_FILTER = {"room": {"timeline": {"limit": 1000}}}
 
 
 @dataclass
@@ -99,7 +108,8 @@ class MatrixReader:
     _seen: set[str] = field(default_factory=set)
 
     async def poll(self) -> None:
-        response = await self.client.sync(timeout=0, since=self._since)
+        # A timeline long enough for everything sent since the last poll, even after a gap.
+        response = await self.client.sync(timeout=0, since=self._since, sync_filter=_FILTER)
         if isinstance(response, nio.SyncError):
             raise RuntimeError(f"sync failed: {response}")
         self._since = response.next_batch
@@ -119,7 +129,10 @@ class MatrixReader:
         while len(self.messages) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{len(self.messages)} of {count} messages arrived")
-            await self.poll()
+            try:
+                await self.poll()
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                pass  # the homeserver is being restarted: ask again
             await asyncio.sleep(0.1)
         return self.messages
 
@@ -136,7 +149,7 @@ class Synapse:
 
     def start(self) -> None:
         (self.dir / "media").mkdir(exist_ok=True)
-        (self.dir / "log.yaml").write_text(LOG_YAML)
+        (self.dir / "log.yaml").write_text(log_yaml(self.dir))
         config = self.dir / "homeserver.yaml"
         config.write_text(homeserver_yaml(self.dir, self.port))
         command = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config)]
@@ -155,6 +168,10 @@ class Synapse:
             time.sleep(0.2)
         raise RuntimeError("Synapse did not start:\n" + self.logs())
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
@@ -163,6 +180,12 @@ class Synapse:
             except subprocess.TimeoutExpired:
                 self._process.kill()
             self._process = None
+
+    def requests(self, containing: str) -> list[str]:
+        """The access-log lines of the requests served so far that contain `containing`."""
+        path = self.dir / "access.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return [line for line in lines if containing in line]
 
     def logs(self) -> str:
         path = self.dir / "synapse.out"
@@ -201,8 +224,32 @@ class Synapse:
             headers={"Authorization": f"Bearer {admin.access_token}"},
         ).raise_for_status()
 
+    def login_as(self, admin: Account, user_id: str, valid_for: float | None = None) -> str:
+        """A new access token for `user_id` (the admin API), expiring after `valid_for` s."""
+        body = {}
+        if valid_for is not None:
+            body["valid_until_ms"] = int((time.time() + valid_for) * 1000)
+        response = httpx.post(
+            f"{self.url}/_synapse/admin/v1/users/{user_id}/login",
+            headers={"Authorization": f"Bearer {admin.access_token}"},
+            json=body,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def logout(self, access_token: str) -> None:
+        """Revoke a token, as a user does with "sign out" on that session."""
+        httpx.post(
+            f"{self.url}/_matrix/client/v3/logout",
+            headers={"Authorization": f"Bearer {access_token}"},
+            json={},
+        ).raise_for_status()
+
     async def reader(self, account: Account) -> MatrixReader:
-        client = nio.AsyncClient(self.url, account.user_id)
+        # Errors come back at once (nio would otherwise retry with growing sleeps, and a reader
+        # would lag a homeserver restart by up to a minute).
+        config = nio.AsyncClientConfig(max_timeouts=0, request_timeout=10)
+        client = nio.AsyncClient(self.url, account.user_id, config=config)
         client.access_token = account.access_token
         client.user_id = account.user_id
         reader = MatrixReader(client)
