@@ -147,16 +147,17 @@ class Synapse:
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 90) -> None:
         (self.dir / "media").mkdir(exist_ok=True)
         (self.dir / "log.yaml").write_text(log_yaml(self.dir))
         config = self.dir / "homeserver.yaml"
         config.write_text(homeserver_yaml(self.dir, self.port))
         command = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config)]
-        subprocess.run([*command, "--generate-keys"], check=True, capture_output=True)
+        if not (self.dir / "signing.key").exists():  # not again at a restart
+            subprocess.run([*command, "--generate-keys"], check=True, capture_output=True)
         with (self.dir / "synapse.out").open("ab") as out:
             self._process = subprocess.Popen(command, stdout=out, stderr=out)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError("Synapse exited:\n" + self.logs())

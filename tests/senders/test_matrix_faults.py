@@ -228,7 +228,7 @@ async def test_homeserver_stopped_and_started_again_mid_queue(
         await person.wait_for(5, timeout=30)
         await asyncio.to_thread(synapse.stop)
         await asyncio.sleep(2)  # sends fail meanwhile, and go to the retry queues
-        await asyncio.to_thread(synapse.start)
+        await asyncio.to_thread(synapse.start, 300)
         try:
             messages = await person.wait_for(len(items), timeout=120)
         except AssertionError as exc:
