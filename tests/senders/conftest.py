@@ -105,7 +105,7 @@ _people = itertools.count(1)
 @pytest.fixture(scope="module")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
     server = Synapse(tmp_path_factory.mktemp("synapse"))
-    server.start()
+    server.start(timeout=300)  # 90 s was not enough on the shared machine at load 35
     yield server
     server.stop()
 
