@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
-from fmn.notify import MATRIX_TEXT_LIMIT, build_work_items, one_line
+from fmn.notify import build_work_items, one_line
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.match import match_messages
 from fmn.rules.schema import Rule
-from fmn.sendqueue.workitem import idempotency_key
+from fmn.senders.matrix import message_of
+from fmn.sendqueue.workitem import WorkItem, idempotency_key
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PUBLIC_URL = "https://notifications.soak.test"
@@ -300,9 +301,9 @@ async def expected_notifications(
             if match.protocol == "email":
                 ident = email_message_id(key)
             elif match.protocol == "matrix":
-                ident = matrix_ident(match.address, _chat_line(parsed, match, MATRIX_TEXT_LIMIT))
+                ident = matrix_ident(match.address, message_of(_work_item(parsed, match))[0])
             else:
-                ident = irc_ident(match.address, _chat_line(parsed, match))
+                ident = irc_ident(match.address, _irc_line(parsed, match))
             found.append(
                 Notification(
                     key,
@@ -316,11 +317,15 @@ async def expected_notifications(
     return found
 
 
-def _chat_line(parsed: ParsedMessage, match: Any, limit: int | None = None) -> str:
-    """The line an IRC or Matrix sender sends (fmn/senders/irc.py, matrix.py)."""
+def _work_item(parsed: ParsedMessage, match: Any) -> WorkItem:
     (item,) = build_work_items(parsed, [match])
+    return item
+
+
+def _irc_line(parsed: ParsedMessage, match: Any) -> str:
+    item = _work_item(parsed, match)
     assert item.chat is not None
-    return one_line(item.chat.text, limit)
+    return one_line(item.chat.text)
 
 
 def ownership_change(world: World, distgit_url: str, seq: int) -> Message:

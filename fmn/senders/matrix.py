@@ -31,6 +31,15 @@ _USER_ID = re.compile(r"@[!-9;-~]{1,255}:[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 DIGEST_ENTRIES = 100
 
 
+def message_of(item: WorkItem) -> tuple[str, str | None]:
+    """The body and HTML a notification is sent with. The guards at the frame's edge: a
+    one-line body, HTML that Matrix clients render."""
+    chat = item.chat
+    text = one_line(chat.text if chat else line(item.message), MATRIX_TEXT_LIMIT)
+    markup = matrix_html(chat.html) if chat and chat.html else None
+    return text, markup
+
+
 def _room_key(user_id: str) -> str:
     return f"matrix:room:{user_id}"
 
@@ -89,10 +98,7 @@ class MatrixHandler(Handler):
             raise PermanentError(f"not a valid Matrix user ID: {address[:100]!r}")
 
     async def send(self, item: WorkItem) -> None:
-        chat = item.chat
-        # The guards at the frame's edge: a one-line body, HTML that Matrix clients render.
-        text = one_line(chat.text if chat else line(item.message), MATRIX_TEXT_LIMIT)
-        markup = matrix_html(chat.html) if chat and chat.html else None
+        text, markup = message_of(item)
         await self._deliver(item.address, text, markup, txn_seed=item.key)
 
     async def send_digest(self, digest: Digest) -> None:
