@@ -23,6 +23,8 @@ from tests.harness.ports import free_port
 
 SERVER_NAME = "fmn.test"
 SHARED_SECRET = "fmn-test-registration-secret"
+# httpx's 5 s default was not enough for a registration at load 30 (Synapse hashes a password).
+HTTP_TIMEOUT = 60.0
 
 
 def homeserver_yaml(d: Path, port: int) -> str:
@@ -195,7 +197,7 @@ class Synapse:
     def register(self, localpart: str, admin: bool = False) -> Account:
         """An account through the shared-secret registration API."""
         endpoint = f"{self.url}/_synapse/admin/v1/register"
-        nonce = httpx.get(endpoint).json()["nonce"]
+        nonce = httpx.get(endpoint, timeout=HTTP_TIMEOUT).json()["nonce"]
         password = f"pw-{localpart}"
         # HMAC-SHA1 of nonce, user, password and admin flag, joined by NUL bytes.
         fields = (nonce, localpart, password, "admin" if admin else "notadmin")
@@ -207,7 +209,7 @@ class Synapse:
             "admin": admin,
             "mac": mac.hexdigest(),
         }
-        response = httpx.post(endpoint, json=body)
+        response = httpx.post(endpoint, json=body, timeout=HTTP_TIMEOUT)
         response.raise_for_status()
         data = response.json()
         return Account(data["user_id"], data["access_token"])
@@ -234,6 +236,7 @@ class Synapse:
             f"{self.url}/_synapse/admin/v1/users/{user_id}/login",
             headers={"Authorization": f"Bearer {admin.access_token}"},
             json=body,
+            timeout=HTTP_TIMEOUT,
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
@@ -244,6 +247,7 @@ class Synapse:
             f"{self.url}/_matrix/client/v3/logout",
             headers={"Authorization": f"Bearer {access_token}"},
             json={},
+            timeout=HTTP_TIMEOUT,
         ).raise_for_status()
 
     async def reader(self, account: Account) -> MatrixReader:

@@ -340,10 +340,12 @@ async def test_a_burst_to_one_user_folds_into_a_digest(
     flood = [make_item("matrix", person.client.user_id) for _ in range(12)]
     async with running("matrix", settings):
         await publish(broker, exchange, *flood)
-        await eventually(
-            lambda: any("notifications (" in body for body in texts(person.messages)), timeout=30
-        )
-        await person.poll()
+
+        async def digest_arrived() -> bool:
+            await person.poll()
+            return any("notifications (" in body for body in texts(person.messages))
+
+        await eventually(digest_arrived, timeout=60, interval=0.2)
         await asyncio.sleep(1)
         await person.poll()
     bodies = texts(person.messages)
