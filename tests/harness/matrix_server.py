@@ -169,6 +169,7 @@ class Synapse:
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
+        self.stop()  # not left running behind the failed fixture
         raise RuntimeError("Synapse did not start:\n" + self.logs())
 
     @property
