@@ -5,7 +5,8 @@ N bus messages are published at R messages/s (70% real corpus messages, 30% synt
 whose IRC lines are unique); the notifications they must produce are computed beforehand by the
 rule engine (fmn.rules.match). Meanwhile, spread over the run, each fault happens in turn: kill
 -9 of a consumer and of each sender (then restarted), RabbitMQ, Redis and PostgreSQL down then
-back, the SMTP server refusing mail, the directory failing during an ownership change. After
+back, the SMTP server refusing mail, the directory failing during an ownership change, the
+Matrix homeserver stopped and started again. After
 each fault the harness measures how long the system took to catch up; at the end it reports
 expected, delivered, duplicated, lost and dead-lettered notifications and the latencies.
 
@@ -40,7 +41,7 @@ from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.soak_faults import CRASH_NAMES, FAULT_NAMES, Context, Fault, make_fault
+from bench.soak_faults import CRASH_NAMES, FAULT_NAMES, MATRIX_FAULTS, Context, Fault, make_fault
 from bench.soak_report import (
     DeadLetterInfo,
     DeliveryRows,
@@ -278,7 +279,7 @@ async def _delivery_log(system: System, keys: list[str]) -> DeliveryRows:
 async def run_soak(config: SoakConfig, log: Log = print) -> Report:
     started = time.time()
     templates = corpus_templates()
-    world = build_world(templates, seed=config.seed)
+    world = build_world(templates, matrix_users=3 if config.matrix else 0, seed=config.seed)
     await world.add_messages(make_messages(templates, config.messages, seed=config.seed))
     log(
         f"world: {len(world.rules)} rules, {config.messages:,} messages, "
@@ -408,6 +409,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("soak-run"))
     parser.add_argument("--redis-db", type=int, default=0)
     parser.add_argument("--irc-lease", type=float, default=30.0, help="senders.instance_lease")
+    parser.add_argument(
+        "--no-matrix", action="store_true", help="no homeserver and no `fmn sender matrix`"
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     return parser.parse_args()
 
@@ -415,6 +419,8 @@ def _arguments() -> argparse.Namespace:
 def main() -> int:
     args = _arguments()
     faults = [f for f in args.faults.split(",") if f] * args.rounds
+    if args.no_matrix:
+        faults = [f for f in faults if f not in MATRIX_FAULTS]
     config = SoakConfig(
         messages=args.messages,
         rate=args.rate,
@@ -425,6 +431,7 @@ def main() -> int:
         workdir=args.workdir,
         redis_db=args.redis_db,
         irc_lease=args.irc_lease,
+        matrix=not args.no_matrix,
     )
 
     # The harness's own broker connections say so at every broker restart: not news here.

@@ -126,6 +126,24 @@ class DirectoryFailing(Fault):
         await ctx.system.directory_fault(False)
 
 
+# Synapse took up to 3 minutes to start on the shared machine at load 20.
+HOMESERVER_START_TIMEOUT = 600.0
+
+
+class HomeserverRestart(Fault):
+    """The Matrix homeserver stopped (SIGTERM) and started again when lifted: sends fail
+    meanwhile and go through the retry queues."""
+
+    name = "Matrix homeserver restarted"
+
+    async def inject(self, ctx: Context) -> None:
+        await asyncio.to_thread(ctx.system.synapse.stop)
+
+    async def lift(self, ctx: Context) -> None:
+        if not ctx.system.synapse.running:
+            await asyncio.to_thread(ctx.system.synapse.start, HOMESERVER_START_TIMEOUT)
+
+
 _LABELS = {"amqp": "RabbitMQ", "pg": "PostgreSQL", "redis": "Redis"}
 
 FAULT_NAMES = (
@@ -137,7 +155,10 @@ FAULT_NAMES = (
     "postgresql",
     "smtp-refusing",
     "directory-failing",
+    "kill-sender-matrix",
+    "matrix",
 )
+MATRIX_FAULTS = ("kill-sender-matrix", "matrix")
 # A service crashed rather than stopped (restart mode; in proxy mode the same cut as above).
 CRASH_NAMES = ("rabbitmq-kill", "redis-kill", "postgresql-kill")
 _SERVICES = {"rabbitmq": "amqp", "redis": "redis", "postgresql": "pg"}
@@ -154,5 +175,7 @@ def make_fault(name: str, mode: str, ownership_change: Callable[[], Message]) ->
         return SmtpRefusing()
     if name == "directory-failing":
         return DirectoryFailing(ownership_change)
+    if name == "matrix":
+        return HomeserverRestart()
     known = ", ".join(FAULT_NAMES + CRASH_NAMES)
     raise ValueError(f"unknown fault {name!r}; known: {known}")

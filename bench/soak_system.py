@@ -32,7 +32,14 @@ from bench.soak_procs import FmnProcess, stop_all, write_config
 from bench.soak_proxy import ProxyProcess
 from bench.soak_services import PrivateServices
 from bench.soak_smtp import SmtpProcess
-from bench.soak_world import MAIL_DOMAIN, PUBLIC_URL, REFUSED_EMAIL, World, irc_ident
+from bench.soak_world import (
+    MAIL_DOMAIN,
+    PUBLIC_URL,
+    REFUSED_EMAIL,
+    World,
+    irc_ident,
+    matrix_ident,
+)
 from fmn.db import migrations
 from fmn.rules import schema, transfer
 from fmn.sendqueue.topology import send_queue
@@ -56,11 +63,16 @@ class SoakConfig:
     workdir: Path = Path("soak-run")
     redis_db: int = 0
     seed: int = 1
-    # Sender retry delays: long enough in total to outlast every fault, so none dead-letters.
-    retry_delays: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 15.0, 30.0])
+    # Sender retry delays: long enough in total to outlast every fault, so none dead-letters
+    # (4 minutes: a homeserver restart took 2-3 minutes on the shared machine at load 20).
+    retry_delays: list[float] = field(
+        default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0]
+    )
     smtp_connections: int = 4
-    # How long a killed IRC sender's lease keeps its restarted successor standing by.
+    # How long a killed IRC or Matrix sender's lease keeps its restarted successor standing by.
     irc_lease: float = 30.0
+    # A homeserver (Synapse, tests/harness/matrix_server.py) and `fmn sender matrix`.
+    matrix: bool = True
 
 
 def _host_port(url: str, default: int) -> tuple[str, int]:
@@ -75,7 +87,8 @@ def _with_port(url: str, port: int) -> str:
 
 
 class TimedList(list[Any]):
-    """The IRC reader's list of PRIVMSGs, stamping each with its arrival time."""
+    """An IRC reader's PRIVMSGs or a Matrix reader's messages, each stamped with its arrival
+    time."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,6 +112,11 @@ class System:
         self.smtp = SmtpProcess(refuse={REFUSED_EMAIL})
         self.irc: Any = None  # tests.harness.irc_server.IRCNetwork
         self.readers: list[Any] = []
+        self.synapse: Any = None  # tests.harness.matrix_server.Synapse
+        self.matrix_bot: Any = None  # tests.harness.matrix_server.Account
+        self.matrix_readers: list[Any] = []  # tests.harness.matrix_server.MatrixReader
+        self._matrix_seen: dict[str, int] = {}
+        self._matrix_polling: asyncio.Task[None] | None = None
         self.directory_url = ""
         self.processes: dict[str, FmnProcess] = {}
         self._irc_seen: dict[str, int] = {}
@@ -118,6 +136,9 @@ class System:
         log(f"services, proxies and SMTP server ready in {time.time() - started:.1f} s")
         await self._irc_network()
         log(f"IRC network ready in {time.time() - started:.1f} s")
+        if self.config.matrix:
+            await self._homeserver()
+            log(f"Matrix homeserver ready in {time.time() - started:.1f} s")
         directory_port = free_port()
         self.directory_url = f"http://127.0.0.1:{directory_port}"
         config = write_config(self.dir / "fmn.toml", self._settings(urls))
@@ -130,6 +151,8 @@ class System:
             "sender-email": ["sender", "email"],
             "sender-irc": ["sender", "irc"],
         }
+        if self.config.matrix:
+            roles["sender-matrix"] = ["sender", "matrix"]
         for name, args in roles.items():
             self.processes[name] = FmnProcess(name, args, config, self.dir / f"{name}.log")
         self.processes["directory"].program = directory
@@ -209,6 +232,45 @@ class System:
             reader.privmsgs = TimedList()
             self.readers.append(reader)
 
+    async def _homeserver(self) -> None:
+        from tests.harness.matrix_server import Synapse
+
+        directory = self.dir / "synapse"
+        directory.mkdir(exist_ok=True)
+        self.synapse = Synapse(directory)
+        self._cleanups.append(self.synapse.stop)
+        await asyncio.to_thread(self.synapse.start, 600.0)
+        self.matrix_bot = await asyncio.to_thread(self.synapse.register, "fmnsoak", True)
+        for name in self.world.matrix_users:
+            account = await asyncio.to_thread(self.synapse.register, name)
+            reader = await self.synapse.reader(account)
+            reader.messages = TimedList()
+            self.matrix_readers.append(reader)
+        self._matrix_polling = asyncio.create_task(self._poll_matrix())
+
+    async def _poll_matrix(self) -> None:
+        """The Matrix readers ask for what is new twice a second (the homeserver may be away:
+        a restart is one of the faults)."""
+        while True:
+            for reader in self.matrix_readers:
+                with contextlib.suppress(Exception):
+                    await reader.poll()
+            await asyncio.sleep(0.5)
+
+    def _matrix_settings(self) -> dict[str, Any]:
+        if not self.config.matrix:
+            return {}
+        return {
+            "senders.matrix": {
+                "homeserver": self.synapse.url,
+                "user_id": self.matrix_bot.user_id,
+                "access_token": self.matrix_bot.access_token,
+                "messages_per_second": 1000,
+                "burst": 1000,
+                "timeout": 10.0,
+            }
+        }
+
     def _settings(self, urls: dict[str, str]) -> dict[str, Any]:
         return {
             "public_url": PUBLIC_URL,
@@ -258,6 +320,7 @@ class System:
                 "reconnect_max": 2.0,
                 "confirm_timeout": 5.0,
             },
+            **self._matrix_settings(),
         }
 
     # ---- state --------------------------------------------------------------------------
@@ -285,6 +348,8 @@ class System:
             send_queue(EXCHANGE, "email"): 1,
             send_queue(EXCHANGE, "irc"): 1,
         }
+        if self.config.matrix:
+            wanted[send_queue(EXCHANGE, "matrix")] = 1
         deadline = time.monotonic() + timeout
         while True:
             counts = {q: await self.consumers_on(q) for q in wanted}
@@ -315,6 +380,13 @@ class System:
             for t, (_sender, text) in zip(lines.times[seen:], lines[seen:], strict=True):
                 got.append((t, irc_ident(reader.nick, text.decode("utf-8", "replace"))))
             self._irc_seen[reader.nick] = len(lines)
+        for mx in self.matrix_readers:
+            messages: TimedList = mx.messages
+            user_id = mx.client.user_id
+            seen = self._matrix_seen.get(user_id, 0)
+            for t, (_room, content) in zip(messages.times[seen:], messages[seen:], strict=True):
+                got.append((t, matrix_ident(user_id, str(content.get("body", "")))))
+            self._matrix_seen[user_id] = len(messages)
         return got
 
     async def directory_fault(self, fail: bool) -> None:
@@ -341,7 +413,10 @@ class System:
     async def stop(self) -> None:
         """Stop everything started, in reverse order; never raises."""
         await asyncio.to_thread(stop_all, list(self.processes.values()))
-        for reader in self.readers:
+        if self._matrix_polling is not None:
+            self._matrix_polling.cancel()
+            await asyncio.gather(self._matrix_polling, return_exceptions=True)
+        for reader in [*self.readers, *self.matrix_readers]:
             with contextlib.suppress(Exception):
                 await reader.close()
         if self._monitor is not None:

@@ -28,7 +28,8 @@ from fmn.notify import build_work_items, one_line
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.match import match_messages
 from fmn.rules.schema import Rule
-from fmn.sendqueue.workitem import idempotency_key
+from fmn.senders.matrix import message_of
+from fmn.sendqueue.workitem import WorkItem, idempotency_key
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PUBLIC_URL = "https://notifications.soak.test"
@@ -37,9 +38,12 @@ SOAK_TOPIC = "org.fedoraproject.prod.soak"
 SOAK_SCHEMA = "fmn.soak.event.v1"  # not installed, on purpose
 REFUSED_EMAIL = "refused@example.org"  # the SMTP server answers 550 for it
 OFFLINE_NICK = "soakgone"  # no IRC client uses this nick: the server answers 401
+MATRIX_SERVER = "fmn.test"  # tests/harness/matrix_server.py
+UNKNOWN_MATRIX_USER = f"@soakgone:{MATRIX_SERVER}"  # no such account on the homeserver
 PLANNED_DEAD = {
     REFUSED_EMAIL: "SMTP 550",
     OFFLINE_NICK: "IRC server refused",
+    UNKNOWN_MATRIX_USER: "no such Matrix user",
 }
 SOAK_PACKAGES = [f"soakpkg{i}" for i in range(12)]
 BAD_PACKAGE = "soakpkg-bad"
@@ -53,6 +57,10 @@ def email_message_id(key: str) -> str:
 
 def irc_ident(nick: str, line: str) -> str:
     return f"{nick} {line}"
+
+
+def matrix_ident(user_id: str, body: str) -> str:
+    return f"{user_id} {body}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class World:
     messages: list[Message] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     irc_nicks: list[str] = field(default_factory=list)  # nicks the harness listens as
+    matrix_users: list[str] = field(default_factory=list)  # localparts of Matrix accounts
 
     async def add_messages(self, messages: list[Message]) -> list[Notification]:
         """Append messages and the notifications the rule engine says they produce."""
@@ -144,13 +153,18 @@ def _rule(
 
 
 def build_world(
-    templates: list[dict[str, Any]], n_users: int = 40, irc_users: int = 6, seed: int = 1
+    templates: list[dict[str, Any]],
+    n_users: int = 40,
+    irc_users: int = 6,
+    matrix_users: int = 3,
+    seed: int = 1,
 ) -> World:
     """Users, groups, ownership and rules; messages are added by `add_messages`."""
     rng = random.Random(seed)
     packages, corpus_users, agents = _corpus_names(templates)
     soak_users = [f"soak{i:03d}" for i in range(n_users)]
     irc_nicks = [f"soakirc{i}" for i in range(irc_users)]
+    matrix_names = [f"soakmx{i}" for i in range(matrix_users)]
     people = soak_users + [u for u in corpus_users if u not in soak_users] + ["soakbad"]
     groups = {f"soakgroup{i}": rng.sample(soak_users, 4) for i in range(4)}
     projects: dict[str, Any] = {}
@@ -208,12 +222,25 @@ def build_world(
             [("irc", nick)],
             topic=f"{SOAK_TOPIC}.*",
         )
+    for i, name in enumerate(matrix_names):
+        # Matrix too only for the synthetic messages; a package each, so about a quarter of
+        # them reach Matrix (a homeserver on SQLite takes tens of messages a second here).
+        package = SOAK_PACKAGES[(i * 4) % len(SOAK_PACKAGES)]
+        add(
+            soak_users[len(irc_nicks) + i],
+            {"name": "artifacts-followed", "params": [{"name": package, "type": "rpms"}]},
+            [("matrix", f"@{name}:{MATRIX_SERVER}")],
+            topic=f"{SOAK_TOPIC}.*",
+        )
+    bad = [("email", REFUSED_EMAIL), ("irc", OFFLINE_NICK)]
+    if matrix_names:
+        bad.append(("matrix", UNKNOWN_MATRIX_USER))
     add(
         "soakbad",
         {"name": "artifacts-followed", "params": [{"name": BAD_PACKAGE, "type": "rpms"}]},
-        [("email", REFUSED_EMAIL), ("irc", OFFLINE_NICK)],
+        bad,
     )
-    return World(directory=directory, rules=rules, irc_nicks=irc_nicks)
+    return World(directory=directory, rules=rules, irc_nicks=irc_nicks, matrix_users=matrix_names)
 
 
 def make_messages(
@@ -273,6 +300,8 @@ async def expected_notifications(
             key = idempotency_key(parsed.id, match.protocol, match.address)
             if match.protocol == "email":
                 ident = email_message_id(key)
+            elif match.protocol == "matrix":
+                ident = matrix_ident(match.address, message_of(_work_item(parsed, match))[0])
             else:
                 ident = irc_ident(match.address, _irc_line(parsed, match))
             found.append(
@@ -288,8 +317,13 @@ async def expected_notifications(
     return found
 
 
-def _irc_line(parsed: ParsedMessage, match: Any) -> str:
+def _work_item(parsed: ParsedMessage, match: Any) -> WorkItem:
     (item,) = build_work_items(parsed, [match])
+    return item
+
+
+def _irc_line(parsed: ParsedMessage, match: Any) -> str:
+    item = _work_item(parsed, match)
     assert item.chat is not None
     return one_line(item.chat.text)
 

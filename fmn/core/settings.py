@@ -192,6 +192,9 @@ class MatrixSenderSettings(Section):
     # How long a recipient's room membership (joined/invited) is trusted before it is checked
     # again, to re-invite people who left without a request per message.
     membership_ttl: float = 600.0
+    # While the homeserver refuses the access token, it is asked again at most this often
+    # (seconds); the notifications in between are dead-lettered without a request.
+    token_recheck: float = 60.0
 
 
 class SenderSettings(Section):

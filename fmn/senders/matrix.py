@@ -19,6 +19,7 @@ from fmn.notify import MATRIX_TEXT_LIMIT, line, line_html, matrix_html, one_line
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
+from fmn.senders.matrix_token import TokenGuard, is_token_refusal
 from fmn.senders.ratelimit import TokenBucket
 from fmn.senders.state import SenderState
 from fmn.sendqueue.workitem import WorkItem
@@ -36,6 +37,15 @@ _INVITES_ONLY = {
     "account_data": {"types": []},
 }
 DIGEST_ENTRIES = 100
+
+
+def message_of(item: WorkItem) -> tuple[str, str | None]:
+    """The body and HTML a notification is sent with. The guards at the frame's edge: a
+    one-line body, HTML that Matrix clients render."""
+    chat = item.chat
+    text = one_line(chat.text if chat else line(item.message), MATRIX_TEXT_LIMIT)
+    markup = matrix_html(chat.html) if chat and chat.html else None
+    return text, markup
 
 
 def _room_key(user_id: str) -> str:
@@ -67,20 +77,25 @@ class MatrixHandler(Handler):
         self.client.user_id = settings.user_id
         self.limiter = TokenBucket(settings.messages_per_second, settings.burst)
         self._checked: dict[str, float] = {}  # recipient -> when their membership was checked
+        self.token = TokenGuard(settings.token_recheck)
 
     async def setup(self) -> None:
-        """Check the access token. A homeserver that is away is not fatal (sends fail, and are
-        retried, until it is back); a refused token is."""
+        """Check the access token. Neither a homeserver that is away (sends fail and are retried
+        until it is back) nor a refused token (notifications are dead-lettered with that reason,
+        and a gauge says so) stops the sender: a process that exits would be started again by
+        its supervisor, and refused again, in a loop."""
         try:
             response = await self.client.whoami()
         except Exception as exc:
             log.warning("Matrix homeserver unreachable at start (%r); going on", exc)
             return
+        if is_token_refusal(response):
+            self.token.refused(response)
+            return
         if _is_error(response):
-            if response.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_FORBIDDEN"):
-                raise RuntimeError(f"Matrix access token refused: {response}")
             log.warning("Matrix homeserver error at start (%s); going on", response)
             return
+        self.token.accepted()
         log.info("logged in to Matrix as %s", response.user_id)
 
     async def stop(self) -> None:
@@ -91,10 +106,7 @@ class MatrixHandler(Handler):
             raise PermanentError(f"not a valid Matrix user ID or room: {address[:100]!r}")
 
     async def send(self, item: WorkItem) -> None:
-        chat = item.chat
-        # The guards at the frame's edge: a one-line body, HTML that Matrix clients render.
-        text = one_line(chat.text if chat else line(item.message), MATRIX_TEXT_LIMIT)
-        markup = matrix_html(chat.html) if chat and chat.html else None
+        text, markup = message_of(item)
         await self._deliver(item.address, text, markup, txn_seed=item.key)
 
     async def send_digest(self, digest: Digest) -> None:
@@ -169,19 +181,21 @@ class MatrixHandler(Handler):
         log.info("joined %s on invitation", room)
 
     async def _room_for(self, user_id: str, fresh: bool) -> str:
-        room_id = None if fresh else await self.state.get_value(_room_key(user_id))
+        if fresh:
+            return await self._create_room(user_id, "the bot is not in its room any more")
+        room_id = await self.state.get_value(_room_key(user_id))
         if room_id is None:
-            return await self._create_room(user_id)
+            return await self._create_room(user_id, "no room yet")
         if (
             time.monotonic() - self._checked.get(user_id, float("-inf"))
             > self.settings.membership_ttl
         ):
             if not await self._ensure_invited(room_id, user_id):
-                return await self._create_room(user_id)
+                return await self._create_room(user_id, f"{room_id} is no use any more")
             self._checked[user_id] = time.monotonic()
         return room_id
 
-    async def _create_room(self, user_id: str) -> str:
+    async def _create_room(self, user_id: str, why: str) -> str:
         # Synapse creates the room even when the invitee does not exist: ask first.
         profile = await self._call(self.client.get_profile, user_id)
         if _is_error(profile) and _http_status(profile) == 404:
@@ -197,7 +211,7 @@ class MatrixHandler(Handler):
             raise _failure("creating a room", response)
         await self.state.set_value(_room_key(user_id), response.room_id)
         self._checked[user_id] = time.monotonic()
-        log.info("created room %s for %s", response.room_id, user_id)
+        log.info("created room %s for %s (%s)", response.room_id, user_id, why)
         return str(response.room_id)
 
     async def _ensure_invited(self, room_id: str, user_id: str) -> bool:
@@ -226,6 +240,7 @@ class MatrixHandler(Handler):
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         """One request within our rate limit; a 429 pauses all sending for as long as asked."""
         while True:
+            self.token.check()
             await self.limiter.acquire()
             try:
                 response = await method(*args, **kwargs)
@@ -240,6 +255,9 @@ class MatrixHandler(Handler):
                 log.info("Matrix rate limit hit; waiting %.1f s", wait)
                 self.limiter.pause(wait)
                 continue
+            if is_token_refusal(response):
+                raise self.token.refused(response)
+            self.token.accepted()
             return response
 
 

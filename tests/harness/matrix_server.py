@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import nio
 
@@ -22,6 +23,8 @@ from tests.harness.ports import free_port
 
 SERVER_NAME = "fmn.test"
 SHARED_SECRET = "fmn-test-registration-secret"
+# httpx's 5 s default was not enough for a registration at load 30 (Synapse hashes a password).
+HTTP_TIMEOUT = 60.0
 
 
 def homeserver_yaml(d: Path, port: int) -> str:
@@ -71,13 +74,18 @@ rc_invites:
 """
 
 
-LOG_YAML = """
+def log_yaml(d: Path) -> str:
+    # Each request the homeserver served goes to access.log: the tests count what a sender asked.
+    return f"""
 version: 1
 formatters:
-  precise: {format: '%(asctime)s %(levelname)s %(name)s %(message)s'}
+  precise: {{format: '%(asctime)s %(levelname)s %(name)s %(message)s'}}
 handlers:
-  console: {class: logging.StreamHandler, formatter: precise}
-root: {level: WARNING, handlers: [console]}
+  console: {{class: logging.StreamHandler, formatter: precise}}
+  access: {{class: logging.FileHandler, formatter: precise, filename: "{d / "access.log"}"}}
+loggers:
+  synapse.access.http: {{level: INFO, handlers: [access], propagate: false}}
+root: {{level: WARNING, handlers: [console]}}
 disable_existing_loggers: false
 """
 
@@ -86,6 +94,9 @@ disable_existing_loggers: false
 class Account:
     user_id: str
     access_token: str
+
+
+_FILTER = {"room": {"timeline": {"limit": 1000}}}
 
 
 @dataclass
@@ -99,7 +110,8 @@ class MatrixReader:
     _seen: set[str] = field(default_factory=set)
 
     async def poll(self) -> None:
-        response = await self.client.sync(timeout=0, since=self._since)
+        # A timeline long enough for everything sent since the last poll, even after a gap.
+        response = await self.client.sync(timeout=0, since=self._since, sync_filter=_FILTER)
         if isinstance(response, nio.SyncError):
             raise RuntimeError(f"sync failed: {response}")
         self._since = response.next_batch
@@ -119,7 +131,10 @@ class MatrixReader:
         while len(self.messages) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{len(self.messages)} of {count} messages arrived")
-            await self.poll()
+            try:
+                await self.poll()
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                pass  # the homeserver is being restarted: ask again
             await asyncio.sleep(0.1)
         return self.messages
 
@@ -134,16 +149,17 @@ class Synapse:
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 90) -> None:
         (self.dir / "media").mkdir(exist_ok=True)
-        (self.dir / "log.yaml").write_text(LOG_YAML)
+        (self.dir / "log.yaml").write_text(log_yaml(self.dir))
         config = self.dir / "homeserver.yaml"
         config.write_text(homeserver_yaml(self.dir, self.port))
         command = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config)]
-        subprocess.run([*command, "--generate-keys"], check=True, capture_output=True)
+        if not (self.dir / "signing.key").exists():  # not again at a restart
+            subprocess.run([*command, "--generate-keys"], check=True, capture_output=True)
         with (self.dir / "synapse.out").open("ab") as out:
             self._process = subprocess.Popen(command, stdout=out, stderr=out)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError("Synapse exited:\n" + self.logs())
@@ -153,7 +169,12 @@ class Synapse:
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
+        self.stop()  # not left running behind the failed fixture
         raise RuntimeError("Synapse did not start:\n" + self.logs())
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
         if self._process is not None:
@@ -164,6 +185,12 @@ class Synapse:
                 self._process.kill()
             self._process = None
 
+    def requests(self, containing: str) -> list[str]:
+        """The access-log lines of the requests served so far that contain `containing`."""
+        path = self.dir / "access.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return [line for line in lines if containing in line]
+
     def logs(self) -> str:
         path = self.dir / "synapse.out"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
@@ -171,7 +198,7 @@ class Synapse:
     def register(self, localpart: str, admin: bool = False) -> Account:
         """An account through the shared-secret registration API."""
         endpoint = f"{self.url}/_synapse/admin/v1/register"
-        nonce = httpx.get(endpoint).json()["nonce"]
+        nonce = httpx.get(endpoint, timeout=HTTP_TIMEOUT).json()["nonce"]
         password = f"pw-{localpart}"
         # HMAC-SHA1 of nonce, user, password and admin flag, joined by NUL bytes.
         fields = (nonce, localpart, password, "admin" if admin else "notadmin")
@@ -183,7 +210,7 @@ class Synapse:
             "admin": admin,
             "mac": mac.hexdigest(),
         }
-        response = httpx.post(endpoint, json=body)
+        response = httpx.post(endpoint, json=body, timeout=HTTP_TIMEOUT)
         response.raise_for_status()
         data = response.json()
         return Account(data["user_id"], data["access_token"])
@@ -201,8 +228,34 @@ class Synapse:
             headers={"Authorization": f"Bearer {admin.access_token}"},
         ).raise_for_status()
 
+    def login_as(self, admin: Account, user_id: str, valid_for: float | None = None) -> str:
+        """A new access token for `user_id` (the admin API), expiring after `valid_for` s."""
+        body = {}
+        if valid_for is not None:
+            body["valid_until_ms"] = int((time.time() + valid_for) * 1000)
+        response = httpx.post(
+            f"{self.url}/_synapse/admin/v1/users/{user_id}/login",
+            headers={"Authorization": f"Bearer {admin.access_token}"},
+            json=body,
+            timeout=HTTP_TIMEOUT,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def logout(self, access_token: str) -> None:
+        """Revoke a token, as a user does with "sign out" on that session."""
+        httpx.post(
+            f"{self.url}/_matrix/client/v3/logout",
+            headers={"Authorization": f"Bearer {access_token}"},
+            json={},
+            timeout=HTTP_TIMEOUT,
+        ).raise_for_status()
+
     async def reader(self, account: Account) -> MatrixReader:
-        client = nio.AsyncClient(self.url, account.user_id)
+        # Errors come back at once (nio would otherwise retry with growing sleeps, and a reader
+        # would lag a homeserver restart by up to a minute).
+        config = nio.AsyncClientConfig(max_timeouts=0, request_timeout=10)
+        client = nio.AsyncClient(self.url, account.user_id, config=config)
         client.access_token = account.access_token
         client.user_id = account.user_id
         reader = MatrixReader(client)

@@ -35,7 +35,7 @@ def test_a_mail_names_its_notification() -> None:
     assert mail["Message-ID"] == email_message_id(item.key)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)  # with the Matrix homeserver's start and restart
 async def test_every_fault_once_nothing_lost_nothing_twice(tmp_path: Path) -> None:
     config = SoakConfig(
         messages=2400,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from fmn.core.settings import Settings
 from fmn.senders.service import run_sender
 from fmn.sendqueue.topology import declare_send_topology
 from fmn.transport import Broker, make_broker
+from tests.harness.matrix_server import Account, MatrixReader, Synapse
 from tests.harness.signing import SIGNING_KEY
 from tests.harness.smtp_server import SMTPServer
 
@@ -24,14 +26,19 @@ RETRY_DELAYS = [0.3, 0.6, 1.0]
 
 
 def sender_settings(
-    amqp_url: str, redis_url: str, pg_url: str, exchange: str, **senders: Any
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    retry_delays: list[float] = RETRY_DELAYS,
+    **senders: Any,
 ) -> Settings:
     email = {"smtp_port": 25, "smtp_host": "127.0.0.1", **senders.pop("email", {})}
     return Settings(
         public_url="https://notifications.example.org",
         database={"url": pg_url},
         cache={"url": redis_url},
-        send_queue={"amqp_url": amqp_url, "exchange": exchange, "retry_delays": RETRY_DELAYS},
+        send_queue={"amqp_url": amqp_url, "exchange": exchange, "retry_delays": retry_delays},
         api={"secret_keys": [SIGNING_KEY]},
         senders={
             "digest_poll_interval": 0.1,
@@ -89,3 +96,56 @@ async def running(protocol: str, settings: Settings) -> AsyncIterator[asyncio.Ta
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+# One homeserver per test module that asks for it (it takes seconds to start).
+_people = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    server = Synapse(tmp_path_factory.mktemp("synapse"))
+    server.start(timeout=300)  # 90 s was not enough on the shared machine at load 35
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(synapse: Synapse) -> Account:
+    return synapse.register("notifs-bot", admin=True)
+
+
+@pytest.fixture
+async def person(synapse: Synapse) -> AsyncIterator[MatrixReader]:
+    reader = await synapse.reader(synapse.register(f"person{next(_people)}"))
+    yield reader
+    await reader.close()
+
+
+def matrix_settings(
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    synapse: Synapse,
+    bot: Account,
+    senders: dict[str, Any] | None = None,
+    retry_delays: list[float] = RETRY_DELAYS,
+    **m: Any,
+) -> Settings:
+    return sender_settings(
+        amqp_url,
+        redis_url,
+        pg_url,
+        exchange,
+        retry_delays,
+        **(senders or {}),
+        matrix={
+            "homeserver": synapse.url,
+            "user_id": bot.user_id,
+            "access_token": bot.access_token,
+            "messages_per_second": 100,
+            "burst": 100,
+            **m,
+        },
+    )

@@ -3,9 +3,7 @@ restarts, re-invites, sanitized HTML, 429s honoured, unknown users dead-lettered
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import nio
@@ -22,57 +20,11 @@ from fmn.sendqueue.topology import dead_letter_queue
 from fmn.sendqueue.workitem import ChatContent
 from fmn.transport import Broker
 from tests.harness.matrix_server import Account, MatrixReader, Synapse
-from tests.senders.conftest import running, sender_settings
+from tests.senders.conftest import _people, matrix_settings, running
 from tests.senders.helpers import SENT_AT, eventually, make_item, publish, queue_has
 
-# One homeserver per module and worker (it takes seconds to start): keep these tests together.
+# One homeserver per module (conftest): keep these tests on one worker.
 pytestmark = pytest.mark.xdist_group("matrix")
-_people = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
-    server = Synapse(tmp_path_factory.mktemp("synapse"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def bot(synapse: Synapse) -> Account:
-    return synapse.register("notifs-bot", admin=True)
-
-
-@pytest.fixture
-async def person(synapse: Synapse) -> AsyncIterator[MatrixReader]:
-    reader = await synapse.reader(synapse.register(f"person{next(_people)}"))
-    yield reader
-    await reader.close()
-
-
-def matrix_settings(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
-    exchange: str,
-    synapse: Synapse,
-    bot: Account,
-    **m: Any,
-) -> Settings:
-    return sender_settings(
-        amqp_url,
-        redis_url,
-        pg_url,
-        exchange,
-        matrix={
-            "homeserver": synapse.url,
-            "user_id": bot.user_id,
-            "access_token": bot.access_token,
-            "messages_per_second": 100,
-            "burst": 100,
-            **m,
-        },
-    )
 
 
 @pytest.fixture

@@ -28,8 +28,16 @@ FMN = str(Path(sys.executable).parent / "fmn")
 
 
 def write_config(
-    path: Path, amqp_url: str, redis_url: str, pg_url: str, exchange: str, port: int
+    path: Path,
+    amqp_url: str,
+    redis_url: str,
+    pg_url: str,
+    exchange: str,
+    port: int,
+    senders: str = "",
+    tail: str = "",
 ) -> Path:
+    """`senders` goes into the [senders] table, `tail` (more tables) at the end."""
     # JSON strings and lists are valid TOML values.
     path.write_text(
         f"""
@@ -47,11 +55,12 @@ retry_delays = {json.dumps(RETRY_DELAYS)}
 sender_prefetch = 50
 [senders]
 log_flush_interval = 0.1
+{senders}
 [senders.email]
 smtp_host = "127.0.0.1"
 smtp_port = {port}
 connections = 1
-"""
+{tail}"""
     )
     return path
 
