@@ -113,6 +113,10 @@ class VersionChecks:
         driver: Any
         if isinstance(self.bind, AsyncConnection):
             driver = (await self.bind.get_raw_connection()).driver_connection
+        elif self._own is not None and self._driver is not None:
+            # The connection held stays the same until a failure drops it: no look-up (each
+            # costs a greenlet switch in SQLAlchemy) per check.
+            driver = self._driver
         else:
             if self._own is None:
                 self._own = await self.bind.connect()

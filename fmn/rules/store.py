@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Select, bindparam, func, literal, or_, select
+from sqlalchemy import JSON, Select, bindparam, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -141,6 +141,15 @@ def _joined(statement: Select[Any], shape: _Shape) -> Select[Any]:
     )
 
 
+_NO_JIT = text("SET LOCAL jit = off")
+
+
+def _bulk(shape: _Shape) -> bool:
+    """Whether the statement reads every rule that passes its conditions (the consumer's index,
+    an export), rather than one user's, one rule or one page."""
+    return not (shape.by_user or shape.by_id or shape.paged)
+
+
 @cache
 def _statement(dialect: str, shape: _Shape) -> Select[Any]:
     """Rules in one round trip: each with its owner, tracking rule, week's count, and its
@@ -154,20 +163,29 @@ def _statement(dialect: str, shape: _Shape) -> Select[Any]:
             .where(models.Generated.rule_id == R.id, models.Generated.when >= since)
             .scalar_subquery()
         )
-    generation = select(_json_rows(dialect, G.id)).where(G.rule_id == R.id).scalar_subquery()
-    destinations = (
-        select(_json_rows(dialect, G.id, D.id, D.protocol, D.address))
-        .join(D, D.generation_rule_id == G.id)
-        .where(G.rule_id == R.id)
-        .scalar_subquery()
-    )
     params = F.params if dialect == "postgresql" else func.json(F.params)
-    filters = (
-        select(_json_rows(dialect, G.id, F.id, F.name, params))
-        .join(F, F.generation_rule_id == G.id)
-        .where(G.rule_id == R.id)
-        .scalar_subquery()
+    parts = (
+        # (what is aggregated, the join that brings it, if any)
+        ((G.id,), None),
+        ((G.id, D.id, D.protocol, D.address), (D, D.generation_rule_id == G.id)),
+        ((G.id, F.id, F.name, params), (F, F.generation_rule_id == G.id)),
     )
+    aggregated: list[Any] = []
+    grouped: list[Any] = []
+    for number, (aggregate, join) in enumerate(parts):
+        part = select(_json_rows(dialect, *aggregate).label("rows"))
+        if join is not None:
+            part = part.join(*join)
+        if _bulk(shape):
+            # Every rule: each part aggregated in one pass and joined by rule, instead of a
+            # look-up per rule (a subquery per rule and part: 150,000 index look-ups for
+            # 50,000 rules, and a cost that made PostgreSQL JIT-compile the statement).
+            table = part.add_columns(G.rule_id).group_by(G.rule_id).subquery(f"part_{number}")
+            grouped.append(table)
+            aggregated.append(table.c.rows)
+        else:
+            aggregated.append(part.where(G.rule_id == R.id).scalar_subquery())
+    generation, destinations, filters = aggregated
     columns: list[Any] = [
         R.id,
         R.name,
@@ -198,7 +216,10 @@ def _statement(dialect: str, shape: _Shape) -> Select[Any]:
             .where(models.Generated.rule_id == R.id, models.Generated.when >= since)
             .scalar_subquery(),
         ]
-    statement = _joined(select(*columns).select_from(R), shape).order_by(R.id)
+    statement = select(*columns).select_from(R)
+    for table in grouped:
+        statement = statement.outerjoin(table, table.c.rule_id == R.id)
+    statement = _joined(statement, shape).order_by(R.id)
     if shape.paged:
         statement = statement.offset(bindparam("offset")).limit(bindparam("limit"))
     return statement
@@ -287,6 +308,10 @@ async def read_rules(
         "limit": limit,
     }
     connection = session if isinstance(session, AsyncConnection) else await session.connection()
+    if _bulk(shape) and connection.dialect.name == "postgresql" and connection.in_transaction():
+        # Compiling the statement for every rule costs PostgreSQL's JIT more than running it
+        # (measured: 1.7 s of 4.6 s for 50,000 rules); for this transaction only.
+        await connection.execute(_NO_JIT)
     rows = (await connection.execute(_statement(connection.dialect.name, shape), values)).all()
     if not rows:
         total = 0
