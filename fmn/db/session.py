@@ -27,6 +27,10 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
     if url.get_backend_name() == "postgresql":
         kwargs["pool_size"] = settings.pool_size
         kwargs["pool_pre_ping"] = True
+    else:
+        # SQLite has one writer at a time; the others wait for the lock. Python's 5 s wait was
+        # too short for 60 concurrent creations on a loaded machine: a 500 instead of a wait.
+        kwargs["connect_args"] = {"timeout": 30}
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
