@@ -8,11 +8,14 @@ queues. Prints:
 - sustained throughput: N messages published as fast as possible, until every expected work
   item is in the send queues;
 - latency at a fixed rate: bus publish to work item, p50/p99;
+- the consumer's CPU per message stage by stage (bench/consumer_stages.py), against the CPU the
+  consumer process used per message in the sustained run; with several replicas, each one's CPU;
 - a rule change with two replicas: from the `fmn.rule.create.v1` message on the bus until both
   replicas' indexes hold the new rule (read from their Prometheus metrics).
 
 Run: .venv/bin/python bench/bench_consumer.py [--rules 10000] [--messages 20000]
-         [--rate 300 1000] [--seconds 10] [--replicas 1]
+         [--rate 300 1000] [--seconds 10] [--replicas 1] [--stage-messages 5000]
+         [--no-ceilings]
 Needs RabbitMQ (guest/guest) and PostgreSQL (trust, user postgres) on 127.0.0.1.
 """
 
