@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fmn.rules.filters import CompiledFilters, compile_filters
-from fmn.rules.schema import ArtifactsFollowed, Rule
+from fmn.rules.filters import CompiledFilters, application_key, compile_filters
+from fmn.rules.forges import project_key
+from fmn.rules.schema import Applications, ArtifactsFollowed, ProjectsFollowed, Rule
 from fmn.sendqueue.workitem import Protocol
 
 Destination = tuple[Protocol, str]  # (protocol, address)
@@ -30,7 +31,9 @@ class CompiledRule:
     owner: str
     tracking: str
     # artifacts-owned: usernames; artifacts-group-owned: groups; users-followed: agents;
-    # artifacts-followed: dist-git paths ("rpms/foo"); related-events: nothing.
+    # artifacts-followed: dist-git paths ("rpms/foo"); related-events: nothing;
+    # applications: application keys (fmn.rules.filters); topics: patterns;
+    # projects-followed: project keys ("pagure.io:fesco", fmn.rules.forges).
     params: tuple[str, ...]
     generation_rules: tuple[CompiledGenerationRule, ...]
 
@@ -40,6 +43,10 @@ def compile_rule(rule: Rule) -> CompiledRule:
     params: tuple[str, ...]
     if isinstance(tracking, ArtifactsFollowed):
         params = tuple(dict.fromkeys(f"{a.type}/{a.name}" for a in tracking.params))
+    elif isinstance(tracking, ProjectsFollowed):
+        params = tuple(dict.fromkeys(project_key(p.forge, p.name) for p in tracking.params))
+    elif isinstance(tracking, Applications):
+        params = tuple(dict.fromkeys(map(application_key, tracking.params)))
     elif tracking.params is None:
         params = ()
     else:

@@ -27,6 +27,12 @@ SEVERITY_LEVELS = {"debug": fm.DEBUG, "info": fm.INFO, "warning": fm.WARNING, "e
 DEFAULT_SEVERITIES = frozenset({fm.INFO, fm.WARNING, fm.ERROR})
 
 
+def application_key(name: str) -> str:
+    """An application name as FMN 3's `applications` filter compares it (ignoring case): the
+    filter, the `applications` tracking rule and the archive all compare these."""
+    return name.lower()
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledFilters:
     applications: frozenset[str] | None
@@ -41,7 +47,7 @@ class CompiledFilters:
         if message.severity not in self.severities:
             return False
         if self.applications is not None or self.excluded_applications is not None:
-            app = message.app_name.lower() if message.app_name else None
+            app = application_key(message.app_name) if message.app_name else None
             if self.applications is not None and app not in self.applications:
                 return False
             if self.excluded_applications is not None and app in self.excluded_applications:
@@ -69,15 +75,15 @@ def _compile(
     my_actions: bool,
 ) -> CompiledFilters:
     return CompiledFilters(
-        applications=frozenset(a.lower() for a in applications) if applications else None,
-        excluded_applications=frozenset(a.lower() for a in excluded) if excluded else None,
+        applications=frozenset(map(application_key, applications)) if applications else None,
+        excluded_applications=frozenset(map(application_key, excluded)) if excluded else None,
         severities=frozenset(SEVERITY_LEVELS[s] for s in severities) or DEFAULT_SEVERITIES,
-        topic=_topic_matcher(topic) if topic else None,
+        topic=topic_matcher(topic) if topic else None,
         my_actions=my_actions,
     )
 
 
-@lru_cache(maxsize=4096)
-def _topic_matcher(pattern: str) -> Callable[[str], re.Match[str] | None]:
+@lru_cache(maxsize=65536)
+def topic_matcher(pattern: str) -> Callable[[str], re.Match[str] | None]:
     # fnmatch.translate anchors the whole topic, as fnmatch.fnmatch does.
     return re.compile(fnmatch.translate(pattern)).match

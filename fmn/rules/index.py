@@ -8,7 +8,11 @@ Keys (FMN 3's tracking rules, reference §2.2):
   matching makes no directory call and a rule matches exactly when FMN 3's per-message
   "project owners ∩ params" would;
 - a username -> that user's related-events rules (the user is in message.usernames);
-- an agent name -> users-followed rules naming that agent.
+- an agent name -> users-followed rules naming that agent;
+- an application (as the `applications` filter compares it) -> applications rules naming it;
+- a forge project ("pagure.io:fesco", fmn.rules.forges) -> projects-followed rules naming it;
+- a topic -> topics rules, through a trie of their patterns' literal prefixes
+  (fmn.rules.topic_index), which keeps each topic's answer until the patterns change.
 
 `match` is synchronous and only reads. Every change is async (it may ask the directory) and
 serialized by a lock; it asks the directory for everything first and only then mutates, so a
@@ -30,8 +34,10 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from fmn.directory.base import Directory
 from fmn.rules.compiled import CompiledRule, Destination, compile_rule
+from fmn.rules.filters import application_key
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES, Rule
+from fmn.rules.topic_index import TopicIndex
 from fmn.sendqueue import workitem
 
 log = logging.getLogger(__name__)
@@ -79,6 +85,9 @@ class _State:
     followed: dict[str, set[CompiledRule]] = field(default_factory=dict)
     related: dict[str, set[CompiledRule]] = field(default_factory=dict)
     agents: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    applications: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    projects: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    topics: TopicIndex[CompiledRule] = field(default_factory=TopicIndex)
     # artifacts-owned / artifacts-group-owned: who is named, what they own, who owns what.
     user_rules: dict[str, set[CompiledRule]] = field(default_factory=dict)
     group_rules: dict[str, set[CompiledRule]] = field(default_factory=dict)
@@ -127,6 +136,9 @@ class RuleIndex:
             "owners": len(st.by_owner),
             "gone_owners": len(st.gone),
             "followed_paths": len(st.followed),
+            "applications": len(st.applications),
+            "followed_projects": len(st.projects),
+            "topic_patterns": len(st.topics),
             "owned_paths": len(st.path_users) + len(st.path_groups),
             "expanded_users": len(st.user_projects),
             "expanded_groups": len(st.group_projects),
@@ -155,6 +167,17 @@ class RuleIndex:
             rules = st.agents.get(message.agent_name)
             if rules:
                 found |= rules
+        if st.applications and message.app_name:
+            rules = st.applications.get(application_key(message.app_name))
+            if rules:
+                found |= rules
+        if st.projects:
+            for project in message.forge_projects:
+                rules = st.projects.get(project)
+                if rules:
+                    found |= rules
+        if st.topics:
+            found |= st.topics.find(message.topic)
         return found
 
     def match(self, message: ParsedMessage) -> list[Match]:
@@ -366,6 +389,10 @@ def _apply_plan(st: _State, plan: _Plan) -> None:
 def _add_rule(st: _State, rule: CompiledRule) -> None:
     st.rules[rule.id] = rule
     st.by_owner.setdefault(rule.owner, set()).add(rule.id)
+    if rule.tracking == "topics":
+        for pattern in rule.params:
+            st.topics.add(pattern, rule)
+        return
     table, keys = _rule_keys(st, rule)
     for key in keys:
         table.setdefault(key, set()).add(rule)
@@ -374,6 +401,10 @@ def _add_rule(st: _State, rule: CompiledRule) -> None:
 def _remove_rule(st: _State, rule_id: int) -> CompiledRule:
     rule = st.rules.pop(rule_id)
     _discard(st.by_owner, rule.owner, rule_id)
+    if rule.tracking == "topics":
+        for pattern in rule.params:
+            st.topics.discard(pattern, rule)
+        return rule
     table, keys = _rule_keys(st, rule)
     for key in keys:
         _discard(table, key, rule)
@@ -383,7 +414,7 @@ def _remove_rule(st: _State, rule_id: int) -> CompiledRule:
 def _rule_keys(
     st: _State, rule: CompiledRule
 ) -> tuple[dict[str, set[CompiledRule]], tuple[str, ...]]:
-    """The table a rule is filed in, and under which keys."""
+    """The table a rule is filed in, and under which keys (topics rules: see _add_rule)."""
     if rule.tracking == "related-events":
         return st.related, (rule.owner,)
     tables = {
@@ -391,6 +422,8 @@ def _rule_keys(
         "artifacts-owned": st.user_rules,
         "artifacts-group-owned": st.group_rules,
         "users-followed": st.agents,
+        "applications": st.applications,
+        "projects-followed": st.projects,
     }
     return tables[rule.tracking], rule.params
 
