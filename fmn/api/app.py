@@ -15,7 +15,16 @@ from fmn.api.errors import CatchAll, install_error_handlers
 from fmn.api.frontend import frontend_dir, mount_frontend
 from fmn.api.metrics import REGISTRY, metrics_endpoint, watch_announcer
 from fmn.api.pagination import PAGE_HEADERS
-from fmn.api.routes import admin, misc, preview, rules, unsubscribe, user_settings, users
+from fmn.api.routes import (
+    admin,
+    misc,
+    pickers,
+    preview,
+    rules,
+    unsubscribe,
+    user_settings,
+    users,
+)
 from fmn.api.security_headers import SecurityHeaders
 from fmn.api.services import Overrides, start_services, stop_services
 from fmn.core.metrics import serve_registry
@@ -90,6 +99,7 @@ def create_app(
         user_settings.router,
         admin.router,
         misc.router,
+        pickers.router,
         unsubscribe.router,
     ):
         app.include_router(router, prefix=PREFIX)

@@ -95,11 +95,12 @@ class TopicIndex(Generic[V]):
     def _find(self, topic: str) -> frozenset[V]:
         segments = topic.split(".")
         candidates: list[str] = [*self._unanchored]
-        node: _Node | None = self._root
+        node = self._root
         for segment in segments:
-            node = node.children.get(segment)
-            if node is None:
+            child = node.children.get(segment)
+            if child is None:
                 break
+            node = child
             candidates.extend(node.patterns)
         if self._by_segment:
             for segment in set(segments):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api import rule_requests
 from fmn.api.deps import (
+    AllKinds,
     DirectoryDep,
     Owner,
     ReadSessionDep,
@@ -31,12 +32,16 @@ router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
 
 
 @router.get("", response_model=list[RulePublic])
-async def list_rules(owner: Owner, page: PageDep, request: Request) -> Response:
+async def list_rules(
+    owner: Owner, page: PageDep, request: Request, all_kinds: AllKinds = False
+) -> Response:
     """The user's rules by id, each with its notification count of the last 7 days."""
     # The services from the app and the name from the owner (checked against the path by
     # `Owner`): each parameter or dependency costs FastAPI's resolution on every request.
     services: Services = request.app.state.services
-    found = await services.rule_pages.get(owner.name, page.offset, page.limit)
+    found = await services.rule_pages.get(
+        owner.name, page.offset, page.limit, fmn3_only=not all_kinds
+    )
     response = Response(found.body, media_type="application/json")
     page.headers(response, found.total)
     return response
