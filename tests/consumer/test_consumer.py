@@ -321,6 +321,7 @@ async def test_rules_reaching_past_artifacts_on_real_messages(
         ("bob@example.org", compose["topic"], (2,)),
         ("ralph@example.org", pull_request["topic"], (3,)),
     }
+
     # The project is an archive key: a preview finds the project's messages by it.
     async def all_archived() -> bool:
         return await archived(sessionmaker) == 3
