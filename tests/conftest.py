@@ -167,10 +167,13 @@ def directory_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 
 @pytest.fixture
-def directory_server(directory_server_url: str) -> directory_harness.RunningServer:
-    """The server, back to the sample data, no fault armed, counters at zero."""
+def directory_server(directory_server_url: str) -> Iterator[directory_harness.RunningServer]:
+    """The server, back to the sample data, no fault armed, counters at zero. A fault a test
+    armed and did not use up is disarmed after it too: tests that take only the URL share the
+    server."""
     server = directory_harness.RunningServer(directory_server_url)
     server.heal()
     server.load(json.loads(DIRECTORY_SAMPLE.read_text()))
     server.reset_stats()
-    return server
+    yield server
+    server.heal()
