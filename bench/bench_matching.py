@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fmn.dev.feed import production_topic
 from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.notify.render import build_work_items
 from fmn.rules.incoming import ParsedMessage, parse_message
@@ -50,14 +51,6 @@ def corpus_messages() -> list[dict[str, Any]]:
                 raw["topic"] = production_topic(raw["topic"])
                 messages.append(raw)
     return messages
-
-
-def production_topic(topic: str) -> str:
-    """Schema-package examples carry their class topic; production prefixes it (pagure.io's
-    Pagure with its own prefix)."""
-    if topic.startswith(("org.", "io.")):
-        return topic
-    return ("io.pagure.prod." if topic.startswith("pagure.") else "org.fedoraproject.prod.") + topic
 
 
 def synthetic_directory(rng: random.Random, parsed: list[ParsedMessage]) -> DirectoryData:
@@ -116,6 +109,10 @@ class RuleMaker:
         self.packages = [p.split("/", 1)[1] for p in data.projects]
         self.agents = sorted({m.agent_name for m in parsed if m.agent_name})
         self.apps = sorted({m.app_name for m in parsed if m.app_name})
+        # The application words of production topics ("bodhi" in org.fedoraproject.prod.bodhi.*).
+        self.topic_words = sorted(
+            {m.topic.split(".")[3] for m in parsed if m.topic.startswith("org.fedoraproject.prod.")}
+        )
         real_projects = sorted(
             {key.split(":", 1)[1] for m in parsed for key in getattr(m, "forge_projects", ())}
         )
@@ -135,7 +132,8 @@ class RuleMaker:
                     # Half write a common pattern, half one of their own.
                     pattern = rng.choice(TOPIC_PATTERNS)
                     if rng.random() < 0.5:
-                        pattern = f"org.fedoraproject.prod.{rng.choice(self.apps)}.x{rule_id}.*"
+                        word = rng.choice(self.topic_words)
+                        pattern = f"org.fedoraproject.prod.{word}.x{rule_id}.*"
                     return {"name": kind, "params": [pattern]}
                 names = rng.sample(self.projects, 2)
                 return {"name": kind, "params": [{"forge": "pagure.io", "name": n} for n in names]}

@@ -19,6 +19,7 @@ import type {
   RulePatch,
   RuleStats,
   SystemStatus,
+  TopicCounts,
   UserRef,
   UserSettings,
 } from './types'
@@ -44,7 +45,8 @@ export const api = {
   getGroups: (username: string) => requestAll<string>(`${u(username)}/groups`),
   getDestinations: (username: string) => requestAll<Destination>(`${u(username)}/destinations`),
 
-  listRules: (username: string) => requestAll<Rule>(`${u(username)}/rules`),
+  // all_kinds: fmn's own tracking rules too (FMN 3's clients, which do not ask, get FMN 3's only).
+  listRules: (username: string) => requestAll<Rule>(`${u(username)}/rules`, { query: { all_kinds: true } }),
   getRule: (username: string, id: number) => request<Rule>('GET', `${u(username)}/rules/${id}`),
   createRule: (username: string, rule: NewRule) => request<Rule>('POST', `${u(username)}/rules`, { body: rule }),
   updateRule: (username: string, id: number, rule: NewRule) =>
@@ -76,6 +78,11 @@ export const api = {
     request<UserSettings>('PUT', `${u(username)}/settings`, { body: settings }),
 
   listApplications: () => requestAll<string>('/applications'),
+  countTopics: (pattern: string, signal?: AbortSignal) =>
+    request<TopicCounts>('GET', '/topics', { query: { pattern }, signal }),
+  listForges: () => request<string[]>('GET', '/forges'),
+  searchProjects: (forge: string, name: string, signal?: AbortSignal) =>
+    request<string[]>('GET', `/forges/${encodeURIComponent(forge)}/projects`, { query: { name }, signal }),
   searchArtifacts: (query: { names?: string[]; users?: string[]; groups?: string[] }, signal?: AbortSignal) =>
     requestFirst<Artifact>('/artifacts', { query, signal, pageSize: SEARCH_PAGE_SIZE }),
   /** Every artifact the users or groups own (the owned-artifacts summary). */
@@ -83,7 +90,8 @@ export const api = {
     requestAll<Artifact>('/artifacts', { query, signal }),
 
   admin: {
-    listRules: (filters: { disabled?: boolean; username?: string }) => requestAll<Rule>('/admin/rules', { query: filters }),
+    listRules: (filters: { disabled?: boolean; username?: string }) =>
+      requestAll<Rule>('/admin/rules', { query: { ...filters, all_kinds: true } }),
     searchUsers: (search: string, signal?: AbortSignal) =>
       requestFirst<UserRef>('/admin/users', { query: { search }, signal, pageSize: SEARCH_PAGE_SIZE }),
     patchRule: (id: number, disabled: boolean) => request<Rule>('PATCH', `/admin/rules/${id}`, { body: { disabled } }),

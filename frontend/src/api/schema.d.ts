@@ -249,6 +249,46 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/forges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Forges
+         * @description The forges a projects-followed rule can name.
+         */
+        get: operations["list_forges_api_v1_forges_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/forges/{forge}/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search Projects
+         * @description Projects of the forge that recent messages were about, whose name contains `name`.
+         */
+        get: operations["search_projects_api_v1_forges__forge__projects_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/healthz/live": {
         parameters: {
             query?: never;
@@ -280,6 +320,27 @@ export type paths = {
          *     the log and on the admins' status page.
          */
         get: operations["readiness_api_v1_healthz_ready_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/topics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count Topics
+         * @description How many archived messages of the last `days` days a topic pattern matches (the
+         *     `topic` filter's and `topics` rule's fnmatch), and the busiest of their topics.
+         */
+        get: operations["count_topics_api_v1_topics_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -492,7 +553,8 @@ export type paths = {
         /**
          * Preview Rule
          * @description What the draft would have sent over the last `days` days (newest first, paginated by
-         *     `page`/`page_size`), from the archive; `complete` is false if the time budget ran out.
+         *     `page`/`page_size`), from the archive; `complete` is false if the time budget ran out
+         *     (directory look-ups included) before every name was expanded or every message read.
          */
         post: operations["preview_rule_api_v1_users__username__rules_preview_post"];
         delete?: never;
@@ -567,6 +629,19 @@ export type components = {
             oidc_scopes: string;
             /** Public Url */
             public_url: string;
+        };
+        /**
+         * Applications
+         * @description Every message of these applications (compared as the `applications` filter compares).
+         */
+        Applications: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "applications";
+            /** Params */
+            params: string[];
         };
         /** ArtifactPublic */
         ArtifactPublic: {
@@ -835,6 +910,16 @@ export type components = {
              * @description False when the time budget ran out first
              */
             complete: boolean;
+            /**
+             * Digest Suggested
+             * @description More than the threshold a day and no digest set: a digest would group them
+             */
+            digest_suggested: boolean;
+            /**
+             * Expected Per Day
+             * @description Notifications a day, at the rate of the archive read (all of it, or its newest part when incomplete)
+             */
+            expected_per_day: number;
             /** Notifications */
             notifications: components["schemas"]["PreviewNotification"][];
             /** Per Day */
@@ -849,6 +934,26 @@ export type components = {
              * @description Notifications the rule would have produced
              */
             total: number;
+        };
+        /** ProjectRef */
+        ProjectRef: {
+            /** Forge */
+            forge: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * ProjectsFollowed
+         * @description Issues, pull requests, commits and changes of these projects on their forges.
+         */
+        ProjectsFollowed: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "projects-followed";
+            /** Params */
+            params: components["schemas"]["ProjectRef"][];
         };
         /** QuietHours */
         QuietHours: {
@@ -888,7 +993,7 @@ export type components = {
             /** Name */
             name?: string | null;
             /** Tracking Rule */
-            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"] | components["schemas"]["Applications"] | components["schemas"]["Topics"] | components["schemas"]["ProjectsFollowed"];
         };
         /**
          * RulePatch
@@ -924,7 +1029,7 @@ export type components = {
             /** Name */
             name?: string | null;
             /** Tracking Rule */
-            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"] | components["schemas"]["Applications"] | components["schemas"]["Topics"] | components["schemas"]["ProjectsFollowed"];
             user: components["schemas"]["UserRef"];
         };
         /** RuleStats */
@@ -951,7 +1056,7 @@ export type components = {
             /** Name */
             name?: string | null;
             /** Tracking Rule */
-            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"] | components["schemas"]["Applications"] | components["schemas"]["Topics"] | components["schemas"]["ProjectsFollowed"];
         };
         /** SettingsPublic */
         SettingsPublic: {
@@ -984,6 +1089,58 @@ export type components = {
             /** Components */
             components: components["schemas"]["ComponentStatus"][];
         };
+        /** TopicCount */
+        TopicCount: {
+            /** Count */
+            count: number;
+            /** Topic */
+            topic: string;
+        };
+        /** TopicCounts */
+        TopicCounts: {
+            /** Days */
+            days: number;
+            /**
+             * Messages
+             * @description Archived messages of the last `days` days it matches
+             */
+            messages: number;
+            /** Pattern */
+            pattern: string;
+            /** Per Day */
+            per_day: number;
+            /**
+             * Topics
+             * @description The busiest of the topics it matches
+             */
+            topics: components["schemas"]["TopicCount"][];
+        };
+        /**
+         * Topics
+         * @description Every message whose topic one of these patterns matches (the `topic` filter's fnmatch
+         *     over the whole topic).
+         */
+        Topics: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "topics";
+            /** Params */
+            params: string[];
+        };
+        /**
+         * UnsubscribedRule
+         * @description A rule an unsubscribe link names, and whether it is disabled.
+         */
+        UnsubscribedRule: {
+            /** Disabled */
+            disabled: boolean;
+            /** Id */
+            id: number;
+            /** Name */
+            name: string | null;
+        };
         /** UnsubscribePublic */
         UnsubscribePublic: {
             /**
@@ -1008,18 +1165,6 @@ export type components = {
             rules: components["schemas"]["UnsubscribedRule"][];
             /** User */
             user: string;
-        };
-        /**
-         * UnsubscribedRule
-         * @description A rule an unsubscribe link names, and whether it is disabled.
-         */
-        UnsubscribedRule: {
-            /** Disabled */
-            disabled: boolean;
-            /** Id */
-            id: number;
-            /** Name */
-            name: string | null;
         };
         /** UserPublic */
         UserPublic: {
@@ -1080,9 +1225,9 @@ export interface operations {
     list_dead_letters_api_v1_admin_deadletters_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 protocol?: ("email" | "irc" | "matrix") | null;
             };
@@ -1177,10 +1322,12 @@ export interface operations {
     list_rules_api_v1_admin_rules_get: {
         parameters: {
             query?: {
+                /** @description Also the rules of fmn's own tracking rules (applications, topics, projects-followed), which FMN 3's clients cannot read */
+                all_kinds?: boolean;
                 disabled?: boolean | null;
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 username?: string | null;
             };
@@ -1268,9 +1415,9 @@ export interface operations {
     list_users_api_v1_admin_users_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 search?: string | null;
             };
@@ -1303,9 +1450,9 @@ export interface operations {
     list_applications_api_v1_applications_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1339,9 +1486,9 @@ export interface operations {
             query?: {
                 groups?: string[];
                 names?: string[];
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 users?: string[];
             };
@@ -1473,6 +1620,59 @@ export interface operations {
             };
         };
     };
+    list_forges_api_v1_forges_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string[];
+                };
+            };
+        };
+    };
+    search_projects_api_v1_forges__forge__projects_get: {
+        parameters: {
+            query?: {
+                name?: string;
+            };
+            header?: never;
+            path: {
+                forge: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string[];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     liveness_api_v1_healthz_live_get: {
         parameters: {
             query?: never;
@@ -1518,6 +1718,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Detail"];
+                };
+            };
+        };
+    };
+    count_topics_api_v1_topics_get: {
+        parameters: {
+            query: {
+                days?: number;
+                pattern: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopicCounts"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -1587,9 +1819,9 @@ export interface operations {
     search_users_api_v1_users_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 search?: string | null;
             };
@@ -1622,9 +1854,9 @@ export interface operations {
     get_user_destinations_api_v1_users__username__destinations_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1658,9 +1890,9 @@ export interface operations {
     get_user_groups_api_v1_users__username__groups_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -1727,9 +1959,9 @@ export interface operations {
     list_notifications_api_v1_users__username__notifications_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
                 rule_id?: number | null;
                 status?: components["schemas"]["DeliveryStatus"] | null;
@@ -1765,9 +1997,11 @@ export interface operations {
     list_rules_api_v1_users__username__rules_get: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Also the rules of fmn's own tracking rules (applications, topics, projects-followed), which FMN 3's clients cannot read */
+                all_kinds?: boolean;
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -2006,9 +2240,9 @@ export interface operations {
     preview_rule_api_v1_users__username__rules_preview_post: {
         parameters: {
             query?: {
-                /** @description Page number, from 1 */
-                page?: number;
-                /** @description Items per page (default and maximum: settings) */
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
                 page_size?: number | null;
             };
             header?: never;
@@ -2039,6 +2273,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description A preview of yours is already running */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
                 };
             };
         };
