@@ -328,6 +328,16 @@ async def topic_candidates(
     return list(rows.scalars())
 
 
+async def oldest_since(session: AsyncSession, since: dt.datetime) -> dt.datetime | None:
+    """When the oldest archived message not before `since` was sent (None: none is)."""
+    oldest = await session.scalar(
+        select(func.min(ArchivedMessage.sent_at)).where(ArchivedMessage.sent_at >= since)
+    )
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return oldest
+
+
 async def topic_counts(
     session: AsyncSession, prefix: str, since: dt.datetime
 ) -> list[tuple[str, int]]:

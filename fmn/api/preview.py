@@ -260,6 +260,10 @@ async def run_preview(
             # Matching is CPU work: let other requests of this process run between batches.
             await asyncio.sleep(0)
         preview.read_from = bounds[0]
+    # A young archive (a new deployment) holds less than the window: the rate is over what it has.
+    oldest = await archive.oldest_since(session, since)
+    if oldest is not None and preview.read_from is not None:
+        preview.read_from = max(preview.read_from, oldest)
     return preview
 
 

@@ -193,7 +193,8 @@ async def test_preview_expects_notifications_a_day_and_suggests_a_digest(
     assert broad.status_code == 200, broad.text
     result = broad.json()
     assert result["total"] == 200 and result["complete"] is True
-    assert 28 < result["expected_per_day"] < 34  # 200 over the 6 to 7 days read
+    # 200 over the 3 days the archive holds (not the 7 asked: the archive is younger).
+    assert 60 < result["expected_per_day"] < 72
     assert result["digest_suggested"] is True  # above the default 20 a day
 
     topics = await client.post(
