@@ -77,9 +77,12 @@ def synthetic_directory(rng: random.Random, parsed: list[ParsedMessage]) -> Dire
 # Each user's rules go through these kinds in turn, from a random start: with 10 rules a user
 # has about two of each, as people have (e.g. their packages' builds by mail, updates on IRC).
 KINDS = ("owned-self", "related", "followed", "users", "group-owned", "owned-colleague")
-# fmn's own kinds, per rule (times --new-kinds): few follow a whole application or a topic
-# pattern (an infrastructure team, a release engineer), more a forge project or two.
-NEW_KIND_SHARES = (("applications", 0.003), ("topics", 0.005), ("projects-followed", 0.01))
+# fmn's own kinds, per rule (times --new-kinds): few want every message of an application (an
+# infrastructure or release engineer), or of a topic pattern; more follow a forge project or two.
+# 1.3% of the rules in all: at 100k rules, each application has ~3 such followers.
+NEW_KIND_SHARES = (("applications", 0.001), ("topics", 0.002), ("projects-followed", 0.01))
+# One topics rule in 10 writes one of these common patterns, the others a pattern of their own.
+COMMON_TOPIC_SHARE = 0.1
 # Topic patterns people write, from the anchored to the unanchored.
 TOPIC_PATTERNS = [
     "org.fedoraproject.prod.bodhi.*",
@@ -109,6 +112,10 @@ class RuleMaker:
         self.packages = [p.split("/", 1)[1] for p in data.projects]
         self.agents = sorted({m.agent_name for m in parsed if m.agent_name})
         self.apps = sorted({m.app_name for m in parsed if m.app_name})
+        if new_kinds:  # every application a schema is installed for (fmn's /applications)
+            from fmn.api.applications import application_names
+
+            self.apps = application_names()
         # The application words of production topics ("bodhi" in org.fedoraproject.prod.bodhi.*).
         self.topic_words = sorted(
             {m.topic.split(".")[3] for m in parsed if m.topic.startswith("org.fedoraproject.prod.")}
@@ -129,9 +136,8 @@ class RuleMaker:
                 if kind == "applications":
                     return {"name": kind, "params": [rng.choice(self.apps)]}
                 if kind == "topics":
-                    # Half write a common pattern, half one of their own.
                     pattern = rng.choice(TOPIC_PATTERNS)
-                    if rng.random() < 0.5:
+                    if rng.random() >= COMMON_TOPIC_SHARE:
                         word = rng.choice(self.topic_words)
                         pattern = f"org.fedoraproject.prod.{word}.x{rule_id}.*"
                     return {"name": kind, "params": [pattern]}
