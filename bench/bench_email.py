@@ -35,7 +35,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fmn.db import migrations
-from fmn.senders.email_message import MailSettings, build_notification
+from fmn.senders.email import MailSettings, build_notification
 from fmn.sendqueue.topology import declare_send_topology
 from fmn.sendqueue.workitem import (
     EmailContent,

@@ -29,7 +29,7 @@ from typing import Any
 
 from fmn.dev.feed import production_topic
 from fmn.directory.local import DirectoryData, LocalDirectory
-from fmn.notify.render import build_work_items
+from fmn.notify import build_work_items
 from fmn.rules.incoming import ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
 from fmn.rules.schema import Rule, UserRef

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fmn.directory.local import DirectoryData, LocalDirectory
-from fmn.notify.render import build_work_items
-from fmn.notify.text import one_line
+from fmn.notify import build_work_items, one_line
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.match import match_messages
 from fmn.rules.schema import Rule

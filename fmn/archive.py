@@ -8,6 +8,10 @@ does not (bytes, decimals, timestamps), NaN, NUL characters and lone surrogates 
 PostgreSQL's text refuses) are turned into storable values first. And should the database still
 refuse one message, the others of its batch are archived without it: a message that cannot be
 stored must not hold the consumer back (archiving is for previews, not for delivery).
+
+The consumer's per-rule counts (`GeneratedCounts`) are written here too: summed in memory and
+written in one transaction per interval instead of one row per notification (FMN 3 wrote a
+row per hit).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import functools
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -41,11 +46,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fmn.db.models import ArchivedMessage, ArchivedMessageKey
-from fmn.db.session import session_scope
-from fmn.rules.filters import application_key
+from fmn.db.models import ArchivedMessage, ArchivedMessageKey, Generated, Rule
 from fmn.rules.incoming import ParsedMessage
-from fmn.rules.schema import ARTIFACT_ATTRIBUTES
+from fmn.rules.schema import ARTIFACT_ATTRIBUTES, application_key
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +201,7 @@ async def archive_batch(
     """Archive a batch in one transaction; if the database refuses it (not an outage, which
     raises), each message in its own transaction, leaving out the ones it refuses."""
     try:
-        async with session_scope(sessionmaker) as session:
+        async with sessionmaker.begin() as session:
             return await archive_messages(session, messages)
     except Exception as exc:
         if is_outage(exc):
@@ -211,7 +214,7 @@ async def archive_batch(
     archived = 0
     for message in messages:
         try:
-            async with session_scope(sessionmaker) as session:
+            async with sessionmaker.begin() as session:
                 archived += await archive_messages(session, [message])
         except Exception as exc:
             if is_outage(exc):
@@ -225,12 +228,14 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
     redelivery) is skipped. Returns how many were new."""
     if not messages:
         return 0
+    received = dt.datetime.now(dt.UTC)
     rows = [
         {
             "message_id": storable_text(parsed.id),
             "topic": storable_text(parsed.topic),
             "sent_at": parsed.sent_at,
             "data_json": storable_message_json(data, raw_body),
+            "received_at": received,
         }
         for parsed, data, raw_body in messages
     ]
@@ -269,7 +274,7 @@ async def prune_archive(
     cutoff = retention_cutoff(retention_days)
     pruned = batches = 0
     while True:
-        async with session_scope(sessionmaker) as session:
+        async with sessionmaker.begin() as session:
             oldest = (
                 select(ArchivedMessage.id).where(ArchivedMessage.sent_at < cutoff).limit(batch_size)
             )
@@ -385,3 +390,38 @@ def _among(session: AsyncSession, column: Any, values: list[Any], item_type: Any
             cast_(bindparam("values", values, type_=ARRAY(item_type)), ARRAY(item_type))
         )
     return column.in_(values)
+
+
+class GeneratedCounts:
+    def __init__(self) -> None:
+        self._pending: Counter[int] = Counter()
+
+    def add(self, rule_ids: Iterable[int]) -> None:
+        self._pending.update(rule_ids)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def flush(self, session: AsyncSession) -> int:
+        """Write the pending counts; returns how many rules had some. On error the counts stay
+        pending for the next flush."""
+        if not self._pending:
+            return 0
+        pending, self._pending = self._pending, Counter()
+        try:
+            # Rules deleted since they matched would fail the foreign key: skip them.
+            existing = set(
+                (await session.scalars(select(Rule.id).where(Rule.id.in_(pending)))).all()
+            )
+            now = dt.datetime.now(dt.UTC)
+            rows = [
+                {"rule_id": rule_id, "when": now, "count": count}
+                for rule_id, count in pending.items()
+                if rule_id in existing
+            ]
+            if rows:
+                await session.execute(insert(Generated), rows)
+        except BaseException:
+            self._pending.update(pending)
+            raise
+        return len(rows)

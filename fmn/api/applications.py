@@ -8,7 +8,7 @@ import warnings
 from functools import cache
 from importlib.metadata import entry_points
 
-from fmn.rules.filters import application_key
+from fmn.rules.schema import application_key
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn import archive
 from fmn.directory.base import Directory
 from fmn.rules import schema
-from fmn.rules.filters import application_key
 from fmn.rules.forges import project_key
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.index import RuleIndex
 from fmn.rules.match import match_one
+from fmn.rules.schema import application_key
 from fmn.rules.topic_index import literal_prefix
 
 # Messages per data fetch.

@@ -27,15 +27,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fmn.archive import archive_batch, prune_archive
+from fmn.archive import GeneratedCounts, archive_batch, prune_archive
 from fmn.consumer import metrics
 from fmn.consumer.control import CONTROL_BINDINGS, rule_change
-from fmn.consumer.counts import GeneratedCounts
 from fmn.core.settings import Settings
 from fmn.db import models
-from fmn.db.session import make_engine, make_sessionmaker, session_scope
+from fmn.db.session import make_engine, make_sessionmaker
 from fmn.directory import Directory, DirectoryUnavailable, invalidate_on_message, make_directory
-from fmn.notify.render import build_work_items
+from fmn.notify import build_work_items
 from fmn.rules import store
 from fmn.rules.incoming import BadMessage, ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
@@ -199,7 +198,7 @@ class Consumer:
 
     async def rebuild(self) -> None:
         started = time.perf_counter()
-        async with session_scope(self.sessionmaker) as session:
+        async with self.sessionmaker.begin() as session:
             self._mute_checked = dt.datetime.now(dt.UTC)
             read = await store.read_rules(
                 session, enabled_only=True, counts=False, unmuted_at=self._mute_checked
@@ -217,7 +216,7 @@ class Consumer:
         gone = set(self.index.gone_users) - self._disabled_owners
         if not gone:
             return
-        async with session_scope(self.sessionmaker) as session:
+        async with self.sessionmaker.begin() as session:
             owners = select(models.User.id).where(models.User.name.in_(gone))
             await session.execute(
                 update(models.Rule)
@@ -270,7 +269,7 @@ class Consumer:
         log.info("index updated after %s", topic)
 
     async def _reload_user(self, username: str) -> None:
-        async with session_scope(self.sessionmaker) as session:
+        async with self.sessionmaker.begin() as session:
             read = await store.read_rules(
                 session,
                 username=username,
@@ -285,7 +284,7 @@ class Consumer:
         """Put back the rules whose mute ended since the last check (a mute starting is an
         fmn.rule.update message, handled like any rule change)."""
         now = dt.datetime.now(dt.UTC)
-        async with session_scope(self.sessionmaker) as session:
+        async with self.sessionmaker.begin() as session:
             owners = await store.owners_unmuted_between(session, self._mute_checked, now)
         for username in owners:
             await self._reload_user(username)
@@ -424,7 +423,7 @@ class Consumer:
 
     async def flush(self) -> None:
         if len(self.counts):
-            async with session_scope(self.sessionmaker) as session:
+            async with self.sessionmaker.begin() as session:
                 await self.counts.flush(session)
 
     async def prune(self) -> None:

@@ -65,5 +65,6 @@ def read_unsubscribe_token(keys: list[str], token: str, max_age_days: int) -> Un
         raise InvalidToken("invalid unsubscribe token") from None
 
 
-def unsubscribe_url(public_url: str, token: str) -> str:
-    return f"{public_url.rstrip('/')}/api/v1/unsubscribe/{token}"
+def unsubscribe_url(public_url: str, keys: list[str], wanted: Unsubscribe) -> str:
+    """The one-click link that stops what `wanted` names, with its token signed."""
+    return f"{public_url.rstrip('/')}/api/v1/unsubscribe/{make_unsubscribe_token(keys, wanted)}"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -30,6 +27,10 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
     if url.get_backend_name() == "postgresql":
         kwargs["pool_size"] = settings.pool_size
         kwargs["pool_pre_ping"] = True
+    else:
+        # SQLite has one writer at a time; the others wait for the lock. Python's 5 s wait was
+        # too short for 60 concurrent creations on a loaded machine: a 500 instead of a wait.
+        kwargs["connect_args"] = {"timeout": 30}
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -38,12 +39,3 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-@asynccontextmanager
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """A session in a transaction: committed on success, rolled back on error."""
-    async with sessionmaker() as session, session.begin():
-        yield session

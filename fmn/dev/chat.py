@@ -10,7 +10,7 @@ import re
 from typing import ClassVar
 
 from fmn.dev.outbox import Outbox
-from fmn.notify.text import line, one_line
+from fmn.notify import line, one_line
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
 from fmn.senders.handler import Handler

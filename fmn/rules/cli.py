@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from fmn.core.commands import settings_or_fail
-from fmn.db.session import make_engine, make_sessionmaker, session_scope
+from fmn.core.settings import Settings
+from fmn.db.session import make_engine, make_sessionmaker
 from fmn.rules import transfer
 
 
@@ -27,6 +30,17 @@ def _run(coro):  # type: ignore[no-untyped-def]
     except (OperationalError, DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise click.ClickException(f"database error: {reason}") from None
+
+
+@contextlib.asynccontextmanager
+async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction on the configured database, for one command."""
+    engine = make_engine(settings.database)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 @click.group()
@@ -42,12 +56,8 @@ def export_cmd(username: str | None, output: Path | None) -> None:
     settings = settings_or_fail()
 
     async def run() -> list[dict]:  # type: ignore[type-arg]
-        engine = make_engine(settings.database)
-        try:
-            async with session_scope(make_sessionmaker(engine)) as session:
-                return await transfer.export_rules(session, username)
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as session:
+            return await transfer.export_rules(session, username)
 
     data = json.dumps(_run(run()), indent=2)
     if output:
@@ -67,12 +77,8 @@ def import_cmd(file: TextIO) -> None:
         raise click.ClickException(f"nothing imported:\n{exc}") from None
 
     async def run() -> transfer.ImportReport:
-        engine = make_engine(settings.database)
-        try:
-            async with session_scope(make_sessionmaker(engine)) as session:
-                return await transfer.import_rules(session, parsed)
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as session:
+            return await transfer.import_rules(session, parsed)
 
     click.echo(f"rules: {_run(run())}")
 
@@ -102,13 +108,9 @@ def import_fmn3(source: str) -> None:
         finally:
             await source_engine.dispose()
         parsed = transfer.parse_rules(raw)
-        engine = make_engine(settings.database)
-        try:
-            async with session_scope(make_sessionmaker(engine)) as session:
-                created_users = await transfer.import_users(session, users)
-                return created_users, await transfer.import_rules(session, parsed)
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as session:
+            created_users = await transfer.import_users(session, users)
+            return created_users, await transfer.import_rules(session, parsed)
 
     created_users, report = _run(run())
     click.echo(f"users: {created_users} created; rules: {report}", file=sys.stdout)

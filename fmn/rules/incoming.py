@@ -29,6 +29,10 @@ from fedora_messaging import message as fm
 from fmn.rules.forges import project_keys
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES
 
+# A message's severity by the names rules use for it (filters) and notifications show.
+SEVERITY_LEVELS = {"debug": fm.DEBUG, "info": fm.INFO, "warning": fm.WARNING, "error": fm.ERROR}
+SEVERITY_NAMES = {level: name for name, level in SEVERITY_LEVELS.items()}
+
 log = logging.getLogger(__name__)
 
 _LIST_ATTRIBUTES = ("usernames", "groups", "packages", "containers", "modules", "flatpaks")
@@ -167,6 +171,10 @@ class ParsedMessage:
 
     def __repr__(self) -> str:
         return f"ParsedMessage(id={self.id!r}, topic={self.topic!r}, schema={self.schema!r})"
+
+    @property
+    def severity_name(self) -> str:
+        return SEVERITY_NAMES.get(self.severity, str(self.severity))
 
     @property
     def body(self) -> Mapping[str, Any]:

@@ -18,6 +18,19 @@ Keys (FMN 3's tracking rules, reference §2.2):
 serialized by a lock; it asks the directory for everything first and only then mutates, so a
 match never sees half an update and a DirectoryUnavailable leaves the index as it was. That error
 always propagates: the caller waits and retries, a failed look-up never means "not owned".
+
+Rules (fmn/rules/schema.py) are compiled into the small, shared objects the index holds: a
+compiled rule keeps only what matching and notifying need, and generation rules with the same
+filters and destinations are one shared object, which keeps 100k rules small in memory.
+
+A generation rule's filters follow FMN 3 (reference §2.3); all of them must pass:
+- applications: empty passes; else the message's app_name, compared case-insensitively, must be
+  listed (a message without an app_name fails);
+- excluded_applications: empty passes; else the app_name must not be listed (case-insensitive;
+  a message without an app_name passes, where FMN 3 crashed);
+- severities: the message's severity must be listed; empty means info, warning and error;
+- my_actions: False (default) drops the messages whose agent is the rule's owner;
+- topic: an fnmatch glob over the whole topic (not a substring), case-sensitive as on Linux.
 """
 
 from __future__ import annotations
@@ -25,22 +38,149 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from operator import attrgetter
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from fmn.directory.base import Directory
-from fmn.rules.compiled import CompiledRule, Destination, compile_rule
-from fmn.rules.filters import application_key
-from fmn.rules.incoming import ParsedMessage
-from fmn.rules.schema import ARTIFACT_ATTRIBUTES, Rule
-from fmn.rules.topic_index import TopicIndex
+from fmn.rules.forges import project_key
+from fmn.rules.incoming import SEVERITY_LEVELS, ParsedMessage
+from fmn.rules.schema import (
+    ARTIFACT_ATTRIBUTES,
+    Applications,
+    ArtifactsFollowed,
+    Filters,
+    ProjectsFollowed,
+    Rule,
+    application_key,
+)
+from fmn.rules.topic_index import TopicIndex, topic_matcher
 from fmn.sendqueue import workitem
 
 log = logging.getLogger(__name__)
+
+# ---- filters ------------------------------------------------------------------------------
+
+DEFAULT_SEVERITIES = frozenset(SEVERITY_LEVELS[s] for s in ("info", "warning", "error"))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFilters:
+    applications: frozenset[str] | None
+    excluded_applications: frozenset[str] | None
+    severities: frozenset[int]
+    topic: Callable[[str], re.Match[str] | None] | None
+    my_actions: bool
+
+    def accepts(self, message: ParsedMessage) -> bool:
+        """Every filter but my_actions, which depends on the rule's owner: the same answer for
+        all the rules sharing these filters, so the index asks once per message."""
+        if message.severity not in self.severities:
+            return False
+        if self.applications is not None or self.excluded_applications is not None:
+            app = application_key(message.app_name) if message.app_name else None
+            if self.applications is not None and app not in self.applications:
+                return False
+            if self.excluded_applications is not None and app in self.excluded_applications:
+                return False
+        return self.topic is None or self.topic(message.topic) is not None
+
+
+def compile_filters(filters: Filters) -> CompiledFilters:
+    """Rules with the same filters share one compiled object (most rules keep the defaults)."""
+    return _compile(
+        tuple(filters.applications),
+        tuple(filters.excluded_applications),
+        tuple(filters.severities),
+        filters.topic,
+        filters.my_actions,
+    )
+
+
+@lru_cache(maxsize=65536)
+def _compile(
+    applications: tuple[str, ...],
+    excluded: tuple[str, ...],
+    severities: tuple[str, ...],
+    topic: str | None,
+    my_actions: bool,
+) -> CompiledFilters:
+    return CompiledFilters(
+        applications=frozenset(map(application_key, applications)) if applications else None,
+        excluded_applications=frozenset(map(application_key, excluded)) if excluded else None,
+        severities=frozenset(SEVERITY_LEVELS[s] for s in severities) or DEFAULT_SEVERITIES,
+        topic=topic_matcher(topic) if topic else None,
+        my_actions=my_actions,
+    )
+
+
+# ---- compiled rules -------------------------------------------------------------------------
+
+Destination = tuple[workitem.Protocol, str]  # (protocol, address)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledGenerationRule:
+    filters: CompiledFilters
+    destinations: tuple[Destination, ...]
+
+
+# eq=False: rules are hashed by identity, which keeps the index's sets of rules fast.
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledRule:
+    id: int
+    name: str | None
+    owner: str
+    tracking: str
+    # artifacts-owned: usernames; artifacts-group-owned: groups; users-followed: agents;
+    # artifacts-followed: dist-git paths ("rpms/foo"); related-events: nothing;
+    # applications: application keys (schema.application_key); topics: patterns;
+    # projects-followed: project keys ("pagure.io:fesco", fmn.rules.forges).
+    params: tuple[str, ...]
+    generation_rules: tuple[CompiledGenerationRule, ...]
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    tracking = rule.tracking_rule
+    params: tuple[str, ...]
+    if isinstance(tracking, ArtifactsFollowed):
+        params = tuple(dict.fromkeys(f"{a.type}/{a.name}" for a in tracking.params))
+    elif isinstance(tracking, ProjectsFollowed):
+        params = tuple(dict.fromkeys(project_key(p.forge, p.name) for p in tracking.params))
+    elif isinstance(tracking, Applications):
+        params = tuple(dict.fromkeys(map(application_key, tracking.params)))
+    elif tracking.params is None:
+        params = ()
+    else:
+        params = tuple(dict.fromkeys(tracking.params))
+    return CompiledRule(
+        id=rule.id,
+        name=rule.name,
+        owner=rule.user.name,
+        tracking=tracking.name,
+        params=params,
+        generation_rules=tuple(
+            _generation_rule(
+                compile_filters(gr.filters),
+                tuple(dict.fromkeys((d.protocol, d.address) for d in gr.destinations)),
+            )
+            for gr in rule.generation_rules
+        ),
+    )
+
+
+@lru_cache(maxsize=65536)
+def _generation_rule(
+    filters: CompiledFilters, destinations: tuple[Destination, ...]
+) -> CompiledGenerationRule:
+    return CompiledGenerationRule(filters, destinations)
+
+
+# ---- the index ------------------------------------------------------------------------------
 
 ARTIFACT_NAMESPACES = frozenset(ARTIFACT_ATTRIBUTES.values())
 _K = TypeVar("_K", bound=Hashable)

@@ -77,6 +77,12 @@ class UsersFollowed(Model):
 # shows them only to clients that ask, see docs/decisions.md).
 
 
+def application_key(name: str) -> str:
+    """An application name as FMN 3's `applications` filter compares it (ignoring case): the
+    filter, the `applications` tracking rule and the archive all compare these."""
+    return name.lower()
+
+
 class Applications(Model):
     """Every message of these applications (compared as the `applications` filter compares)."""
 

@@ -14,17 +14,25 @@ answer is kept per topic until the patterns change.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import fnmatch
+import re
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Generic, TypeVar
-
-from fmn.rules.filters import topic_matcher
 
 V = TypeVar("V", bound=Hashable)
 
 WILDCARDS = frozenset("*?[")
 # Topics whose answer is kept; past this, the answers are forgotten and found again.
 MAX_CACHED_TOPICS = 20_000
+
+
+@lru_cache(maxsize=65536)
+def topic_matcher(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """A topic pattern compiled: FMN 3's `topic` filter, fnmatch over the whole topic
+    (fnmatch.translate anchors it), case-sensitive as on Linux."""
+    return re.compile(fnmatch.translate(pattern)).match
 
 
 @dataclass

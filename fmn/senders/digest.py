@@ -1,5 +1,5 @@
 """A digest: many held notifications for one destination, sent as one message. Each protocol
-frames it itself, listing each notification by its line (fmn.notify.text)."""
+frames it itself, listing each notification by its line (fmn.notify)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import re
 import ssl
 
 from fmn.core.settings import IRCSenderSettings
-from fmn.notify.text import line, one_line
+from fmn.notify import line, one_line
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError
 from fmn.senders.handler import Handler

@@ -1,7 +1,7 @@
 """The sender loop shared by every protocol.
 
 A message from the protocol's queue carries one work item or several; each is handled on its
-own (fmn.sendqueue.redelivery.split), and the message is acked when all of them are settled.
+own (fmn.sendqueue.workitem.split), and the message is acked when all of them are settled.
 For each work item:
   unreadable, wrong protocol or bad address   -> dead-letter queue, with the reason
   user muted, in quiet hours or on a digest   -> held in Redis for a digest, ack
@@ -28,16 +28,22 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from fmn.db.models import DeliveryStatus
-from fmn.senders import policy
-from fmn.senders.deliverylog import DeliveryLog
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
-from fmn.senders.state import HeldItem, SenderState
+from fmn.senders.state import (
+    DeliveryLog,
+    HeldItem,
+    Memory,
+    PreferenceReader,
+    SenderState,
+    hold_for,
+    still_waiting,
+)
 from fmn.sendqueue.deadletters import dead_letter
-from fmn.sendqueue.redelivery import Memory, attempt_of, retry_later, split
+from fmn.sendqueue.retries import retry_later
 from fmn.sendqueue.topology import declare_send_topology, send_queue
-from fmn.sendqueue.workitem import WorkItem
+from fmn.sendqueue.workitem import WorkItem, attempt_of, split
 from fmn.transport.base import Broker, Delivery
 
 log = logging.getLogger(__name__)
@@ -74,7 +80,7 @@ class SenderLoop:
         broker: Broker,
         state: SenderState,
         delivery_log: DeliveryLog,
-        preferences: policy.PreferenceReader,
+        preferences: PreferenceReader,
         config: LoopConfig,
         clock: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
@@ -157,7 +163,7 @@ class SenderLoop:
             await self._give_up(delivery, item, attempt, str(exc))
             return
         prefs = await self.preferences.get(item.user)
-        hold = policy.hold_for(prefs, self.clock(), self.config.daily_digest_hour)
+        hold = hold_for(prefs, self.clock(), self.config.daily_digest_hour)
         if hold is not None:
             await self._hold(delivery, item, hold.reason, hold.until.timestamp())
             return
@@ -339,7 +345,7 @@ class SenderLoop:
             return
         now = self.clock()
         prefs = await self.preferences.get(held[0].item.user)
-        later = policy.still_waiting(prefs, now)
+        later = still_waiting(prefs, now)
         if later is not None:
             await self.state.reschedule(self.protocol, address, later.timestamp())
             return

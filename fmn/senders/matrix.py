@@ -15,7 +15,7 @@ from typing import Any
 import nio
 
 from fmn.core.settings import MatrixSenderSettings
-from fmn.notify.text import MATRIX_TEXT_LIMIT, line, line_html, matrix_html, one_line
+from fmn.notify import MATRIX_TEXT_LIMIT, line, line_html, matrix_html, one_line
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler

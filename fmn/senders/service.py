@@ -13,11 +13,9 @@ from collections.abc import AsyncIterator
 
 from fmn.core.settings import ConfigError, Settings
 from fmn.db.session import make_engine, make_sessionmaker
-from fmn.senders.deliverylog import DeliveryLog
 from fmn.senders.handler import Handler
 from fmn.senders.loop import LoopConfig, SenderLoop
-from fmn.senders.policy import PreferenceReader
-from fmn.senders.state import SenderState, make_state
+from fmn.senders.state import DeliveryLog, PreferenceReader, SenderState, make_state
 from fmn.transport import make_broker
 
 log = logging.getLogger(__name__)
@@ -45,8 +43,7 @@ def make_handler(protocol: str, settings: Settings, state: SenderState) -> Handl
     check_cleartext_credentials(protocol, settings)
     if protocol == "email":
         from fmn.core.secrets import configured_keys
-        from fmn.senders.email import EmailHandler
-        from fmn.senders.email_message import MailSettings
+        from fmn.senders.email import EmailHandler, MailSettings
 
         email = settings.senders.email
         return EmailHandler(

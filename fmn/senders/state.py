@@ -1,22 +1,178 @@
-"""The senders' durable state, in Redis: which notifications were sent (idempotency keys),
-which are held for a digest and when each held batch is due, and small per-protocol facts (the
-Matrix room of each recipient). An in-memory variant serves the embedded default, which keeps
-nothing across restarts anyway (its broker is in-process too).
+"""What a sender knows and keeps of each delivery, beside its loop (fmn.senders.loop):
+
+- the user's preferences and what they decide: send now, or hold for a digest (digest mode,
+  quiet hours, mute). The sender reads these settings itself (cached briefly) rather than
+  taking them from the work item, so that a change, such as ending a mute early, also applies
+  to notifications already held (`PreferenceReader`, `hold_for`);
+- the durable state, in Redis: which notifications were sent (idempotency keys), which are held
+  for a digest and when each held batch is due, and small per-protocol facts (the Matrix room
+  of each recipient). An in-memory variant serves the embedded default, which keeps nothing
+  across restarts anyway (its broker is in-process too) (`SenderState`);
+- what this process settled lately (`Memory`), so that a redelivery sends or passes on nothing
+  twice;
+- the delivery log: every attempt and delivery, written to the `deliveries` table in batches
+  (one INSERT per flush interval rather than one per notification) (`DeliveryLog`).
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
+import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
+from cachetools import FIFOCache
+from prometheus_client import Counter
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.batching import Coalescer
-from fmn.sendqueue.workitem import WorkItem
+from fmn.db.models import Delivery, DeliveryStatus, DigestMode, User, UserSettings
+from fmn.sendqueue.workitem import WorkItem, attempt_of
+from fmn.transport.base import Delivery as BrokerDelivery
+
+log = logging.getLogger(__name__)
+
+# ---- preferences: send now or hold ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preferences:
+    digest_mode: DigestMode = DigestMode.NONE
+    quiet_start: dt.time | None = None
+    quiet_end: dt.time | None = None
+    timezone: str = "UTC"
+    muted_until: dt.datetime | None = None
+
+
+DEFAULT = Preferences()
+
+
+@dataclass(frozen=True)
+class Hold:
+    reason: str  # "muted", "quiet-hours", "digest-hourly", "digest-daily"
+    until: dt.datetime
+
+
+def _zone(name: str) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def quiet_hours_end(prefs: Preferences, now: dt.datetime) -> dt.datetime | None:
+    """The end of the quiet period `now` falls in, or None outside quiet hours."""
+    start, end = prefs.quiet_start, prefs.quiet_end
+    if start is None or end is None or start == end:
+        return None
+    local = now.astimezone(_zone(prefs.timezone))
+    t = local.time().replace(tzinfo=None)
+    if start < end:
+        inside = start <= t < end
+    else:  # spans midnight, e.g. 22:00-07:00
+        inside = t >= start or t < end
+    if not inside:
+        return None
+    candidate = dt.datetime.combine(local.date(), end, tzinfo=local.tzinfo)
+    if candidate <= local:
+        candidate += dt.timedelta(days=1)
+    return candidate.astimezone(dt.UTC)
+
+
+def next_digest_time(prefs: Preferences, now: dt.datetime, daily_hour: int) -> dt.datetime | None:
+    if prefs.digest_mode == DigestMode.HOURLY:
+        top = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        return top + dt.timedelta(hours=1)
+    if prefs.digest_mode == DigestMode.DAILY:
+        local = now.astimezone(_zone(prefs.timezone))
+        candidate = local.replace(hour=daily_hour, minute=0, second=0, microsecond=0)
+        if candidate <= local:
+            candidate += dt.timedelta(days=1)
+        return candidate.astimezone(dt.UTC)
+    return None
+
+
+def hold_for(prefs: Preferences, now: dt.datetime, daily_hour: int) -> Hold | None:
+    """Why and until when a notification arriving `now` waits; None to send it now.
+
+    A muted or quiet user's notifications wait until the period ends; with a digest mode
+    they then wait for the next digest."""
+    if prefs.muted_until is not None and _aware(prefs.muted_until) > now:
+        return Hold("muted", _aware(prefs.muted_until))
+    quiet_end = quiet_hours_end(prefs, now)
+    if quiet_end is not None:
+        return Hold("quiet-hours", quiet_end)
+    digest = next_digest_time(prefs, now, daily_hour)
+    if digest is not None:
+        return Hold(f"digest-{prefs.digest_mode.value}", digest)
+    return None
+
+
+def still_waiting(prefs: Preferences, now: dt.datetime) -> dt.datetime | None:
+    """For held items that fell due: a later time if the user is (again) muted or quiet."""
+    if prefs.muted_until is not None and _aware(prefs.muted_until) > now:
+        return _aware(prefs.muted_until)
+    return quiet_hours_end(prefs, now)
+
+
+class PreferenceReader:
+    """Users' settings from the database. Only users who changed something have a row, so the
+    whole table is read in one query and re-read after `ttl` seconds: no query per notification
+    or per user, however many users there are."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession] | None, ttl: float) -> None:
+        self.sessionmaker = sessionmaker
+        self.ttl = ttl
+        self._prefs: dict[str, Preferences] = {}
+        self._fresh_until = -1.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, user: str) -> Preferences:
+        if time.monotonic() >= self._fresh_until:
+            async with self._lock:
+                if time.monotonic() >= self._fresh_until:
+                    await self._load()
+        return self._prefs.get(user, DEFAULT)
+
+    async def _load(self) -> None:
+        if self.sessionmaker is None:
+            self._fresh_until = float("inf")
+            return
+        try:
+            async with self.sessionmaker() as session:
+                rows = (await session.execute(select(User.name, UserSettings).join(User))).all()
+        except Exception:
+            # Keep the last known settings (or deliver now) rather than stall; retry soon.
+            log.exception("could not read user settings; keeping the last known ones")
+            self._fresh_until = time.monotonic() + min(self.ttl, 5.0)
+            return
+        self._prefs = {
+            name: Preferences(
+                digest_mode=row.digest_mode,
+                quiet_start=row.quiet_hours_start,
+                quiet_end=row.quiet_hours_end,
+                timezone=row.timezone,
+                muted_until=row.muted_until,
+            )
+            for name, row in rows
+        }
+        self._fresh_until = time.monotonic() + self.ttl
+
+
+# ---- the durable state --------------------------------------------------------------------------
 
 PREFIX = "fmn:senders:"
 
@@ -287,3 +443,126 @@ def make_state(url: str, sent_ttl: int) -> SenderState:
     if url.startswith("mem://"):
         return MemorySenderState()
     return RedisSenderState.from_url(url, sent_ttl)
+
+
+# ---- what this process settled lately -----------------------------------------------------------
+
+# How many sent keys and passed-on items a sender remembers: far more than it holds unacked.
+MEMORY_SIZE = 10_000
+
+
+class Memory:
+    """What this sender process settled lately, oldest forgotten first.
+
+    Keys sent here: a second copy of an item that arrives while the first is being marked sent
+    (its Redis mark not written yet) is not sent. Items passed on to a retry or dead-letter
+    queue (body and attempt): when a message of several items comes back because another of
+    its items was given back, these are not passed on a second time."""
+
+    def __init__(self, size: int = MEMORY_SIZE) -> None:
+        self._sent: FIFOCache[str, None] = FIFOCache(size)
+        self._passed_on: FIFOCache[tuple[int, int], None] = FIFOCache(size)
+
+    def sent(self, key: str) -> None:
+        self._sent[key] = None
+
+    def was_sent(self, key: str) -> bool:
+        return key in self._sent
+
+    def passed_on(self, delivery: BrokerDelivery) -> None:
+        self._passed_on[_identity(delivery)] = None
+
+    def was_passed_on(self, delivery: BrokerDelivery) -> bool:
+        # Only a redelivered message can hold an item this process passed on.
+        return delivery.redelivered and _identity(delivery) in self._passed_on
+
+
+def _identity(delivery: BrokerDelivery) -> tuple[int, int]:
+    return hash(delivery.body), attempt_of(delivery)
+
+
+# ---- the delivery log ---------------------------------------------------------------------------
+
+# Rows kept while the database is unreachable; beyond this the oldest are dropped (the log is a
+# history, not the source of truth for delivery, so it must never block sending).
+MAX_BUFFER = 100_000
+
+
+OUTCOMES = Counter(
+    "fmn_sender_deliveries_total",
+    "Delivery attempts and outcomes by protocol (sent, failed and retried, dead, held, digested)",
+    ["protocol", "status"],
+)
+
+
+class DeliveryLog:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession] | None, flush_interval: float
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.flush_interval = flush_interval
+        self._rows: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def record(
+        self,
+        item: WorkItem,
+        status: DeliveryStatus,
+        attempt: int = 1,
+        detail: str | None = None,
+    ) -> None:
+        # Every outcome passes here: sent, failed (will retry), dead, held, digested.
+        OUTCOMES.labels(item.protocol, str(status)).inc()
+        if self.sessionmaker is None:
+            return
+        self._rows.append(
+            {
+                "created_at": dt.datetime.now(dt.UTC),
+                "user_name": item.user,
+                "idempotency_key": item.key[:512],
+                "message_id": item.message.id[:255],
+                "topic": item.message.topic,
+                "protocol": item.protocol,
+                "address": item.address,
+                "rule_ids": [r.id for r in item.rules],
+                "status": status,
+                "attempt": attempt,
+                "detail": detail,
+                "summary": item.message.summary,
+            }
+        )
+        if len(self._rows) > MAX_BUFFER:
+            del self._rows[: len(self._rows) - MAX_BUFFER]
+
+    def start(self) -> None:
+        if self.sessionmaker is not None and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="delivery-log")
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._rows or self.sessionmaker is None:
+            return
+        rows, self._rows = self._rows, []
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(insert(Delivery), rows)
+        except Exception:
+            log.exception("could not write %d delivery-log rows; will retry", len(rows))
+            self._rows[:0] = rows
+
+    async def close(self) -> None:
+        # Not cancelled: a flush cut off mid-query would leave its connection unusable.
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self.flush()

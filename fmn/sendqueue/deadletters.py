@@ -19,14 +19,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from fmn.core.settings import SendQueueSettings
-from fmn.sendqueue.topology import (
+from fmn.sendqueue.topology import dead_letter_queue, declare_send_topology
+from fmn.sendqueue.workitem import (
     ATTEMPTS_HEADER,
     FAILED_AT_HEADER,
+    PROTOCOLS,
     REASON_HEADER,
-    dead_letter_queue,
-    declare_send_topology,
+    WorkItem,
+    routing_key,
+    unpack,
 )
-from fmn.sendqueue.workitem import PROTOCOLS, WorkItem, routing_key, unpack
 from fmn.transport import make_broker
 from fmn.transport.base import Broker, Delivery, Outgoing
 

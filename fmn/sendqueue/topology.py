@@ -6,7 +6,8 @@ senders (before they consume), so neither depends on the other having started fi
     queue <send>.dead.<p>      dead letters, listed and replayed by `fmn deadletter`
 
 A work item on its way back from a retry queue carries the attempts made so far and the last
-failure's reason in its headers; a dead letter carries the reason, the attempts and the time.
+failure's reason in its headers; a dead letter carries the reason, the attempts and the time
+(the headers' names are fmn.sendqueue.workitem's).
 """
 
 from __future__ import annotations
@@ -15,11 +16,6 @@ from collections.abc import Sequence
 
 from fmn.sendqueue.workitem import PROTOCOLS, routing_key
 from fmn.transport.base import Broker, QueueSpec
-
-ATTEMPT_HEADER = "x-fmn-attempt"
-REASON_HEADER = "x-fmn-reason"
-FAILED_AT_HEADER = "x-fmn-failed-at"
-ATTEMPTS_HEADER = "x-fmn-attempts"
 
 
 def send_queue(exchange: str, protocol: str) -> str:

@@ -1,5 +1,7 @@
 """The work item: what the consumer publishes on the private exchange and a sender delivers,
-and how work items travel (several to an AMQP message).
+and how work items travel: several to an AMQP message (`pack`), which a sender splits again
+into deliveries of their own (`split`), with the headers an item carries back from a retry
+queue or into a dead-letter queue.
 
 Defined once, here, for both sides. A work item carries everything a sender needs (no look-ups in
 senders) and an idempotency key (bus message id + destination) so a redelivery sends nothing twice.
@@ -8,16 +10,25 @@ senders) and an idempotency key (bus message id + destination) so a redelivery s
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fmn.transport.base import Outgoing
+from fmn.transport.base import Delivery, Outgoing
+
+log = logging.getLogger(__name__)
 
 Protocol = Literal["email", "irc", "matrix"]
 PROTOCOLS: tuple[Protocol, ...] = ("email", "irc", "matrix")
 FORMAT_VERSION: Literal[1] = 1
+
+# Headers of an item sent back by a retry queue (attempt, reason) or dead-lettered.
+ATTEMPT_HEADER = "x-fmn-attempt"
+REASON_HEADER = "x-fmn-reason"
+FAILED_AT_HEADER = "x-fmn-failed-at"
+ATTEMPTS_HEADER = "x-fmn-attempts"
 
 
 def routing_key(protocol: str) -> str:
@@ -119,3 +130,75 @@ class WorkItem(_Model):
     @classmethod
     def from_bytes(cls, data: bytes) -> WorkItem:
         return cls.model_validate_json(data)
+
+
+# ---- in the sender: the deliveries of one AMQP message --------------------------------------
+#
+# The sender loop treats each work item as a delivery of its own; the message itself is acked
+# once every part is settled. If any part asked to be given back (nack with requeue: Redis or
+# the broker failing around it), the whole message is given back once the others are settled:
+# its parts sent already are skipped on redelivery by their sent keys, and those passed on to a
+# retry or dead-letter queue are remembered (fmn.senders.state.Memory).
+
+
+def attempt_of(delivery: Delivery) -> int:
+    """Attempts made before this delivery (0 for an item fresh from the consumer)."""
+    return int(delivery.headers.get(ATTEMPT_HEADER, 0) or 0)
+
+
+class _Whole:
+    """The AMQP message behind the parts, and what is still unsettled of it."""
+
+    def __init__(self, delivery: Delivery, parts: int) -> None:
+        self.delivery = delivery
+        self.unsettled = parts
+        self.give_back = False
+
+    async def settled(self, requeue: bool) -> None:
+        self.unsettled -= 1
+        self.give_back = self.give_back or requeue
+        if self.unsettled:
+            return
+        if self.give_back:
+            await self.delivery.nack(requeue=True)
+        else:
+            await self.delivery.ack()
+
+
+class DeliveryPart(Delivery):
+    """One work item of a message that carries several."""
+
+    def __init__(self, whole: _Whole, body: bytes, number: int) -> None:
+        source = whole.delivery
+        self._whole = whole
+        self._settled = False
+        self.body = body
+        self.routing_key = source.routing_key
+        self.exchange = source.exchange
+        self.message_id = f"{source.message_id or '(no id)'}#{number}"
+        self.headers = source.headers
+        self.redelivered = source.redelivered
+
+    async def ack(self) -> None:
+        await self._settle(requeue=False)
+
+    async def nack(self, requeue: bool = True) -> None:
+        # Without requeue a part is dropped like a message would be; the loop never does this
+        # (it dead-letters through its own queue, then acks).
+        await self._settle(requeue=requeue)
+
+    async def _settle(self, requeue: bool) -> None:
+        if self._settled:
+            log.warning("part %s settled twice; the second is ignored", self.message_id)
+            return
+        self._settled = True
+        await self._whole.settled(requeue)
+
+
+def split(delivery: Delivery) -> list[Delivery]:
+    """The deliveries to handle for one AMQP message: itself if it carries one work item."""
+    bodies = unpack(delivery.body)
+    if len(bodies) == 1:
+        return [delivery]
+    whole = _Whole(delivery, len(bodies))
+    return [DeliveryPart(whole, body, number) for number, body in enumerate(bodies, 1)]

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from fmn.api import rule_cache
 from fmn.api.metrics import REGISTRY
 from fmn.api.rule_cache import VersionChecks
-from fmn.consumer.counts import GeneratedCounts
+from fmn.archive import GeneratedCounts
 from fmn.db import models
 from fmn.rules import transfer
 from fmn.rules.store import read_rules

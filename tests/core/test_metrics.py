@@ -8,7 +8,7 @@ import httpx
 
 from fmn.core.metrics import serve_metrics
 from fmn.db.models import DeliveryStatus
-from fmn.senders.deliverylog import DeliveryLog
+from fmn.senders.state import DeliveryLog
 from fmn.sendqueue.workitem import MessageInfo, RuleRef, WorkItem
 from tests.harness.ports import free_port
 

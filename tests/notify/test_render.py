@@ -8,8 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from fedora_messaging import message as fm
 
-from fmn.notify.render import build_work_items
-from fmn.notify.text import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, line, line_html
+from fmn.notify import EMAIL_TEXT_LIMIT, IRC_LINE_BYTES, build_work_items, line, line_html
 from fmn.rules import incoming as message_module
 from fmn.rules.incoming import parse_message
 from fmn.sendqueue.workitem import WorkItem

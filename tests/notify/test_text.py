@@ -1,4 +1,4 @@
-"""The one set of rules for text from a bus message (fmn.notify.text), which the consumer
+"""The one set of rules for text from a bus message (fmn.notify), which the consumer
 applies when it writes a notification and each sender at the edge of its protocol's frame.
 These need no service."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmn.notify.text import mail_html, matrix_html, multi_line, one_line, safe_url
+from fmn.notify import mail_html, matrix_html, multi_line, one_line, safe_url
 
 # Right-to-left override, left-to-right embedding, pop, isolates, marks, Arabic letter mark.
 BIDI = "\u202e\u202a\u202c\u2066\u2067\u2068\u2069\u200e\u200f\u061c"

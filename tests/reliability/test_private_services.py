@@ -96,13 +96,23 @@ async def test_rabbitmq_keeps_a_confirmed_message_across_kill_9(
     connection = await aio_pika.connect(private.amqp.url)
     async with connection:
         channel = await connection.channel()
-        queue = await channel.declare_queue("soak-private-test", durable=True)
+        try:
+            # Passive: a lost declaration must not pass for a lost message (open finding 2).
+            queue = await channel.declare_queue("soak-private-test", passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            raise AssertionError(f"the queue did not survive\n{node_logs(private)}") from None
         # On a loaded machine the queue may show its recovered messages a little after boot.
         for _ in range(120):
             message = await queue.get(fail=False)
             if message is not None:
                 break
             await asyncio.sleep(0.5)
-        assert message is not None, "the confirmed message did not survive"
+        assert message is not None, f"the confirmed message did not survive\n{node_logs(private)}"
         assert message.body == b"kept"
         await message.ack()
+
+
+def node_logs(private: PrivateServices) -> str:
+    """The end of the node's logs, for a failure's report (they go with the temporary folder)."""
+    logs = [*sorted(private.amqp.dir.glob("log/*.log")), private.amqp.log]
+    return "\n".join(f"== {path}\n{path.read_text(errors='replace')[-6000:]}" for path in logs)

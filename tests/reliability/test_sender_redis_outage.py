@@ -14,11 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.soak_proxy import Proxy
-from fmn.senders.deliverylog import DeliveryLog
 from fmn.senders.handler import Handler
 from fmn.senders.loop import LoopConfig, SenderLoop
-from fmn.senders.policy import PreferenceReader
-from fmn.senders.state import RedisSenderState
+from fmn.senders.state import DeliveryLog, PreferenceReader, RedisSenderState
 from fmn.sendqueue.workitem import Protocol, WorkItem
 from tests.senders.helpers import make_item
 

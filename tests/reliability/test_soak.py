@@ -20,7 +20,7 @@ from bench.soak import run_soak
 from bench.soak_faults import FAULT_NAMES
 from bench.soak_system import SoakConfig
 from bench.soak_world import MAIL_DOMAIN, PUBLIC_URL, email_message_id
-from fmn.senders.email_message import MailSettings, build_notification
+from fmn.senders.email import MailSettings, build_notification
 from tests.harness import services
 from tests.senders.helpers import make_item
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmn.senders.email_message import check_address
+from fmn.senders.email import check_address
 from fmn.senders.errors import PermanentError
 from fmn.senders.irc import IRCHandler, split_utf8
 from fmn.senders.matrix import MatrixHandler

@@ -16,9 +16,8 @@ from sqlalchemy.pool import NullPool
 
 from fmn.core.settings import Settings
 from fmn.db.models import DeliveryStatus, DigestMode, User, UserSettings
-from fmn.sendqueue.redelivery import split
 from fmn.sendqueue.topology import dead_letter_queue, send_queue
-from fmn.sendqueue.workitem import unpack
+from fmn.sendqueue.workitem import split, unpack
 from fmn.transport import Broker, make_broker
 from tests.harness.smtp_server import SMTPServer
 from tests.senders.conftest import running

@@ -19,11 +19,9 @@ from sqlalchemy.pool import NullPool
 from fmn.core.settings import Settings
 from fmn.db.models import DeliveryStatus, DigestMode, User, UserSettings
 from fmn.db.session import make_sessionmaker
-from fmn.senders.deliverylog import DeliveryLog
 from fmn.senders.loop import SenderLoop
-from fmn.senders.policy import PreferenceReader
 from fmn.senders.service import loop_config, make_handler
-from fmn.senders.state import RedisSenderState
+from fmn.senders.state import DeliveryLog, PreferenceReader, RedisSenderState
 from fmn.transport import Broker
 from tests.harness.smtp_server import Sink, SMTPServer
 from tests.senders.conftest import running, sender_settings

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from fmn.core.settings import Settings
 from fmn.core.signing import InvalidToken, Unsubscribe, read_unsubscribe_token
 from fmn.db.models import DeliveryStatus
-from fmn.senders.email_message import MailSettings, build_notification
+from fmn.senders.email import MailSettings, build_notification
 from fmn.sendqueue.topology import retry_queue
 from fmn.sendqueue.workitem import RuleRef, WorkItem
 from fmn.transport import Broker

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from fmn.core.settings import Settings
-from fmn.notify.text import one_line
+from fmn.notify import one_line
 from fmn.senders.irc import split_utf8
 from fmn.senders.service import run_sender
 from fmn.sendqueue.topology import dead_letter_queue

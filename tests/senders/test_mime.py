@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from fmn.senders import mime
+from fmn.senders.email import HeaderError, alternative, header
 
 STRICT = email.policy.default.clone(raise_on_defect=True)
 
@@ -22,7 +22,7 @@ def parse(data: bytes) -> EmailMessage:
 def test_round_trip_with_non_ascii_and_long_values() -> None:
     subject = "Überprüfung: " + "ein sehr langer Betreff " * 8
     long_ascii = "word " * 40
-    data = mime.alternative(
+    data = alternative(
         [("Subject", subject), ("X-Long", long_ascii.strip()), ("To", "a@example.org")],
         "Grüße\nline two with = sign and a very long line " + "x" * 200 + "\n.\nend",
         "<p>Grüße</p>",
@@ -49,13 +49,13 @@ def test_round_trip_with_non_ascii_and_long_values() -> None:
     ],
 )
 def test_header_breaking_input_is_refused(name: str, value: str) -> None:
-    with pytest.raises(mime.HeaderError):
-        mime.header(name, value)
+    with pytest.raises(HeaderError):
+        header(name, value)
 
 
 def test_a_body_cannot_end_the_part() -> None:
     """QP encodes "=", so no body can contain the boundary, which starts with "=_"."""
-    data = mime.alternative([("To", "a@example.org")], "--=_fmn_x--\n", "=_fmn_")
+    data = alternative([("To", "a@example.org")], "--=_fmn_x--\n", "=_fmn_")
     msg = parse(data)
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert text.replace("\r\n", "\n") == "--=_fmn_x--\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fmn.db.models import DigestMode
-from fmn.senders.policy import Hold, Preferences, hold_for, still_waiting
+from fmn.senders.state import Hold, Preferences, hold_for, still_waiting
 
 UTC = dt.UTC
 

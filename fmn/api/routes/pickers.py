@@ -12,10 +12,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fmn import archive
 from fmn.api.deps import RateLimitedUser, ReadSessionDep, SettingsDep
 from fmn.api.schemas import TopicCount, TopicCounts
-from fmn.rules.filters import topic_matcher
 from fmn.rules.forges import FORGES, project_key
 from fmn.rules.schema import MAX_NAME_LENGTH, TopicPattern
-from fmn.rules.topic_index import literal_prefix
+from fmn.rules.topic_index import literal_prefix, topic_matcher
 
 router = APIRouter(tags=["misc"])
 
