@@ -107,6 +107,7 @@ test('says what is missing next to the field', async ({ page }) => {
 })
 
 test('creates each of the eight kinds of rule, after a preview', async ({ page }) => {
+  test.slow() // eight rules, each previewed: past the default minute on a loaded machine
   for (const kind of KINDS) {
     await page.getByRole('link', { name: 'Add a new rule' }).click()
     await expect(page.getByRole('heading', { name: 'New rule' })).toBeVisible()
