@@ -250,8 +250,12 @@ async def test_topic_pattern_counts_for_the_picker(
     }
     everything = await client.get("/api/v1/topics", headers=auth("alice"), params={"pattern": "*"})
     assert everything.json()["messages"] == 204
-    bad = await client.get("/api/v1/topics", headers=auth("alice"), params={"pattern": ""})
-    assert bad.status_code == 422
+    for bad_pattern in ("", "two words"):
+        bad = await client.get(
+            "/api/v1/topics", headers=auth("alice"), params={"pattern": bad_pattern}
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "pattern"]
 
 
 async def test_forges_and_their_projects_for_the_picker(
