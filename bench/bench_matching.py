@@ -1,12 +1,15 @@
 """Benchmark of the rule engine, in process: prints figures for docs/performance.md ("Matching").
 
     .venv/bin/python bench/bench_matching.py [--rules 1000,10000,100000] [--messages 10000]
+        [--new-kinds 1]
 
 A synthetic directory of 10,000 users (the corpus messages' own users among them), 500 groups
 and 20,000 packages (the corpus messages' packages among them, each with a few owners); rules
-of every tracking rule and filter kind spread over those users; real corpus messages (those
-with a schema, cycled). Measured per rule count: index build, matching rate on parsed messages,
-parse+match rate, memory held by the index, and the time to replace one user's rules.
+of every tracking rule and filter kind spread over those users, fmn's own kinds (applications,
+topics, projects-followed) at a share scaled by --new-kinds (0: FMN 3's kinds only); real corpus
+messages (those with a schema, cycled), on the topics production gives them. Measured per
+rule count: index build, matching rate on parsed messages, parse+match rate, memory held by the
+index, and the time to replace one user's rules.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fmn.dev.feed import production_topic
 from fmn.directory.local import DirectoryData, LocalDirectory
 from fmn.notify import build_work_items
 from fmn.rules.incoming import ParsedMessage, parse_message
@@ -44,6 +48,7 @@ def corpus_messages() -> list[dict[str, Any]]:
             raw = json.loads(line)
             if raw.get("headers", {}).get("fedora_messaging_schema"):
                 raw["id"] = f"{path.name}:{number}"
+                raw["topic"] = production_topic(raw["topic"])
                 messages.append(raw)
     return messages
 
@@ -72,17 +77,74 @@ def synthetic_directory(rng: random.Random, parsed: list[ParsedMessage]) -> Dire
 # Each user's rules go through these kinds in turn, from a random start: with 10 rules a user
 # has about two of each, as people have (e.g. their packages' builds by mail, updates on IRC).
 KINDS = ("owned-self", "related", "followed", "users", "group-owned", "owned-colleague")
+# fmn's own kinds, per rule (times --new-kinds): few want every message of an application (an
+# infrastructure or release engineer), or of a topic pattern; more follow a forge project or two.
+# 1.3% of the rules in all: at 100k rules, each application has ~3 such followers.
+NEW_KIND_SHARES = (("applications", 0.001), ("topics", 0.002), ("projects-followed", 0.01))
+# One topics rule in 10 writes one of these common patterns, the others a pattern of their own.
+COMMON_TOPIC_SHARE = 0.1
+# Topic patterns people write, from the anchored to the unanchored.
+TOPIC_PATTERNS = [
+    "org.fedoraproject.prod.bodhi.*",
+    "org.fedoraproject.prod.bodhi.update.request.*",
+    "org.fedoraproject.prod.bodhi.compose.*",
+    "org.fedoraproject.prod.buildsys.build.state.change",
+    "org.fedoraproject.prod.ansible.playbook.*",
+    "org.fedoraproject.*.wiki.*",
+    "*.ansible.playbook.complete",
+    "*.fedocal.calendar.*",
+    "io.pagure.prod.pagure.issue.*",
+    "io.pagure.prod.pagure.pull-request.*",
+    "*bodhi.update.comment*",
+]
+FORGE_PROJECTS = 500  # pagure.io projects followed (the corpus' own among them)
 
 
 class RuleMaker:
     """Synthetic rules, each a pure function of its id: the index can be built from a stream
     (as the consumer reads rules from the database) and one user's rules made again."""
 
-    def __init__(self, data: DirectoryData, parsed: list[ParsedMessage]) -> None:
+    def __init__(
+        self, data: DirectoryData, parsed: list[ParsedMessage], new_kinds: float = 1.0
+    ) -> None:
         self.users = list(data.users)
         self.groups = list(data.groups)
         self.packages = [p.split("/", 1)[1] for p in data.projects]
         self.agents = sorted({m.agent_name for m in parsed if m.agent_name})
+        self.apps = sorted({m.app_name for m in parsed if m.app_name})
+        if new_kinds:  # every application a schema is installed for (fmn's /applications)
+            from fmn.api.applications import application_names
+
+            self.apps = application_names()
+        # The application words of production topics ("bodhi" in org.fedoraproject.prod.bodhi.*).
+        self.topic_words = sorted(
+            {m.topic.split(".")[3] for m in parsed if m.topic.startswith("org.fedoraproject.prod.")}
+        )
+        real_projects = sorted(
+            {key.split(":", 1)[1] for m in parsed for key in getattr(m, "forge_projects", ())}
+        )
+        self.projects = (real_projects + [f"project{i}" for i in range(FORGE_PROJECTS)])[
+            :FORGE_PROJECTS
+        ]
+        self.new_kinds = new_kinds
+
+    def new_kind(self, rng: random.Random, rule_id: int) -> dict[str, Any] | None:
+        """fmn's own tracking rule for this rule, at their shares; None for most rules."""
+        draw = rng.random()
+        for kind, share in NEW_KIND_SHARES:
+            if draw < share * self.new_kinds:
+                if kind == "applications":
+                    return {"name": kind, "params": [rng.choice(self.apps)]}
+                if kind == "topics":
+                    pattern = rng.choice(TOPIC_PATTERNS)
+                    if rng.random() >= COMMON_TOPIC_SHARE:
+                        word = rng.choice(self.topic_words)
+                        pattern = f"org.fedoraproject.prod.{word}.x{rule_id}.*"
+                    return {"name": kind, "params": [pattern]}
+                names = rng.sample(self.projects, 2)
+                return {"name": kind, "params": [{"forge": "pagure.io", "name": n} for n in names]}
+            draw -= share * self.new_kinds
+        return None
 
     def owner(self, rule_id: int) -> str:
         return self.users[rule_id % len(self.users)]
@@ -90,11 +152,7 @@ class RuleMaker:
     def ids_of(self, username: str, count: int) -> range:
         return range(self.users.index(username) or len(self.users), count + 1, len(self.users))
 
-    def rule(self, rule_id: int) -> Rule:
-        rng = random.Random(rule_id)
-        owner = self.owner(rule_id)
-        first_kind = random.Random(owner).randrange(len(KINDS))
-        kind = KINDS[(first_kind + rule_id // len(self.users)) % len(KINDS)]
+    def fmn3_kind(self, rng: random.Random, owner: str, kind: str) -> dict[str, Any]:
         tracking: dict[str, Any]
         if kind == "owned-self":
             tracking = {"name": "artifacts-owned", "params": [owner]}
@@ -113,6 +171,17 @@ class RuleMaker:
             # follows one of them: ~8 followers each at 100k rules, against ~2 for the others).
             pool = self.agents if rng.random() < 0.01 else self.users
             tracking = {"name": "users-followed", "params": [rng.choice(pool)]}
+        return tracking
+
+    def rule(self, rule_id: int) -> Rule:
+        rng = random.Random(rule_id)
+        owner = self.owner(rule_id)
+        first_kind = random.Random(owner).randrange(len(KINDS))
+        kind = KINDS[(first_kind + rule_id // len(self.users)) % len(KINDS)]
+        # With no new kinds, no extra draw: the rules are those of the benchmark before them.
+        tracking = (self.new_kind(rng, rule_id) if self.new_kinds else None) or self.fmn3_kind(
+            rng, owner, kind
+        )
         filters: dict[str, Any] = {}
         if rng.random() < 0.3:
             filters["applications"] = rng.sample(APPS, 2)
@@ -154,10 +223,10 @@ def rss_mb() -> float:
 
 
 async def measure(
-    count: int, n_messages: int, data: DirectoryData, raw: list[dict[str, Any]]
+    count: int, n_messages: int, data: DirectoryData, raw: list[dict[str, Any]], new_kinds: float
 ) -> dict[str, float]:
     parsed = [parse_message(m) for m in raw]
-    maker = RuleMaker(data, parsed)
+    maker = RuleMaker(data, parsed, new_kinds)
     directory = LocalDirectory(data)
 
     # Memory: the process after streaming the rules into an index (as the consumer reads them
@@ -238,6 +307,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", default="1000,10000,100000")
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument(
+        "--new-kinds", type=float, default=1.0, help="scale of fmn's own kinds' shares (0: none)"
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # schema warnings from the corpus would swamp the figures
 
@@ -253,7 +325,7 @@ def main() -> None:
     )
     print(header)
     for count in (int(c) for c in args.rules.split(",")):
-        r = asyncio.run(measure(count, args.messages, data, raw))
+        r = asyncio.run(measure(count, args.messages, data, raw, args.new_kinds))
         print(
             f"{r['rules']:>7} {r['build_s']:>8.2f} {r['index_mb']:>9.1f} "
             f"{r['rss_mb']:>8.0f} (+{r['rss_index_mb']:>4.0f}) "

@@ -35,7 +35,9 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    func,
     insert,
+    or_,
     select,
     text,
 )
@@ -47,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fmn.db.models import ArchivedMessage, ArchivedMessageKey, Generated, Rule
 from fmn.db.session import prune_in_batches
 from fmn.rules.incoming import ParsedMessage
-from fmn.rules.schema import ARTIFACT_ATTRIBUTES
+from fmn.rules.schema import ARTIFACT_ATTRIBUTES, application_key
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ KEY_ATTRIBUTES = {
 USER_KIND = "user"
 AGENT_KIND = "agent"
 APP_KIND = "app"
+PROJECT_KIND = "project"  # a forge project's key ("pagure.io:fesco", fmn.rules.forges)
 # Dist-git namespace ("rpms") -> the key kind of its artifacts ("package").
 NAMESPACE_KINDS: dict[str, str] = {
     ARTIFACT_ATTRIBUTES[attribute]: kind
@@ -91,7 +94,8 @@ def match_keys(message: ParsedMessage) -> list[tuple[str, str]]:
     if message.agent_name:
         keys.append((AGENT_KIND, message.agent_name))
     if message.app_name:
-        keys.append((APP_KIND, message.app_name.lower()))
+        keys.append((APP_KIND, application_key(message.app_name)))
+    keys.extend((PROJECT_KIND, project) for project in message.forge_projects)
     return keys
 
 
@@ -355,6 +359,58 @@ async def candidates(
             for pk, sent_at in rows.all():
                 found[pk] = sent_at
     return sorted(found, key=lambda pk: (found[pk], pk), reverse=True)
+
+
+async def topic_candidates(
+    session: AsyncSession, prefixes: Iterable[str], start: dt.datetime, end: dt.datetime
+) -> list[int]:
+    """Archived messages (their primary keys) whose topic starts with any of `prefixes` (""
+    for any topic), sent in [start, end), newest first."""
+    wanted = set(prefixes)
+    message = ArchivedMessage
+    statement = select(message.id).where(message.sent_at >= start, message.sent_at < end)
+    if "" not in wanted:
+        statement = statement.where(
+            or_(*(message.topic.startswith(p, autoescape=True) for p in sorted(wanted)))
+        )
+    rows = await session.execute(statement.order_by(message.sent_at.desc(), message.id.desc()))
+    return list(rows.scalars())
+
+
+async def oldest_since(session: AsyncSession, since: dt.datetime) -> dt.datetime | None:
+    """When the oldest archived message not before `since` was sent (None: none is)."""
+    oldest = await session.scalar(
+        select(func.min(ArchivedMessage.sent_at)).where(ArchivedMessage.sent_at >= since)
+    )
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return oldest
+
+
+async def topic_counts(
+    session: AsyncSession, prefix: str, since: dt.datetime
+) -> list[tuple[str, int]]:
+    """How many messages of each topic starting with `prefix` were archived since `since`."""
+    message = ArchivedMessage
+    statement = select(message.topic, func.count()).where(message.sent_at >= since)
+    if prefix:
+        statement = statement.where(message.topic.startswith(prefix, autoescape=True))
+    rows = await session.execute(statement.group_by(message.topic))
+    return [(topic, int(count)) for topic, count in rows.all()]
+
+
+async def key_values(
+    session: AsyncSession, kind: str, prefix: str, contains: str, limit: int
+) -> list[str]:
+    """Distinct archived key values of a kind that start with `prefix` and contain
+    `contains` past it (ignoring case), by value."""
+    key = ArchivedMessageKey
+    statement = select(key.value).where(key.kind == kind).distinct().order_by(key.value)
+    statement = statement.where(key.value.startswith(prefix, autoescape=True))
+    if contains:
+        rest = func.lower(func.substr(key.value, len(prefix) + 1))
+        statement = statement.where(rest.contains(contains.lower(), autoescape=True))
+    return list((await session.execute(statement.limit(limit))).scalars())
 
 
 async def read_messages(

@@ -20,6 +20,7 @@ from fmn.api.routes import (
     feeds,
     inbox,
     misc,
+    pickers,
     preview,
     push,
     rules,
@@ -106,6 +107,7 @@ def create_app(
         feeds.router,
         admin.router,
         misc.router,
+        pickers.router,
         unsubscribe.router,
         teams.router,
     ):

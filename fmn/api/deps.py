@@ -10,7 +10,7 @@ annotations name a closure variable, which FastAPI can only see if they are eval
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -108,6 +108,15 @@ MAX_ID = 2**31 - 1
 # Named `{id}` in paths, as in FMN 3's OpenAPI document, so spec diffs and generated clients see
 # the same operations; `rule_id` in the code.
 RuleId = Annotated[int, Path(ge=1, le=MAX_ID, alias="id")]
+# Rules lists: FMN 3's clients reject a tracking rule FMN 3 does not have, so fmn's own kinds
+# are listed only to clients that ask (docs/decisions.md).
+AllKinds = Annotated[
+    bool,
+    Query(
+        description="Also the rules of fmn's own tracking rules (applications, topics, "
+        "projects-followed), which FMN 3's clients cannot read"
+    ),
+]
 
 
 async def get_owner(username: Username, identity: CurrentUser) -> Identity:

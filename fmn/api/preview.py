@@ -13,6 +13,7 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,9 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fmn import archive
 from fmn.directory.base import Directory
 from fmn.rules import schema
+from fmn.rules.forges import project_key
 from fmn.rules.incoming import ParsedMessage
 from fmn.rules.index import RuleIndex
 from fmn.rules.match import match_one
+from fmn.rules.schema import application_key
+from fmn.rules.topic_index import literal_prefix
 
 # Messages per data fetch.
 FETCH_BATCH = 200
@@ -46,7 +50,11 @@ def rule_keys(tracking: schema.TrackingRule, owner: str) -> dict[str, set[str]]:
         return {archive.AGENT_KIND: set(tracking.params)}
     if isinstance(tracking, schema.ArtifactsFollowed):
         return archive.path_keys(f"{a.type}/{a.name}" for a in tracking.params)
-    raise TypeError(f"{tracking.name} is expanded through the directory")
+    if isinstance(tracking, schema.Applications):
+        return {archive.APP_KIND: {application_key(a) for a in tracking.params}}
+    if isinstance(tracking, schema.ProjectsFollowed):
+        return {archive.PROJECT_KIND: {project_key(p.forge, p.name) for p in tracking.params}}
+    raise TypeError(f"{tracking.name} has no keys (expanded through the directory, or topics)")
 
 
 async def expand_owners(
@@ -138,6 +146,17 @@ class Preview:
     complete: bool = True
     per_day: dict[dt.date, int] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)  # only the requested page's
+    # The time read, from its start to now (an incomplete preview read the newest part).
+    read_from: dt.datetime | None = None
+    read_until: dt.datetime | None = None
+
+    def expected_per_day(self) -> float:
+        """Notifications a day at the rate of the time read (0 when nothing was read)."""
+        if self.read_from is None or self.read_until is None:
+            return 0.0
+        days = (self.read_until - self.read_from) / dt.timedelta(days=1)
+        # At least an hour: a few hits in the first minutes must not extrapolate to thousands.
+        return self.total / max(days, 1 / 24)
 
 
 def draft_rule(draft: schema.RuleBase, owner: str) -> schema.Rule:
@@ -196,8 +215,15 @@ async def run_preview(
     )
     preview = Preview(days=window, per_day=dict.fromkeys(window, 0))
 
+    preview.read_until = now
     tracking = draft.tracking_rule
-    if isinstance(tracking, OwnershipRule):
+    find: Callable[[dt.datetime, dt.datetime], Awaitable[list[int]]]
+    keys: dict[str, set[str]] | None = None
+    if isinstance(tracking, schema.Topics):
+        # Topics are not archive keys: the archive is read by the patterns' literal prefixes.
+        prefixes = {literal_prefix(pattern) for pattern in tracking.params}
+        find = partial(archive.topic_candidates, session, prefixes)
+    elif isinstance(tracking, OwnershipRule):
         halfway = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
         found, preview.complete = await expand_owners(tracking, directory, halfway)
         if not preview.complete:  # preview what was expanded in time
@@ -207,9 +233,12 @@ async def run_preview(
         keys = archive.path_keys(path for paths in found.values() for path in paths)
         users, groups = (found, {}) if isinstance(tracking, schema.ArtifactsOwned) else ({}, found)
         directory = _Expanded(directory, users, groups)
+        find = partial(archive.candidates, session, keys)
     else:
         keys = rule_keys(tracking, owner)
-    if not any(keys.values()):
+        find = partial(archive.candidates, session, keys)
+    if keys is not None and not any(keys.values()):
+        preview.read_from = since  # nothing can match: the whole window is read
         return preview
     index = RuleIndex(directory)
     try:
@@ -224,7 +253,7 @@ async def run_preview(
         if time.monotonic() > deadline:
             preview.complete = False
             break
-        pks = await archive.candidates(session, keys, *bounds)
+        pks = await find(*bounds)
         slices.adapt(len(pks))
         for batch in _batches(pks, FETCH_BATCH):
             if time.monotonic() > deadline:
@@ -233,6 +262,11 @@ async def run_preview(
             await _match_batch(session, index, batch, preview, offset, limit)
             # Matching is CPU work: let other requests of this process run between batches.
             await asyncio.sleep(0)
+        preview.read_from = bounds[0]
+    # A young archive (a new deployment) holds less than the window: the rate is over what it has.
+    oldest = await archive.oldest_since(session, since)
+    if oldest is not None and preview.read_from is not None:
+        preview.read_from = max(preview.read_from, oldest)
     return preview
 
 

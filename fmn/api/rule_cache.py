@@ -41,6 +41,7 @@ MAX_BYTES = 32 * 1024 * 1024
 CHECK_TIMEOUT = 5.0
 
 _RULES_JSON = TypeAdapter(list[RulePublic])
+PageKey = tuple[str, int, int | None, bool]  # user, offset, limit, FMN 3's kinds only
 
 # The versions of what a user's rules list shows (migration 0002): the user's id, and the
 # numbers the triggers change with every write to their rules and parts (rules version) and to
@@ -143,8 +144,8 @@ class RulePages:
         self, sessionmaker: async_sessionmaker[AsyncSession], max_bytes: int = MAX_BYTES
     ) -> None:
         self.sessionmaker = sessionmaker
-        # Pages by (user, offset, limit), weighed by their JSON's size.
-        self._pages: LRUCache[tuple[str, int, int | None], CachedPage] = LRUCache(
+        # Pages by (user, offset, limit, FMN 3's kinds only), weighed by their JSON's size.
+        self._pages: LRUCache[PageKey, CachedPage] = LRUCache(
             max_bytes, getsizeof=lambda page: len(page.body)
         )
         bind = sessionmaker.kw.get("bind")
@@ -156,9 +157,12 @@ class RulePages:
         if self.checks is not None:
             await self.checks.aclose()
 
-    async def get(self, username: str, offset: int, limit: int | None) -> CachedPage:
-        """The page (`limit` None: every rule from `offset` on)."""
-        key = (username, offset, limit)
+    async def get(
+        self, username: str, offset: int, limit: int | None, *, fmn3_only: bool = False
+    ) -> CachedPage:
+        """The page (`limit` None: every rule from `offset` on); `fmn3_only`: of the rules
+        whose tracking rule FMN 3 has."""
+        key = (username, offset, limit, fmn3_only)
         if self.checks is not None:
             cached = self._pages.get(key)
             if cached is not None and await self._holds(cached, username):
@@ -176,14 +180,15 @@ class RulePages:
         except Exception:
             return False  # read the page (the failure, if it lasts, is the route's to answer)
 
-    async def _read(self, key: tuple[str, int, int | None], session: AsyncSession) -> CachedPage:
-        username, offset, limit = key
+    async def _read(self, key: PageKey, session: AsyncSession) -> CachedPage:
+        username, offset, limit, fmn3_only = key
         kept = self.checks is not None
         read = await read_rules(
             session,
             username=username,
             offset=offset,
             limit=limit,
+            fmn3_only=fmn3_only,
             since=week_ago(),
             versions=kept,
         )

@@ -11,7 +11,9 @@ from fastapi import HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
 
+from fmn.api.applications import unknown_applications
 from fmn.api.destinations import user_destinations
 from fmn.api.pagination import Page
 from fmn.api.schemas import RulePatch, RulePublic
@@ -45,9 +47,12 @@ async def read_public(session: AsyncSession, rule_id: int) -> RulePublic:
     return RulePublic.of(read.rules[0])
 
 
-async def rules_page(services: Services, owner: str, page: Page) -> Response:
-    """One page of an owner's rules list, as JSON from the list's cache."""
-    found = await services.rule_pages.get(owner, page.offset, page.limit)
+async def rules_page(
+    services: Services, owner: str, page: Page, *, fmn3_only: bool = False
+) -> Response:
+    """One page of an owner's rules list, as JSON from the list's cache; `fmn3_only`: of the
+    rules whose tracking rule FMN 3 has."""
+    found = await services.rule_pages.get(owner, page.offset, page.limit, fmn3_only=fmn3_only)
     response = Response(found.body, media_type="application/json")
     page.headers(response, found.total)
     return response
@@ -79,6 +84,60 @@ def check_account_names(rule: schema.RuleBase, loc: tuple[str, ...] = ("body",))
         for i, name in enumerate(tracking.params)
         if not names.is_account_name(name)
     ]
+    if errors:
+        raise RequestValidationError(errors)
+
+
+async def digest_mode(session: AsyncSession, username: str) -> models.DigestMode:
+    """The user's digest setting (none until they choose one)."""
+    mode = await session.scalar(
+        select(models.UserSettings.digest_mode)
+        .join(models.UserSettings.user)
+        .where(models.User.name == username)
+    )
+    return mode or models.DigestMode.NONE
+
+
+# Destinations a catch-all topics rule would flood without a digest (a Matrix room scrolls).
+FLOODABLE_PROTOCOLS = frozenset({"email", "irc"})
+
+
+async def check_reach(
+    session: AsyncSession, username: str, rule: schema.RuleBase, loc: tuple[str, ...] = ("body",)
+) -> None:
+    """fmn's own tracking rules: applications must be known ones (`/applications`), and a
+    pattern matching every topic needs a digest to go to an email address or an IRC nick."""
+    tracking = rule.tracking_rule
+    errors: list[dict[str, Any]] = []
+    if isinstance(tracking, schema.Applications):
+        unknown = await run_in_threadpool(unknown_applications, tracking.params)
+        errors = [
+            {
+                "type": "value_error",
+                "loc": (*loc, "tracking_rule", "params", i),
+                "msg": f"unknown application {tracking.params[i]!r} (see /applications)",
+                "input": tracking.params[i],
+            }
+            for i in unknown
+        ]
+    elif isinstance(tracking, schema.Topics):
+        catch_all = [i for i, p in enumerate(tracking.params) if schema.matches_every_topic(p)]
+        floods = any(
+            d.protocol in FLOODABLE_PROTOCOLS
+            for gr in rule.generation_rules
+            for d in gr.destinations
+        )
+        if catch_all and floods and await digest_mode(session, username) == models.DigestMode.NONE:
+            errors = [
+                {
+                    "type": "value_error",
+                    "loc": (*loc, "tracking_rule", "params", i),
+                    "msg": f"{tracking.params[i]!r} matches every topic: to send that by email "
+                    "or IRC, choose a digest in your settings first",
+                    "input": tracking.params[i],
+                }
+                for i in catch_all
+            ]
     if errors:
         raise RequestValidationError(errors)
 
@@ -148,6 +207,7 @@ class RuleWriter:
 
     async def check(self, rule: schema.RuleBase) -> None:
         check_account_names(rule)
+        await check_reach(self.session, self.username, rule)
         await check_destinations(self.directory, self.username, rule, self.services.settings)
 
     async def create(self, rule: schema.RuleBase) -> RulePublic:

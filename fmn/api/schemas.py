@@ -112,7 +112,27 @@ class PreviewResult(BaseModel):
     complete: bool = Field(description="False when the time budget ran out first")
     scanned: int = Field(description="Archived messages read")
     per_day: list[DayCount]
+    expected_per_day: float = Field(
+        description="Notifications a day, at the rate of the archive read (all of it, or its "
+        "newest part when incomplete)"
+    )
+    digest_suggested: bool = Field(
+        description="More than the threshold a day and no digest set: a digest would group them"
+    )
     notifications: list[PreviewNotification]
+
+
+class TopicCount(BaseModel):
+    topic: str
+    count: int
+
+
+class TopicCounts(BaseModel):
+    pattern: str
+    days: int
+    messages: int = Field(description="Archived messages of the last `days` days it matches")
+    per_day: float
+    topics: list[TopicCount] = Field(description="The busiest of the topics it matches")
 
 
 # ---- settings and history ---------------------------------------------------------------------

@@ -305,6 +305,8 @@ class APISettings(Section):
     # previewed rule may list (422 beyond).
     preview_max_names: int = Field(100, ge=1)
     preview_max_artifacts: int = Field(500, ge=1)
+    # A preview above this many notifications a day suggests a digest (nothing is refused).
+    preview_digest_threshold: float = Field(20.0, ge=0)
     # The built web app served at "/" (SPA); None finds frontend/dist in a source checkout.
     frontend_dir: str | None = None
     # Seconds between attempts to announce a committed rule change on the bus; after the last

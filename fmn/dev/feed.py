@@ -41,6 +41,18 @@ log = logging.getLogger(__name__)
 
 # Schema-package examples carry their class topic; the production bus adds this prefix.
 TOPIC_PREFIX = "org.fedoraproject.prod."
+# Pagure's examples come from its own test suite, of pagure.io-like projects: pagure.io
+# publishes under its own prefix (src.fedoraproject.org's Pagure under Fedora's).
+PAGURE_IO_PREFIX = "io.pagure.prod."
+
+
+def production_topic(topic: str) -> str:
+    """A schema-package example's class topic as production publishes it."""
+    if topic.startswith(("org.", "io.")):
+        return topic
+    return (PAGURE_IO_PREFIX if topic.startswith("pagure.") else TOPIC_PREFIX) + topic
+
+
 # Accounts of services, not people: renaming them would make robots of the sample users.
 SERVICE_ACCOUNTS = frozenset(
     {"admin", "anitya", "bodhi", "koschei", "noggin", "packit", "releng", "testing"}
@@ -70,8 +82,8 @@ def _read_line(line: str) -> CorpusMessage | None:
         return None
     headers = raw.get("headers") if isinstance(raw.get("headers"), dict) else {}
     schema = headers.get("fedora_messaging_schema")
-    if raw.get("format") == "fedora-messaging" and not topic.startswith(("org.", "io.")):
-        topic = TOPIC_PREFIX + topic
+    if raw.get("format") == "fedora-messaging":
+        topic = production_topic(topic)
     expected = raw.get("fedmsg_meta_expected")
     expected = expected if isinstance(expected, dict) else {}
     return CorpusMessage(

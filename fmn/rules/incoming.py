@@ -26,6 +26,7 @@ import jsonschema_rs
 import pika
 from fedora_messaging import message as fm
 
+from fmn.rules.forges import project_keys
 from fmn.rules.schema import ARTIFACT_ATTRIBUTES
 
 # A message's severity by the names rules use for it (filters) and notifications show.
@@ -130,6 +131,7 @@ class ParsedMessage:
         "containers",
         "deprecated",
         "flatpaks",
+        "forge_projects",
         "groups",
         "id",
         "known_schema",
@@ -157,6 +159,8 @@ class ParsedMessage:
     modules: tuple[str, ...]
     flatpaks: tuple[str, ...]
     artifact_paths: tuple[str, ...]
+    # Keys of the forge projects the message is about ("pagure.io:fesco", fmn.rules.forges).
+    forge_projects: tuple[str, ...]
     deprecated: bool
     _message: fm.Message
     _summary: str | None
@@ -363,6 +367,7 @@ def _fill(
         for attribute, namespace in ARTIFACT_ATTRIBUTES.items()
         for name in lists[attribute]
     )
+    parsed.forge_projects = _forge_projects(message, problems) if known else ()
     parsed.app_name = _optional_name(message, "app_name", problems) if known else None
     parsed.agent_name = _optional_name(message, "agent_name", problems) if known else None
     if problems:
@@ -394,6 +399,14 @@ def _names(value: Any, attribute: str, problems: list[str]) -> tuple[str, ...]:
         return ()
     names = [item for item in value if isinstance(item, str) and item]
     return tuple(dict.fromkeys(names))
+
+
+def _forge_projects(message: fm.Message, problems: list[str]) -> tuple[str, ...]:
+    try:
+        return project_keys(message)
+    except Exception as exc:  # a body its schema did not check yet may hold anything
+        problems.append(f"the forge project could not be read: {exc!r}")
+        return ()
 
 
 def _optional_name(message: fm.Message, attribute: str, problems: list[str]) -> str | None:

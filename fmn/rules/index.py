@@ -8,7 +8,11 @@ Keys (FMN 3's tracking rules, reference §2.2):
   matching makes no directory call and a rule matches exactly when FMN 3's per-message
   "project owners ∩ params" would;
 - a username -> that user's related-events rules (the user is in message.usernames);
-- an agent name -> users-followed rules naming that agent.
+- an agent name -> users-followed rules naming that agent;
+- an application (as the `applications` filter compares it) -> applications rules naming it;
+- a forge project ("pagure.io:fesco", fmn.rules.forges) -> projects-followed rules naming it;
+- a topic -> topics rules, through a trie of their patterns' literal prefixes
+  (fmn.rules.topic_index), which keeps each topic's answer until the patterns change.
 
 `match` is synchronous and only reads. Every change is async (it may ask the directory) and
 serialized by a lock; it asks the directory for everything first and only then mutates, so a
@@ -32,7 +36,6 @@ A generation rule's filters follow FMN 3 (reference §2.3); all of them must pas
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import gc
 import logging
 import re
@@ -45,8 +48,18 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from fmn.core.owners import team_of
 from fmn.directory.base import Directory
+from fmn.rules.forges import project_key
 from fmn.rules.incoming import SEVERITY_LEVELS, ParsedMessage
-from fmn.rules.schema import ARTIFACT_ATTRIBUTES, ArtifactsFollowed, Filters, Rule
+from fmn.rules.schema import (
+    ARTIFACT_ATTRIBUTES,
+    Applications,
+    ArtifactsFollowed,
+    Filters,
+    ProjectsFollowed,
+    Rule,
+    application_key,
+)
+from fmn.rules.topic_index import TopicIndex, topic_matcher
 from fmn.sendqueue import workitem
 
 log = logging.getLogger(__name__)
@@ -70,7 +83,7 @@ class CompiledFilters:
         if message.severity not in self.severities:
             return False
         if self.applications is not None or self.excluded_applications is not None:
-            app = message.app_name.lower() if message.app_name else None
+            app = application_key(message.app_name) if message.app_name else None
             if self.applications is not None and app not in self.applications:
                 return False
             if self.excluded_applications is not None and app in self.excluded_applications:
@@ -98,18 +111,12 @@ def _compile(
     my_actions: bool,
 ) -> CompiledFilters:
     return CompiledFilters(
-        applications=frozenset(a.lower() for a in applications) if applications else None,
-        excluded_applications=frozenset(a.lower() for a in excluded) if excluded else None,
+        applications=frozenset(map(application_key, applications)) if applications else None,
+        excluded_applications=frozenset(map(application_key, excluded)) if excluded else None,
         severities=frozenset(SEVERITY_LEVELS[s] for s in severities) or DEFAULT_SEVERITIES,
-        topic=_topic_matcher(topic) if topic else None,
+        topic=topic_matcher(topic) if topic else None,
         my_actions=my_actions,
     )
-
-
-@lru_cache(maxsize=4096)
-def _topic_matcher(pattern: str) -> Callable[[str], re.Match[str] | None]:
-    # fnmatch.translate anchors the whole topic, as fnmatch.fnmatch does.
-    return re.compile(fnmatch.translate(pattern)).match
 
 
 # ---- compiled rules -------------------------------------------------------------------------
@@ -131,7 +138,9 @@ class CompiledRule:
     owner: str
     tracking: str
     # artifacts-owned: usernames; artifacts-group-owned: groups; users-followed: agents;
-    # artifacts-followed: dist-git paths ("rpms/foo"); related-events: nothing.
+    # artifacts-followed: dist-git paths ("rpms/foo"); related-events: nothing;
+    # applications: application keys (schema.application_key); topics: patterns;
+    # projects-followed: project keys ("pagure.io:fesco", fmn.rules.forges).
     params: tuple[str, ...]
     generation_rules: tuple[CompiledGenerationRule, ...]
 
@@ -141,6 +150,10 @@ def compile_rule(rule: Rule) -> CompiledRule:
     params: tuple[str, ...]
     if isinstance(tracking, ArtifactsFollowed):
         params = tuple(dict.fromkeys(f"{a.type}/{a.name}" for a in tracking.params))
+    elif isinstance(tracking, ProjectsFollowed):
+        params = tuple(dict.fromkeys(project_key(p.forge, p.name) for p in tracking.params))
+    elif isinstance(tracking, Applications):
+        params = tuple(dict.fromkeys(map(application_key, tracking.params)))
     elif tracking.params is None:
         params = ()
     else:
@@ -213,6 +226,9 @@ class _State:
     followed: dict[str, set[CompiledRule]] = field(default_factory=dict)
     related: dict[str, set[CompiledRule]] = field(default_factory=dict)
     agents: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    applications: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    projects: dict[str, set[CompiledRule]] = field(default_factory=dict)
+    topics: TopicIndex[CompiledRule] = field(default_factory=TopicIndex)
     # artifacts-owned / artifacts-group-owned: who is named, what they own, who owns what.
     user_rules: dict[str, set[CompiledRule]] = field(default_factory=dict)
     group_rules: dict[str, set[CompiledRule]] = field(default_factory=dict)
@@ -261,6 +277,9 @@ class RuleIndex:
             "owners": len(st.by_owner),
             "gone_owners": len(st.gone),
             "followed_paths": len(st.followed),
+            "applications": len(st.applications),
+            "followed_projects": len(st.projects),
+            "topic_patterns": len(st.topics),
             "owned_paths": len(st.path_users) + len(st.path_groups),
             "expanded_users": len(st.user_projects),
             "expanded_groups": len(st.group_projects),
@@ -289,6 +308,17 @@ class RuleIndex:
             rules = st.agents.get(message.agent_name)
             if rules:
                 found |= rules
+        if st.applications and message.app_name:
+            rules = st.applications.get(application_key(message.app_name))
+            if rules:
+                found |= rules
+        if st.projects:
+            for project in message.forge_projects:
+                rules = st.projects.get(project)
+                if rules:
+                    found |= rules
+        if st.topics:
+            found |= st.topics.find(message.topic)
         return found
 
     def match(self, message: ParsedMessage) -> list[Match]:
@@ -508,6 +538,10 @@ def _apply_plan(st: _State, plan: _Plan) -> None:
 def _add_rule(st: _State, rule: CompiledRule) -> None:
     st.rules[rule.id] = rule
     st.by_owner.setdefault(rule.owner, set()).add(rule.id)
+    if rule.tracking == "topics":
+        for pattern in rule.params:
+            st.topics.add(pattern, rule)
+        return
     table, keys = _rule_keys(st, rule)
     for key in keys:
         table.setdefault(key, set()).add(rule)
@@ -516,6 +550,10 @@ def _add_rule(st: _State, rule: CompiledRule) -> None:
 def _remove_rule(st: _State, rule_id: int) -> CompiledRule:
     rule = st.rules.pop(rule_id)
     _discard(st.by_owner, rule.owner, rule_id)
+    if rule.tracking == "topics":
+        for pattern in rule.params:
+            st.topics.discard(pattern, rule)
+        return rule
     table, keys = _rule_keys(st, rule)
     for key in keys:
         _discard(table, key, rule)
@@ -525,7 +563,7 @@ def _remove_rule(st: _State, rule_id: int) -> CompiledRule:
 def _rule_keys(
     st: _State, rule: CompiledRule
 ) -> tuple[dict[str, set[CompiledRule]], tuple[str, ...]]:
-    """The table a rule is filed in, and under which keys."""
+    """The table a rule is filed in, and under which keys (topics rules: see _add_rule)."""
     if rule.tracking == "related-events":
         return st.related, (rule.owner,)
     tables = {
@@ -533,6 +571,8 @@ def _rule_keys(
         "artifacts-owned": st.user_rules,
         "artifacts-group-owned": st.group_rules,
         "users-followed": st.agents,
+        "applications": st.applications,
+        "projects-followed": st.projects,
     }
     return tables[rule.tracking], rule.params
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fmn.directory import names
+from fmn.rules.forges import FORGES
 
 ArtifactType = Literal["rpms", "containers", "modules", "flatpaks"]
 # Message attribute -> dist-git namespace (reference §2.2).
@@ -84,17 +85,81 @@ class UsersFollowed(Model):
     params: list[Name] = Field(max_length=MAX_LIST_LENGTH)
 
 
+# fmn's own tracking rules, beyond FMN 3's five (FMN 3's clients do not know them: the rules list
+# shows them only to clients that ask, see docs/decisions.md).
+
+
+def application_key(name: str) -> str:
+    """An application name as FMN 3's `applications` filter compares it (ignoring case): the
+    filter, the `applications` tracking rule and the archive all compare these."""
+    return name.lower()
+
+
+class Applications(Model):
+    """Every message of these applications (compared as the `applications` filter compares)."""
+
+    name: Literal["applications"]
+    params: list[Name] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+
+
+TopicPattern = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x20\x7f]+$")
+]
+
+
+class Topics(Model):
+    """Every message whose topic one of these patterns matches (the `topic` filter's fnmatch
+    over the whole topic)."""
+
+    name: Literal["topics"]
+    params: list[TopicPattern] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+
+
+class ProjectRef(Model):
+    forge: Name
+    name: Name
+
+    @field_validator("forge")
+    @classmethod
+    def _known_forge(cls, value: str) -> str:
+        if value not in FORGES:
+            raise ValueError(f"unknown forge {value!r}; known: {', '.join(sorted(FORGES))}")
+        return value
+
+
+class ProjectsFollowed(Model):
+    """Issues, pull requests, commits and changes of these projects on their forges."""
+
+    name: Literal["projects-followed"]
+    params: list[ProjectRef] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+
+
 TrackingRule = Annotated[
-    ArtifactsOwned | ArtifactsGroupOwned | ArtifactsFollowed | RelatedEvents | UsersFollowed,
+    ArtifactsOwned
+    | ArtifactsGroupOwned
+    | ArtifactsFollowed
+    | RelatedEvents
+    | UsersFollowed
+    | Applications
+    | Topics
+    | ProjectsFollowed,
     Field(discriminator="name"),
 ]
-TRACKING_RULE_NAMES = (
+# The tracking rules FMN 3 has: its clients' models take no other.
+FMN3_TRACKING_RULE_NAMES = (
     "artifacts-owned",
     "artifacts-group-owned",
     "artifacts-followed",
     "related-events",
     "users-followed",
 )
+TRACKING_RULE_NAMES = (*FMN3_TRACKING_RULE_NAMES, "applications", "topics", "projects-followed")
+
+
+def matches_every_topic(pattern: str) -> bool:
+    """Whether a topic pattern lets every topic through (`*`, `**`, `?*`, ...)."""
+    return "*" in pattern and set(pattern) <= {"*", "?"}
+
 
 Severity = Literal["debug", "info", "warning", "error"]
 

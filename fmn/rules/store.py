@@ -103,6 +103,7 @@ class _Shape:
     by_disabled: bool
     enabled_only: bool
     unmuted: bool
+    fmn3_only: bool
     counts: bool
     versions: bool
     paged: bool
@@ -132,6 +133,8 @@ def _conditions(shape: _Shape) -> list[Any]:
     if shape.unmuted:
         unmuted_at: Any = bindparam("unmuted_at")
         conditions.append(or_(R.muted_until.is_(None), R.muted_until <= unmuted_at))
+    if shape.fmn3_only:
+        conditions.append(T.name.in_(schema.FMN3_TRACKING_RULE_NAMES))
     return conditions
 
 
@@ -278,6 +281,7 @@ async def read_rules(
     disabled: bool | None = None,
     enabled_only: bool = False,
     unmuted_at: dt.datetime | None = None,
+    fmn3_only: bool = False,
     counts: bool = True,
     since: dt.datetime | None = None,
     versions: bool = False,
@@ -285,15 +289,16 @@ async def read_rules(
     limit: int | None = None,
 ) -> RulesRead:
     """The rules matching every condition given, by id: one user's, one rule, disabled or not,
-    enabled only, not muted at a time; with their counts since `since` (default: a week ago)
-    or none; one page (`offset`, `limit`) or all. `versions` (PostgreSQL, with `username`):
-    also the user's versions, for the rules list's cache."""
+    enabled only, not muted at a time, only of FMN 3's tracking rules; with their counts since
+    `since` (default: a week ago) or none; one page (`offset`, `limit`) or all. `versions`
+    (PostgreSQL, with `username`): also the user's versions, for the rules list's cache."""
     shape = _Shape(
         by_user=username is not None,
         by_id=rule_id is not None,
         by_disabled=disabled is not None,
         enabled_only=enabled_only,
         unmuted=unmuted_at is not None,
+        fmn3_only=fmn3_only,
         counts=counts,
         versions=versions,
         paged=limit is not None,

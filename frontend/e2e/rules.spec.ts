@@ -1,7 +1,8 @@
-// alice's rules, one test after the other: each of the five kinds created after a preview, one
-// edited, one disabled (and found on the admin page of disabled rules), all deleted.
+// alice's rules, one test after the other: each of the eight kinds created after a preview (an
+// applications rule then seen firing on the feed's messages), one edited, one disabled (and found
+// on the admin page of disabled rules), all deleted.
 import { expect, test, type Page } from '@playwright/test'
-import { logIn, snap } from './helpers'
+import { logIn, snap, untilShown } from './helpers'
 
 test.describe.configure({ mode: 'serial' })
 
@@ -19,6 +20,8 @@ async function pickOption(page: Page, picker: string, typed: string, option: str
   await page.getByRole('option', { name: option, exact: true }).click()
   await expect(page.getByRole('button', { name: `Remove ${option}` })).toBeVisible()
   await input.fill('')
+  // A long list (every application) would cover the fields below.
+  await input.press('Escape')
 }
 
 const KINDS: Kind[] = [
@@ -56,6 +59,37 @@ const KINDS: Kind[] = [
     name: 'e2e: what carol does',
     pick: (page) => pickOption(page, 'Users whose actions to track', 'car', 'carol'),
   },
+  {
+    slug: 'applications',
+    radio: 'Applications',
+    name: 'e2e: everything from bodhi',
+    pick: (page) => pickOption(page, 'Applications to track', 'bod', 'bodhi'),
+  },
+  {
+    slug: 'topics',
+    radio: 'Topics',
+    name: 'e2e: bodhi pushes',
+    pick: async (page) => {
+      const input = page.getByRole('combobox', { name: 'Topic patterns' })
+      await input.fill('org.fedoraproject.prod.bodhi.*')
+      // The live count from the archive (the feed has been filling it).
+      await expect(page.locator('#tracking-topics-count')).toContainText(/matched \d+ messages? in the last 7 days/)
+      await input.press('Enter')
+      await expect(page.getByRole('button', { name: 'Remove org.fedoraproject.prod.bodhi.*' })).toBeVisible()
+    },
+  },
+  {
+    slug: 'projects-followed',
+    radio: 'Forge projects',
+    name: 'e2e: fesco tickets',
+    pick: async (page) => {
+      await expect(page.getByLabel('Forge', { exact: true })).toHaveValue('pagure.io')
+      const input = page.getByRole('combobox', { name: 'Projects to track' })
+      await input.fill('fesco')
+      await input.press('Enter')
+      await expect(page.getByRole('button', { name: 'Remove fesco on pagure.io' })).toBeVisible()
+    },
+  },
 ]
 
 const ruleLink = (page: Page, name: string) => page.getByRole('link', { name, exact: true })
@@ -72,7 +106,8 @@ test('says what is missing next to the field', async ({ page }) => {
   await snap(page, 'rules-validation')
 })
 
-test('creates each of the five kinds of rule, after a preview', async ({ page }) => {
+test('creates each of the eight kinds of rule, after a preview', async ({ page }) => {
+  test.slow() // eight rules, each previewed: past the default minute on a loaded machine
   for (const kind of KINDS) {
     await page.getByRole('link', { name: 'Add a new rule' }).click()
     await expect(page.getByRole('heading', { name: 'New rule' })).toBeVisible()
@@ -85,6 +120,7 @@ test('creates each of the five kinds of rule, after a preview', async ({ page })
     const result = page.getByTestId('preview-result')
     await expect(result).toContainText(/\d+ notifications? over the last 7 days/)
     await expect(result).toContainText(/\(\d+ messages? read\)/)
+    await expect(page.getByTestId('preview-rate')).toContainText(/About [\d.]+ notifications? a day expected/)
     await snap(page, `rules-new-${kind.slug}`)
 
     await page.getByRole('button', { name: 'Create' }).click()
@@ -98,6 +134,14 @@ test('creates each of the five kinds of rule, after a preview', async ({ page })
     await expect(item.locator('.badge.text-bg-info')).toHaveText(kind.radio)
   }
   await snap(page, 'rules-list')
+})
+
+test('an applications rule fires on the bus messages of that application', async ({ page }) => {
+  await page.getByRole('link', { name: 'History' }).click()
+  const fired = page.getByTestId('history-item').filter({ has: page.getByRole('link', { name: 'e2e: everything from bodhi' }) })
+  await untilShown(page, () => expect(fired.first()).toBeVisible({ timeout: 3_000 }))
+  await expect(fired.first().locator('code')).toHaveText(/\.bodhi\./)
+  await snap(page, 'rules-applications-fired')
 })
 
 test('edits a rule: its name, what it tracks, a filter and a second address', async ({ page }) => {
@@ -158,7 +202,16 @@ test('disables a rule from the list; it shows disabled there and to the admins',
 })
 
 test('deletes the rules', async ({ page }) => {
-  const names = ['e2e: packages of alice and bob', 'e2e: packages of the packagers', 'e2e: guake', 'e2e: about me', 'e2e: what carol and dave do']
+  const names = [
+    'e2e: packages of alice and bob',
+    'e2e: packages of the packagers',
+    'e2e: guake',
+    'e2e: about me',
+    'e2e: what carol and dave do',
+    'e2e: everything from bodhi',
+    'e2e: bodhi pushes',
+    'e2e: fesco tickets',
+  ]
   for (const name of names) {
     await ruleLink(page, name).click()
     await page.getByRole('button', { name: 'Delete' }).click()

@@ -90,6 +90,13 @@ def new_rule(name: str | None = "contract") -> dict[str, Any]:
 Call = Callable[..., Any]
 
 
+FMN_OWN_KINDS = [
+    {"name": "applications", "params": ["koji"]},
+    {"name": "topics", "params": ["org.fedoraproject.prod.bodhi.*"]},
+    {"name": "projects-followed", "params": [{"forge": "pagure.io", "name": "fesco"}]},
+]
+
+
 def well_formed_requests(base: str, headers: dict[str, str]) -> list[tuple[str, str, Call]]:
     """(method, path template, make the case) for each FMN 3 operation, in an order that leaves
     a rule to read, replace, patch and finally delete."""
@@ -99,6 +106,14 @@ def well_formed_requests(base: str, headers: dict[str, str]) -> list[tuple[str, 
     )
     created.raise_for_status()
     rule_id["id"] = created.json()["id"]
+    # The account has fmn's own kinds of rules too: FMN 3's clients must still read its lists.
+    for tracking in FMN_OWN_KINDS:
+        httpx.post(
+            f"{base}/api/v1/users/{USER}/rules",
+            headers=headers,
+            json={**new_rule(tracking["name"]), "tracking_rule": tracking},
+            timeout=30,
+        ).raise_for_status()
 
     def user(**extra: Any) -> dict[str, Any]:
         return {"username": USER, **extra}

@@ -283,3 +283,54 @@ async def test_a_muted_rule_is_silent_until_its_mute_ends(
     items = await work_items(client_broker, consumer_settings, "email", 1)
     assert items[0].message.id == second
     assert items[0].address == "alice@example.org"
+
+
+async def test_rules_reaching_past_artifacts_on_real_messages(
+    start_consumer: Any,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_rules(
+        sessionmaker,
+        rule(1, "alice", {"name": "applications", "params": ["ansible"]}),
+        rule(2, "bob", {"name": "topics", "params": ["org.fedoraproject.prod.bodhi.compose.*"]}),
+        rule(
+            3,
+            "ralph",
+            {"name": "projects-followed", "params": [{"forge": "pagure.io", "name": "pagure"}]},
+        ),
+    )
+    ansible = load_corpus("schema-tests-fedorainfra-ansible-messages.jsonl")
+    pagure = load_corpus("schema-tests-pagure-messages.jsonl")
+    # On the topics production gives them (the schema packages' examples carry none).
+    playbook = {**ansible[0], "topic": "org.fedoraproject.prod." + ansible[0]["topic"]}
+    compose = next(m for m in BODHI if m["topic"] == "bodhi.compose.complete")
+    compose = {**compose, "topic": "org.fedoraproject.prod.bodhi.compose.complete"}
+    pull_request = next(m for m in pagure if m["topic"] == "pagure.pull-request.new")
+    pull_request = {**pull_request, "topic": "io.pagure.prod.pagure.pull-request.new"}
+    await start_consumer()
+    for message in (playbook, compose, pull_request):
+        await publish(client_broker, message)
+
+    items = await work_items(client_broker, consumer_settings, "email", 3)
+    assert {
+        (item.address, item.message.topic, tuple(r.id for r in item.rules)) for item in items
+    } == {
+        ("alice@example.org", playbook["topic"], (1,)),
+        ("bob@example.org", compose["topic"], (2,)),
+        ("ralph@example.org", pull_request["topic"], (3,)),
+    }
+
+    # The project is an archive key: a preview finds the project's messages by it.
+    async def all_archived() -> bool:
+        return await archived(sessionmaker) == 3
+
+    await wait_until(all_archived)
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(models.ArchivedMessageKey.value).where(
+                models.ArchivedMessageKey.kind == "project"
+            )
+        )
+        assert list(rows.scalars()) == ["pagure.io:pagure"]

@@ -174,3 +174,33 @@ def test_the_fmn_command_runs_it(messages_file):
     )
     assert completed.returncode == 0, completed.stderr
     assert len(completed.stdout.splitlines()) == 6
+
+
+def test_understands_fmn_own_kinds(tmp_path, corpus_message):
+    rules = json.loads(RULES_FILE.read_text())[:1]
+    rules = [
+        {**rules[0], "id": 1, "tracking_rule": {"name": "applications", "params": ["pagure"]}},
+        {**rules[0], "id": 2, "tracking_rule": {"name": "topics", "params": ["io.pagure.*"]}},
+        {
+            **rules[0],
+            "id": 3,
+            "tracking_rule": {
+                "name": "projects-followed",
+                "params": [{"forge": "pagure.io", "name": "pagure"}],
+            },
+        },
+    ]
+    rules_file = tmp_path / "rules.json"
+    rules_file.write_text(json.dumps(rules))
+    pull_request = corpus_message(PAGURE, "pagure.pull-request.new")
+    pull_request["topic"] = "io.pagure.prod." + pull_request["topic"]
+    messages = tmp_path / "messages.jsonl"
+    messages.write_text(json.dumps(pull_request) + "\n")
+
+    result = run(
+        "--rules", str(rules_file), "--messages", str(messages), "--directory", str(DIRECTORY_FILE)
+    )
+
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [n["rules"] for n in line["notifications"]] == [[1, 2, 3]]

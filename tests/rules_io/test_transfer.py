@@ -74,6 +74,44 @@ def test_fmn3_examples_round_trip_unchanged(fresh_db: str, tmp_path: Path) -> No
     assert export(fresh_db) == EXAMPLES
 
 
+def test_fmn_own_kinds_round_trip(fresh_db: str, tmp_path: Path) -> None:
+    generation_rules = [{**gr, "id": None} for gr in EXAMPLES[0]["generation_rules"]]
+    rules = [
+        {
+            **EXAMPLES[0],
+            "id": 100 + i,
+            "name": tracking["name"],
+            "tracking_rule": tracking,
+            "generation_rules": generation_rules,
+        }
+        for i, tracking in enumerate(
+            [
+                {"name": "applications", "params": ["ansible", "bodhi"]},
+                {"name": "topics", "params": ["org.fedoraproject.*.wiki.*"]},
+                {"name": "projects-followed", "params": [{"forge": "pagure.io", "name": "fesco"}]},
+            ]
+        )
+    ]
+    source = tmp_path / "rules.json"
+    source.write_text(json.dumps(rules))
+    assert "3 created" in fmn("rules", "import", str(source), url=fresh_db).stdout
+    assert [r["tracking_rule"] for r in export(fresh_db)] == [r["tracking_rule"] for r in rules]
+
+    unknown_forge = [
+        {
+            **rules[2],
+            "tracking_rule": {
+                "name": "projects-followed",
+                "params": [{"forge": "gitlab.com", "name": "x"}],
+            },
+        }
+    ]
+    source.write_text(json.dumps(unknown_forge))
+    refused = fmn("rules", "import", str(source), url=fresh_db, check=False)
+    assert refused.returncode != 0 and "gitlab.com" in refused.stderr
+    assert count_rows(fresh_db, "rules") == 3
+
+
 def test_import_replaces_a_changed_rule_and_new_rules_get_fresh_ids(
     fresh_db: str, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import select
 
 from fmn.api import health, rule_requests
-from fmn.api.deps import AdminUser, ReadSessionDep, RuleId, ServicesDep, SessionDep
+from fmn.api.deps import AdminUser, AllKinds, ReadSessionDep, RuleId, ServicesDep, SessionDep
 from fmn.api.pagination import PageDep, paginate
 from fmn.api.schemas import (
     AdminRulePatch,
@@ -42,9 +42,15 @@ async def list_rules(
     response: Response,
     disabled: bool | None = None,
     username: Text = None,
+    all_kinds: AllKinds = False,
 ) -> list[RulePublic]:
     read = await read_rules(
-        session, username=username or None, disabled=disabled, offset=page.offset, limit=page.limit
+        session,
+        username=username or None,
+        disabled=disabled,
+        fmn3_only=not all_kinds,
+        offset=page.offset,
+        limit=page.limit,
     )
     page.headers(response, read.total)
     return [RulePublic.of(stored) for stored in read.rules]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
-from functools import cache
-from importlib.metadata import entry_points
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -14,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from fmn.api import health
+from fmn.api.applications import application_names
 from fmn.api.deps import CurrentUser, DirectoryDep, RateLimitedUser, ServicesDep, SettingsDep
 from fmn.api.pagination import PageDep, paginate_list
 from fmn.api.schemas import AppConfig, ArtifactPublic, Detail
@@ -36,28 +34,6 @@ AccountNames = Annotated[
     list[Annotated[str, Query(min_length=1, max_length=MAX_NAME_LENGTH, pattern=names.PATTERN)]],
     Query(max_length=MAX_ARTIFACT_QUERIES),
 ]
-
-
-@cache
-def application_names() -> list[str]:
-    """App names of the installed message schemas (`app_name`, else the entry point's first
-    word), one per name ignoring case."""
-    names: dict[str, str] = {}
-    for ep in entry_points(group="fedora.messages"):
-        name = ep.name.split(".", 1)[0]
-        try:
-            cls = ep.load()
-            value = getattr(cls, "app_name", None)
-            if not isinstance(value, str):
-                with warnings.catch_warnings():  # deprecated schemas warn when instantiated
-                    warnings.simplefilter("ignore")
-                    value = cls(body={}).app_name
-            if isinstance(value, str) and value:
-                name = value
-        except Exception:  # a schema that cannot say: keep the entry point's word
-            log.debug("no app_name from %s", ep.name)
-        names.setdefault(name.lower(), name)
-    return sorted(names.values(), key=str.lower)
 
 
 @router.get("/applications", response_model=list[str], tags=["misc"])

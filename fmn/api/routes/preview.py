@@ -11,7 +11,7 @@ from fmn.api.deps import DirectoryDep, RateLimitedOwner, ReadSessionDep, Service
 from fmn.api.metrics import PREVIEW_SCANNED
 from fmn.api.pagination import PageDep
 from fmn.api.preview import run_preview
-from fmn.api.rule_requests import check_account_names
+from fmn.api.rule_requests import check_account_names, digest_mode
 from fmn.api.schemas import (
     DayCount,
     Detail,
@@ -21,6 +21,7 @@ from fmn.api.schemas import (
     PreviewResult,
 )
 from fmn.core.settings import APISettings
+from fmn.db.models import DigestMode
 from fmn.rules import schema
 
 router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
@@ -82,11 +83,17 @@ async def preview_rule(
             limit=page.size,
         )
     PREVIEW_SCANNED.inc(preview.scanned)
+    expected = preview.expected_per_day()
+    suggest = expected > services.settings.api.preview_digest_threshold
+    if suggest:
+        suggest = await digest_mode(session, username) == DigestMode.NONE
     return PreviewResult(
         total=preview.total,
         complete=preview.complete,
         scanned=preview.scanned,
         per_day=[DayCount(date=d, count=preview.per_day[d]) for d in preview.days],
+        expected_per_day=round(expected, 1),
+        digest_suggested=suggest,
         notifications=[
             PreviewNotification(
                 message=PreviewMessage(

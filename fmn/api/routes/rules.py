@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fmn.api import rule_requests
 from fmn.api.deps import (
+    AllKinds,
     DirectoryDep,
     Owner,
     ReadSessionDep,
@@ -30,11 +31,15 @@ router = APIRouter(prefix="/users/{username}/rules", tags=["users/rules"])
 
 
 @router.get("", response_model=list[RulePublic])
-async def list_rules(owner: Owner, page: PageDep, request: Request) -> Response:
+async def list_rules(
+    owner: Owner, page: PageDep, request: Request, all_kinds: AllKinds = False
+) -> Response:
     """The user's rules by id, each with its notification count of the last 7 days."""
     # The services from the app and the name from the owner (checked against the path by
     # `Owner`): each parameter or dependency costs FastAPI's resolution on every request.
-    return await rule_requests.rules_page(request.app.state.services, owner.name, page)
+    return await rule_requests.rules_page(
+        request.app.state.services, owner.name, page, fmn3_only=not all_kinds
+    )
 
 
 async def rule_writer(

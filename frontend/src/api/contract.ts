@@ -24,6 +24,7 @@ export type Contract = [
   Check<Answer<S['ArtifactPublic']>, T.Artifact>,
   Check<T.PreviewRequest, S['PreviewRequest']>,
   Check<Answer<S['PreviewResult']>, T.PreviewResult>,
+  Check<Answer<S['TopicCounts']>, T.TopicCounts>,
   Check<Answer<S['NotificationPublic']>, T.NotificationRecord>,
   Check<Answer<S['RuleStats']>, T.RuleStats>,
   Check<Answer<S['SettingsPublic']>, T.UserSettings>,

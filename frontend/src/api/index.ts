@@ -28,6 +28,7 @@ import type {
   SystemStatus,
   Team,
   TeamDestination,
+  TopicCounts,
   UserRef,
   UserSettings,
   VapidKey,
@@ -62,7 +63,8 @@ export const api = {
   getDestinations: (username: string) => requestAll<Destination>(`${u(username)}/destinations`),
 
   // `owner` is a username or a group's teamOwner(group).
-  listRules: (owner: string) => requestAll<Rule>(`${rulesOf(owner)}/rules`),
+  // all_kinds: fmn's own tracking rules too (FMN 3's clients, which do not ask, get FMN 3's only).
+  listRules: (owner: string) => requestAll<Rule>(`${rulesOf(owner)}/rules`, { query: { all_kinds: true } }),
   getRule: (owner: string, id: number) => request<Rule>('GET', `${rulesOf(owner)}/rules/${id}`),
   createRule: (owner: string, rule: NewRule) => request<Rule>('POST', `${rulesOf(owner)}/rules`, { body: rule }),
   updateRule: (owner: string, id: number, rule: NewRule) =>
@@ -123,6 +125,11 @@ export const api = {
   },
 
   listApplications: () => requestAll<string>('/applications'),
+  countTopics: (pattern: string, signal?: AbortSignal) =>
+    request<TopicCounts>('GET', '/topics', { query: { pattern }, signal }),
+  listForges: () => request<string[]>('GET', '/forges'),
+  searchProjects: (forge: string, name: string, signal?: AbortSignal) =>
+    request<string[]>('GET', `/forges/${encodeURIComponent(forge)}/projects`, { query: { name }, signal }),
   searchArtifacts: (query: { names?: string[]; users?: string[]; groups?: string[] }, signal?: AbortSignal) =>
     requestFirst<Artifact>('/artifacts', { query, signal, pageSize: SEARCH_PAGE_SIZE }),
   /** Every artifact the users or groups own (the owned-artifacts summary). */
@@ -141,7 +148,8 @@ export const api = {
   },
 
   admin: {
-    listRules: (filters: { disabled?: boolean; username?: string }) => requestAll<Rule>('/admin/rules', { query: filters }),
+    listRules: (filters: { disabled?: boolean; username?: string }) =>
+      requestAll<Rule>('/admin/rules', { query: { ...filters, all_kinds: true } }),
     searchUsers: (search: string, signal?: AbortSignal) =>
       requestFirst<UserRef>('/admin/users', { query: { search }, signal, pageSize: SEARCH_PAGE_SIZE }),
     patchRule: (id: number, disabled: boolean) => request<Rule>('PATCH', `/admin/rules/${id}`, { body: { disabled } }),

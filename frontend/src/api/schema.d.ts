@@ -289,6 +289,187 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/forges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Forges
+         * @description The forges a projects-followed rule can name.
+         */
+        get: operations["list_forges_api_v1_forges_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/forges/{forge}/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search Projects
+         * @description Projects of the forge that recent messages were about, whose name contains `name`.
+         */
+        get: operations["search_projects_api_v1_forges__forge__projects_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{group}/destinations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Team Destinations
+         * @description The group's list addresses, IRC channels and Matrix rooms, verified or not.
+         */
+        get: operations["list_team_destinations_api_v1_groups__group__destinations_get"];
+        put?: never;
+        /**
+         * Add Team Destination
+         * @description Add a destination and send a verification code to it. For a Matrix room, invite fmn's
+         *     Matrix account first: it joins rooms only on invitation.
+         */
+        post: operations["add_team_destination_api_v1_groups__group__destinations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{group}/destinations/{destination_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Team Destination
+         * @description Remove a destination no rule of the group uses (409 naming the rules otherwise).
+         */
+        delete: operations["delete_team_destination_api_v1_groups__group__destinations__destination_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{group}/destinations/{destination_id}/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resend Team Destination Code
+         * @description Send a new code (at most one a minute); the previous one stops working.
+         */
+        post: operations["resend_team_destination_code_api_v1_groups__group__destinations__destination_id__code_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{group}/destinations/{destination_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify Team Destination
+         * @description Enter the code that was sent to the destination: from then on team rules may use it.
+         */
+        post: operations["verify_team_destination_api_v1_groups__group__destinations__destination_id__verify_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{group}/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Team Rules
+         * @description The group's rules by id, each with its notification count of the last 7 days.
+         */
+        get: operations["list_team_rules_api_v1_groups__group__rules_get"];
+        put?: never;
+        /**
+         * Create Team Rule
+         * @description A new rule of the group (its sponsors): every destination one of its verified ones.
+         */
+        post: operations["create_team_rule_api_v1_groups__group__rules_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{group}/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Team Rule
+         * @description One of the group's rules (its members, sponsors and the admins).
+         */
+        get: operations["get_team_rule_api_v1_groups__group__rules__id__get"];
+        /**
+         * Replace Team Rule
+         * @description Replace the whole rule, as for a user's own rule.
+         */
+        put: operations["replace_team_rule_api_v1_groups__group__rules__id__put"];
+        post?: never;
+        /**
+         * Delete Team Rule
+         * @description Delete the group's rule (answers `null`).
+         */
+        delete: operations["delete_team_rule_api_v1_groups__group__rules__id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Patch Team Rule
+         * @description Enable, disable or mute the group's rule.
+         */
+        patch: operations["patch_team_rule_api_v1_groups__group__rules__id__patch"];
+        trace?: never;
+    };
     "/api/v1/healthz/live": {
         parameters: {
             query?: never;
@@ -340,6 +521,27 @@ export type paths = {
          * @description The key browsers subscribe with (applicationServerKey); 404 without Web Push.
          */
         get: operations["vapid_public_key_api_v1_push_vapid_public_key_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/topics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count Topics
+         * @description How many archived messages of the last `days` days a topic pattern matches (the
+         *     `topic` filter's and `topics` rule's fnmatch), and the busiest of their topics.
+         */
+        get: operations["count_topics_api_v1_topics_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -761,6 +963,26 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/{username}/teams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Teams
+         * @description The groups the logged-in user belongs to, and which of them they sponsor.
+         */
+        get: operations["list_teams_api_v1_users__username__teams_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me": {
         parameters: {
             query?: never;
@@ -806,6 +1028,19 @@ export type components = {
             oidc_scopes: string;
             /** Public Url */
             public_url: string;
+        };
+        /**
+         * Applications
+         * @description Every message of these applications (compared as the `applications` filter compares).
+         */
+        Applications: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "applications";
+            /** Params */
+            params: string[];
         };
         /** ArtifactPublic */
         ArtifactPublic: {
@@ -1127,6 +1362,16 @@ export type components = {
              * @description False when the time budget ran out first
              */
             complete: boolean;
+            /**
+             * Digest Suggested
+             * @description More than the threshold a day and no digest set: a digest would group them
+             */
+            digest_suggested: boolean;
+            /**
+             * Expected Per Day
+             * @description Notifications a day, at the rate of the archive read (all of it, or its newest part when incomplete)
+             */
+            expected_per_day: number;
             /** Notifications */
             notifications: components["schemas"]["PreviewNotification"][];
             /** Per Day */
@@ -1141,6 +1386,26 @@ export type components = {
              * @description Notifications the rule would have produced
              */
             total: number;
+        };
+        /** ProjectRef */
+        ProjectRef: {
+            /** Forge */
+            forge: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * ProjectsFollowed
+         * @description Issues, pull requests, commits and changes of these projects on their forges.
+         */
+        ProjectsFollowed: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "projects-followed";
+            /** Params */
+            params: components["schemas"]["ProjectRef"][];
         };
         /** QuietHours */
         QuietHours: {
@@ -1193,7 +1458,7 @@ export type components = {
             /** Name */
             name?: string | null;
             /** Tracking Rule */
-            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"] | components["schemas"]["Applications"] | components["schemas"]["Topics"] | components["schemas"]["ProjectsFollowed"];
         };
         /** RuleFeed */
         RuleFeed: {
@@ -1245,7 +1510,7 @@ export type components = {
             /** Name */
             name?: string | null;
             /** Tracking Rule */
-            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"] | components["schemas"]["Applications"] | components["schemas"]["Topics"] | components["schemas"]["ProjectsFollowed"];
             user: components["schemas"]["UserRef"];
         };
         /** RuleStats */
@@ -1272,7 +1537,7 @@ export type components = {
             /** Name */
             name?: string | null;
             /** Tracking Rule */
-            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"];
+            tracking_rule: components["schemas"]["ArtifactsOwned"] | components["schemas"]["ArtifactsGroupOwned"] | components["schemas"]["ArtifactsFollowed"] | components["schemas"]["RelatedEvents"] | components["schemas"]["UsersFollowed"] | components["schemas"]["Applications"] | components["schemas"]["Topics"] | components["schemas"]["ProjectsFollowed"];
         };
         /** SettingsPublic */
         SettingsPublic: {
@@ -1342,6 +1607,92 @@ export type components = {
         SystemStatus: {
             /** Components */
             components: components["schemas"]["ComponentStatus"][];
+        };
+        /**
+         * TeamDestinationCreate
+         * @description A mailing list address (email), an IRC channel (#name), a Matrix room (!id:server or
+         *     #alias:server). A code is sent to it at once.
+         */
+        TeamDestinationCreate: {
+            /** Address */
+            address: string;
+            /**
+             * Protocol
+             * @enum {string}
+             */
+            protocol: "email" | "irc" | "matrix";
+        };
+        /** TeamDestinationPublic */
+        TeamDestinationPublic: {
+            /** Address */
+            address: string;
+            /** Code Sent At */
+            code_sent_at?: string | null;
+            /** Id */
+            id: number;
+            /** Protocol */
+            protocol: string;
+            /** Verified */
+            verified: boolean;
+            /** Verified At */
+            verified_at?: string | null;
+            /** Verified By */
+            verified_by?: string | null;
+        };
+        /** TeamDestinationVerify */
+        TeamDestinationVerify: {
+            /** Code */
+            code: string;
+        };
+        /**
+         * TeamPublic
+         * @description A group the user belongs to, and whether they sponsor it (then they manage its rules).
+         */
+        TeamPublic: {
+            /** Group */
+            group: string;
+            /** Sponsor */
+            sponsor: boolean;
+        };
+        /** TopicCount */
+        TopicCount: {
+            /** Count */
+            count: number;
+            /** Topic */
+            topic: string;
+        };
+        /** TopicCounts */
+        TopicCounts: {
+            /** Days */
+            days: number;
+            /**
+             * Messages
+             * @description Archived messages of the last `days` days it matches
+             */
+            messages: number;
+            /** Pattern */
+            pattern: string;
+            /** Per Day */
+            per_day: number;
+            /**
+             * Topics
+             * @description The busiest of the topics it matches
+             */
+            topics: components["schemas"]["TopicCount"][];
+        };
+        /**
+         * Topics
+         * @description Every message whose topic one of these patterns matches (the `topic` filter's fnmatch
+         *     over the whole topic).
+         */
+        Topics: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "topics";
+            /** Params */
+            params: string[];
         };
         /**
          * UnsubscribedRule
@@ -1544,6 +1895,8 @@ export interface operations {
     list_rules_api_v1_admin_rules_get: {
         parameters: {
             query?: {
+                /** @description Also the rules of fmn's own tracking rules (applications, topics, projects-followed), which FMN 3's clients cannot read */
+                all_kinds?: boolean;
                 disabled?: boolean | null;
                 /** @description Page number, from 1 (default 1) */
                 page?: number | null;
@@ -1905,6 +2258,432 @@ export interface operations {
             };
         };
     };
+    list_forges_api_v1_forges_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string[];
+                };
+            };
+        };
+    };
+    search_projects_api_v1_forges__forge__projects_get: {
+        parameters: {
+            query?: {
+                name?: string;
+            };
+            header?: never;
+            path: {
+                forge: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string[];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_team_destinations_api_v1_groups__group__destinations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamDestinationPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_team_destination_api_v1_groups__group__destinations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamDestinationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamDestinationPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_team_destination_api_v1_groups__group__destinations__destination_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                destination_id: number;
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    resend_team_destination_code_api_v1_groups__group__destinations__destination_id__code_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                destination_id: number;
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamDestinationPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    verify_team_destination_api_v1_groups__group__destinations__destination_id__verify_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                destination_id: number;
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamDestinationVerify"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamDestinationPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_team_rules_api_v1_groups__group__rules_get: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
+                page_size?: number | null;
+            };
+            header?: never;
+            path: {
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulePublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_team_rule_api_v1_groups__group__rules_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_team_rule_api_v1_groups__group__rules__id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group: string;
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    replace_team_rule_api_v1_groups__group__rules__id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group: string;
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_team_rule_api_v1_groups__group__rules__id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group: string;
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_team_rule_api_v1_groups__group__rules__id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group: string;
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RulePatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     liveness_api_v1_healthz_live_get: {
         parameters: {
             query?: never;
@@ -1970,6 +2749,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VapidKey"];
+                };
+            };
+        };
+    };
+    count_topics_api_v1_topics_get: {
+        parameters: {
+            query: {
+                days?: number;
+                pattern: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopicCounts"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -2550,6 +3361,8 @@ export interface operations {
     list_rules_api_v1_users__username__rules_get: {
         parameters: {
             query?: {
+                /** @description Also the rules of fmn's own tracking rules (applications, topics, projects-followed), which FMN 3's clients cannot read */
+                all_kinds?: boolean;
                 /** @description Page number, from 1 (default 1) */
                 page?: number | null;
                 /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
@@ -2890,6 +3703,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SettingsPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_teams_api_v1_users__username__teams_get: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 (default 1) */
+                page?: number | null;
+                /** @description Items per page (default and maximum: settings). Without page and page_size: the whole list, up to api.max_list_size items (422 beyond) */
+                page_size?: number | null;
+            };
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamPublic"][];
                 };
             };
             /** @description Validation Error */

@@ -26,12 +26,22 @@ export interface ArtifactRef {
   type: ArtifactType
 }
 
+/** A project on a forge (GET /forges), as a projects-followed rule names it. */
+export interface ProjectRef {
+  forge: string
+  name: string
+}
+
 export type TrackingRule =
   | { name: 'artifacts-owned'; params: string[] }
   | { name: 'artifacts-group-owned'; params: string[] }
   | { name: 'artifacts-followed'; params: ArtifactRef[] }
   | { name: 'related-events'; params: string | null } // unused; FMN 3's clients may send ""
   | { name: 'users-followed'; params: string[] }
+  // fmn's own: the API lists them only when asked (all_kinds=true), FMN 3's clients cannot read them.
+  | { name: 'applications'; params: string[] }
+  | { name: 'topics'; params: string[] }
+  | { name: 'projects-followed'; params: ProjectRef[] }
 
 export type TrackingRuleName = TrackingRule['name']
 
@@ -119,7 +129,20 @@ export interface PreviewResult {
   complete: boolean
   scanned: number
   per_day: DayCount[]
+  /** At the rate of the archive read (its newest part when incomplete). */
+  expected_per_day: number
+  /** Above the server's threshold and no digest chosen yet. */
+  digest_suggested: boolean
   notifications: PreviewNotification[]
+}
+
+/** GET /topics?pattern=: what a topic pattern matched in the archive. */
+export interface TopicCounts {
+  pattern: string
+  days: number
+  messages: number
+  per_day: number
+  topics: { topic: string; count: number }[]
 }
 
 export type NotificationStatus = 'sent' | 'failed' | 'dead' | 'held' | 'digested'

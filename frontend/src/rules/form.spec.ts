@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import type { NewRule } from '@/api/types'
-import { emptyGenerationRule, formToRule, newRuleForm, ruleToForm } from './form'
+import type { NewRule, TrackingRule } from '@/api/types'
+import { emptyGenerationRule, formToRule, formTrackingRule, newRuleForm, ruleToForm } from './form'
+import { matchesEveryTopic, trackingSummary } from './tracking'
 
 function formWith(tracking: Partial<ReturnType<typeof newRuleForm>>) {
   const form = { ...newRuleForm('alice'), ...tracking }
@@ -118,5 +119,39 @@ describe('ruleToForm', () => {
     expect(formToRule(form).tracking_rule).toEqual({ name: 'artifacts-group-owned', params: ['qa'] })
     form.trackingName = 'users-followed'
     expect(formToRule(form).tracking_rule).toEqual({ name: 'users-followed', params: ['bob'] })
+  })
+})
+
+describe('fmn’s own tracking rules in the form', () => {
+  it('round-trip through the form, projects cleaned of blanks and repeats', () => {
+    const base = formToRule(newRuleForm('alice'))
+    const kinds: TrackingRule[] = [
+      { name: 'applications', params: ['ansible', 'bodhi'] },
+      { name: 'topics', params: ['org.fedoraproject.prod.bodhi.*'] },
+      { name: 'projects-followed', params: [{ forge: 'pagure.io', name: 'fesco' }] },
+    ]
+    for (const tracking of kinds) {
+      const rule = { ...base, tracking_rule: tracking }
+      expect(formToRule(ruleToForm(rule)).tracking_rule).toEqual(tracking)
+    }
+    const form = newRuleForm('alice')
+    form.trackingName = 'projects-followed'
+    form.params['projects-followed'] = [
+      { forge: 'pagure.io', name: ' fesco ' },
+      { forge: 'pagure.io', name: 'fesco' },
+      { forge: 'pagure.io', name: '' },
+    ]
+    expect(formTrackingRule(form)).toEqual({ name: 'projects-followed', params: [{ forge: 'pagure.io', name: 'fesco' }] })
+  })
+
+  it('sums them up in one line', () => {
+    expect(trackingSummary({ name: 'applications', params: ['ansible'] })).toBe('Everything from ansible')
+    expect(trackingSummary({ name: 'topics', params: ['a.*', 'b.*'] })).toBe('Topics a.* and b.*')
+    expect(trackingSummary({ name: 'projects-followed', params: [{ forge: 'pagure.io', name: 'fesco' }] })).toBe(
+      'Projects fesco on pagure.io',
+    )
+    expect(matchesEveryTopic('*')).toBe(true)
+    expect(matchesEveryTopic('?*')).toBe(true)
+    expect(matchesEveryTopic('*.bodhi.*')).toBe(false)
   })
 })

@@ -5,6 +5,7 @@ import type {
   Filters,
   GenerationRule,
   NewRule,
+  ProjectRef,
   Rule,
   Severity,
   TrackingRule,
@@ -28,6 +29,9 @@ export interface TrackingParamsForm {
   'artifacts-group-owned': string[]
   'artifacts-followed': ArtifactRef[]
   'users-followed': string[]
+  applications: string[]
+  topics: string[]
+  'projects-followed': ProjectRef[]
 }
 
 export interface RuleForm {
@@ -67,6 +71,9 @@ export function newRuleForm(username: string | null): RuleForm {
       'artifacts-group-owned': [],
       'artifacts-followed': [],
       'users-followed': [],
+      applications: [],
+      topics: [],
+      'projects-followed': [],
     },
     generationRules: [emptyGenerationRule()],
   }
@@ -90,6 +97,9 @@ export function ruleToForm(rule: Rule | NewRule): RuleForm {
   switch (tracking.name) {
     case 'artifacts-followed':
       form.params['artifacts-followed'] = tracking.params.map((a) => ({ name: a.name, type: a.type }))
+      break
+    case 'projects-followed':
+      form.params['projects-followed'] = tracking.params.map((p) => ({ forge: p.forge, name: p.name }))
       break
     case 'related-events':
       break
@@ -133,6 +143,18 @@ export function formTrackingRule(form: RuleForm): TrackingRule {
         params.push({ name, type: a.type })
       }
       return { name: 'artifacts-followed', params }
+    }
+    case 'projects-followed': {
+      const seen = new Set<string>()
+      const params: ProjectRef[] = []
+      for (const p of form.params['projects-followed']) {
+        const name = p.name.trim()
+        const key = `${p.forge}:${name}`
+        if (!name || seen.has(key)) continue
+        seen.add(key)
+        params.push({ forge: p.forge, name })
+      }
+      return { name: 'projects-followed', params }
     }
     default:
       return { name: form.trackingName, params: cleanNames(form.params[form.trackingName]) }

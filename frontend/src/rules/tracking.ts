@@ -1,5 +1,6 @@
-// What each of FMN 3's five tracking rules is called and how a rule is summed up in one line.
-import type { ArtifactType, Protocol, Rule, Severity, TrackingRule, TrackingRuleName } from '@/api/types'
+// What each tracking rule (FMN 3's five and fmn's own three) is called and how a rule is summed
+// up in one line.
+import type { ArtifactType, ProjectRef, Protocol, Rule, Severity, TrackingRule, TrackingRuleName } from '@/api/types'
 
 export interface TrackingRuleInfo {
   name: TrackingRuleName
@@ -32,6 +33,21 @@ export const TRACKING_RULES: readonly TrackingRuleInfo[] = [
     name: 'users-followed',
     label: 'Actions of users',
     description: 'Events started by these people.',
+  },
+  {
+    name: 'applications',
+    label: 'Applications',
+    description: 'Every event of these applications: ansible runs, bodhi pushes, wiki edits…',
+  },
+  {
+    name: 'topics',
+    label: 'Topics',
+    description: 'Every event whose topic matches a pattern (wildcards * and ?).',
+  },
+  {
+    name: 'projects-followed',
+    label: 'Forge projects',
+    description: 'Issues, pull requests, commits and changes of projects on a forge such as pagure.io.',
   },
 ]
 
@@ -94,10 +110,26 @@ export function trackingSummary(tracking: TrackingRule): string {
       return 'Events about me'
     case 'users-followed':
       return `Actions of ${shortList(tracking.params)}`
+    case 'applications':
+      return `Everything from ${shortList(tracking.params)}`
+    case 'topics':
+      return `Topics ${shortList(tracking.params)}`
+    case 'projects-followed':
+      return `Projects ${shortList(tracking.params.map(projectLabel))}`
   }
+}
+
+/** "fesco on pagure.io" */
+export function projectLabel(project: ProjectRef): string {
+  return `${project.name} on ${project.forge}`
 }
 
 /** The rule's name, or a summary of what it tracks when it has none. */
 export function ruleTitle(rule: Pick<Rule, 'name' | 'tracking_rule'>): string {
   return rule.name?.trim() || trackingSummary(rule.tracking_rule)
+}
+
+/** Whether a topic pattern lets every topic through (`*`, `**`, `?*`…), as the API judges it. */
+export function matchesEveryTopic(pattern: string): boolean {
+  return pattern.includes('*') && /^[*?]+$/.test(pattern)
 }

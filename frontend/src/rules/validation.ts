@@ -71,6 +71,9 @@ export function validateRuleForm(form: RuleForm): FieldErrors {
       'artifacts-group-owned': 'Pick at least one group.',
       'artifacts-followed': 'Pick at least one artifact.',
       'users-followed': 'Pick at least one user.',
+      applications: 'Pick at least one application.',
+      topics: 'Add at least one topic pattern.',
+      'projects-followed': 'Pick at least one project.',
     }[form.trackingName]
     add(errors, 'tracking_rule.params', what)
   }

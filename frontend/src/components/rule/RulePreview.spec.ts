@@ -27,6 +27,8 @@ const RESULT: PreviewResult = {
     { date: '2025-07-02', count: 0 },
     { date: '2025-07-03', count: 1 },
   ],
+  expected_per_day: 1,
+  digest_suggested: false,
   notifications: [
     {
       message: { id: 'm1', topic: 'org.fedoraproject.prod.bodhi.update.comment', sent_at: '2025-07-01T10:00:00Z', app_name: 'bodhi', summary: HOSTILE, url: 'javascript:alert(1)' },
@@ -76,6 +78,19 @@ describe('RulePreview', () => {
     ])
     expect(wrapper!.findAll('rect.bar')).toHaveLength(3)
     expect(wrapper!.findAll('[data-test="preview-message"]')).toHaveLength(2)
+    expect(wrapper!.find('[data-test="preview-rate"]').text()).toContain('About 1 notification a day')
+    expect(wrapper!.find('[data-test="preview-digest"]').exists()).toBe(false)
+  })
+
+  it('suggests a digest when the server says the rule would flood', async () => {
+    await mountPreview(() => ({ body: { ...RESULT, total: 400, expected_per_day: 57.1, digest_suggested: true } }))
+    await wrapper!.findAll('button').find((b) => b.text() === 'Preview')!.trigger('click')
+    await settle()
+
+    expect(wrapper!.find('[data-test="preview-rate"]').text()).toContain('About 57.1 notifications a day')
+    const digest = wrapper!.find('[data-test="preview-digest"]')
+    expect(digest.text()).toContain('Choose a digest in Settings')
+    expect(digest.find('a').attributes('href')).toBe('/settings')
   })
 
   it('says when the window was not read in full', async () => {

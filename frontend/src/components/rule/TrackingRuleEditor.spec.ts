@@ -22,9 +22,24 @@ async function mountEditor(plain: RuleForm) {
 
 describe('TrackingRuleEditor', () => {
   it('labels each picker for itself: no id is used twice, whatever the kind (found by the e2e run)', async () => {
-    fakeApi({ 'GET /users/alice/groups': { body: ['packager'] } })
+    fakeApi({
+      'GET /users/alice/groups': { body: ['packager'] },
+      'GET /applications': { body: ['ansible'] },
+      'GET /forges': { body: ['pagure.io'] },
+      'GET /forges/pagure.io/projects': { body: [] },
+    })
     const { w, form } = await mountEditor(newRuleForm('alice'))
-    for (const kind of ['artifacts-owned', 'artifacts-group-owned', 'artifacts-followed', 'related-events', 'users-followed'] as const) {
+    const kinds = [
+      'artifacts-owned',
+      'artifacts-group-owned',
+      'artifacts-followed',
+      'related-events',
+      'users-followed',
+      'applications',
+      'topics',
+      'projects-followed',
+    ] as const
+    for (const kind of kinds) {
       form.trackingName = kind
       await settle()
       const ids = w.findAll('[id]').map((e) => e.attributes('id'))
@@ -93,5 +108,102 @@ describe('TrackingRuleEditor', () => {
     const { w } = await mountEditor(form)
     await w.find('#tracking-groups').trigger('focus')
     expect(w.findAll('[role="option"]').map((o) => o.text())).toEqual(['packager', 'python-sig'])
+  })
+})
+
+describe('TrackingRuleEditor: fmn’s own kinds', () => {
+  it('offers the applications /applications lists', async () => {
+    const api = fakeApi({ 'GET /applications': { body: ['ansible', 'bodhi', 'Koji'] } })
+    const form = newRuleForm('alice')
+    form.trackingName = 'applications'
+    const { w, form: live } = await mountEditor(form)
+    await settle()
+    const input = w.find('#tracking-applications')
+    await input.trigger('focus')
+    await input.setValue('an')
+    expect(w.findAll('[role="option"]').map((o) => o.text())).toEqual(['ansible'])
+    await w.findAll('[role="option"]')[0]!.trigger('mousedown')
+    expect(live.params.applications).toEqual(['ansible'])
+    expect(api.callsTo('GET', '/applications')).toHaveLength(1)
+  })
+
+  it('counts what a typed topic pattern matched, 400 ms after the last key, and takes it on Enter', async () => {
+    const api = fakeApi({
+      'GET /topics': (call: Call) => ({
+        body: {
+          pattern: call.query.get('pattern'),
+          days: 7,
+          messages: 42,
+          per_day: 6,
+          topics: [
+            { topic: 'org.fedoraproject.prod.bodhi.update.request.testing', count: 30 },
+            { topic: 'org.fedoraproject.prod.bodhi.update.request.stable', count: 12 },
+          ],
+        },
+      }),
+    })
+    const form = newRuleForm('alice')
+    form.trackingName = 'topics'
+    const { w, form: live } = await mountEditor(form)
+    const input = w.find('#tracking-topics')
+    await input.trigger('focus')
+    await input.setValue('org.fedoraproject.prod.bodhi.update.request.*')
+    await vi.advanceTimersByTimeAsync(399)
+    expect(api.callsTo('GET', '/topics')).toHaveLength(0)
+    await vi.advanceTimersByTimeAsync(1)
+    await settle()
+
+    expect(api.callsTo('GET', '/topics').map((c) => c.query.get('pattern'))).toEqual([
+      'org.fedoraproject.prod.bodhi.update.request.*',
+    ])
+    expect(w.find('#tracking-topics-count').text()).toContain('matched 42 messages in the last 7 days (about 6 a day)')
+    expect(w.findAll('[role="option"]').map((o) => o.text())).toEqual([
+      'org.fedoraproject.prod.bodhi.update.request.* (this pattern)',
+      'org.fedoraproject.prod.bodhi.update.request.testing (30)',
+      'org.fedoraproject.prod.bodhi.update.request.stable (12)',
+    ])
+    await input.trigger('keydown', { key: 'Enter' })
+    expect(live.params.topics).toEqual(['org.fedoraproject.prod.bodhi.update.request.*'])
+  })
+
+  it('warns that a pattern matching every topic needs a digest', async () => {
+    fakeApi({ 'GET /topics': { body: { pattern: '*', days: 7, messages: 9000, per_day: 1285.7, topics: [] } } })
+    const form = newRuleForm('alice')
+    form.trackingName = 'topics'
+    form.params.topics = ['*']
+    const { w } = await mountEditor(form)
+    await settle()
+    expect(w.text()).toContain('matches every topic: email and IRC destinations need a digest')
+  })
+
+  it('finds projects seen on the forge and keeps the forge with each', async () => {
+    const api = fakeApi({
+      'GET /forges': { body: ['pagure.io'] },
+      'GET /forges/pagure.io/projects': (call: Call) => ({
+        body: ['fesco', 'packaging-committee'].filter((p) => p.includes(call.query.get('name') ?? '')),
+      }),
+    })
+    const form = newRuleForm('alice')
+    form.trackingName = 'projects-followed'
+    const { w, form: live } = await mountEditor(form)
+    await settle()
+    const input = w.find('#tracking-projects')
+    await input.trigger('focus')
+    await input.setValue('fes')
+    await vi.advanceTimersByTimeAsync(300)
+    await settle()
+    expect(api.callsTo('GET', '/forges/pagure.io/projects').at(-1)!.query.get('name')).toBe('fes')
+    expect(w.findAll('[role="option"]').map((o) => o.text())).toEqual(['fesco'])
+    await w.findAll('[role="option"]')[0]!.trigger('mousedown')
+    expect(live.params['projects-followed']).toEqual([{ forge: 'pagure.io', name: 'fesco' }])
+    expect(w.find('button[aria-label="Remove fesco on pagure.io"]').exists()).toBe(true)
+
+    // A project no recent event was about, typed in full.
+    await input.setValue('fedora-infra/ansible')
+    await input.trigger('keydown', { key: 'Enter' })
+    expect(live.params['projects-followed']).toEqual([
+      { forge: 'pagure.io', name: 'fesco' },
+      { forge: 'pagure.io', name: 'fedora-infra/ansible' },
+    ])
   })
 })
