@@ -47,8 +47,9 @@ async def test_directory_proxies(client: httpx.AsyncClient, auth: Any) -> None:
         {"protocol": "irc", "address": "alice_libera"},
         {"protocol": "matrix", "address": "@alice:matrix.org"},
         {"protocol": "matrix", "address": "@alice_fed:fedora.im"},
+        {"protocol": "web", "address": "alice"},
     ]
-    assert destinations.headers["x-total-count"] == "6"
+    assert destinations.headers["x-total-count"] == "7"
     missing = await client.get("/api/v1/users/nobody/groups", headers=headers)
     assert missing.status_code == 404
 

@@ -30,7 +30,8 @@ from fmn.transport.base import Broker
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
-Text = Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)]
+# No control characters: PostgreSQL refuses a NUL in text (a 500 instead of a clear 422).
+Text = Annotated[str | None, Query(max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")]
 DeadLetterId = Annotated[str, Path(min_length=1, max_length=255)]
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fmn.api.deps import MAX_ID, Owner, ReadSessionDep, SessionDep, SettingsDep, Username
+from fmn.api.deps import Owner, ReadSessionDep, RuleId, SessionDep, SettingsDep, Username
 from fmn.api.routes.inbox import user_id_or_404
 from fmn.core.settings import Settings
 from fmn.db import models
@@ -184,10 +184,10 @@ async def inbox_feed(
     return await _answer(session, settings, user, feed_token, feed, asked)
 
 
-@router.get("/feeds/{feed_token}/rules/{rule_id}.atom", response_class=Response)
+@router.get("/feeds/{feed_token}/rules/{id}.atom", response_class=Response)
 async def rule_feed(
     feed_token: FeedToken,
-    rule_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    rule_id: RuleId,
     session: ReadSessionDep,
     settings: SettingsDep,
     asked: ConditionalDep,

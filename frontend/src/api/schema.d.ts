@@ -269,7 +269,7 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/feeds/{feed_token}/rules/{rule_id}.atom": {
+    "/api/v1/feeds/{feed_token}/rules/{id}.atom": {
         parameters: {
             query?: never;
             header?: never;
@@ -280,7 +280,7 @@ export type paths = {
          * Rule Feed
          * @description One rule's latest entries as Atom.
          */
-        get: operations["rule_feed_api_v1_feeds__feed_token__rules__rule_id__atom_get"];
+        get: operations["rule_feed_api_v1_feeds__feed_token__rules__id__atom_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2225,7 +2225,7 @@ export interface operations {
             };
         };
     };
-    rule_feed_api_v1_feeds__feed_token__rules__rule_id__atom_get: {
+    rule_feed_api_v1_feeds__feed_token__rules__id__atom_get: {
         parameters: {
             query?: never;
             header?: {
@@ -2234,7 +2234,7 @@ export interface operations {
             };
             path: {
                 feed_token: string;
-                rule_id: number;
+                id: number;
             };
             cookie?: never;
         };
