@@ -1,7 +1,7 @@
-"""The Matrix sender (matrix-nio, access token): one direct room per recipient, remembered in
-Redis across restarts; the recipient is invited again when they left. No sync at all: rooms and
-memberships are asked for directly, and only when a recipient's membership was not checked for
-a while."""
+"""The Matrix sender (matrix-nio, access token): one direct room per recipient
+(fmn/senders/matrix_rooms.py); the recipient is invited again when they left. No sync at all:
+rooms and memberships are asked for directly, and only when a recipient's membership was not
+checked for a while."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import hashlib
 import html
 import logging
 import re
-import time
 from typing import Any
 
 import nio
@@ -19,6 +18,7 @@ from fmn.notify import MATRIX_TEXT_LIMIT, line, line_html, matrix_html, one_line
 from fmn.senders.digest import Digest
 from fmn.senders.errors import PermanentError, TransientError
 from fmn.senders.handler import Handler
+from fmn.senders.matrix_rooms import DirectRooms, failure, is_error
 from fmn.senders.matrix_token import TokenGuard, is_token_refusal
 from fmn.senders.ratelimit import TokenBucket
 from fmn.senders.state import SenderState
@@ -48,12 +48,11 @@ def message_of(item: WorkItem) -> tuple[str, str | None]:
     return text, markup
 
 
-def _room_key(user_id: str) -> str:
-    return f"matrix:room:{user_id}"
-
-
-def _is_error(response: Any) -> bool:
-    return isinstance(response, nio.ErrorResponse)
+def txn_id(seed: str) -> str:
+    """The Matrix transaction id of a notification (or digest): from the notification alone,
+    not the room, so that a resend, into whichever room, carries the id it was first sent with
+    (the homeserver drops a resend into the same room)."""
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 class MatrixHandler(Handler):
@@ -76,8 +75,10 @@ class MatrixHandler(Handler):
         self.client.access_token = settings.access_token
         self.client.user_id = settings.user_id
         self.limiter = TokenBucket(settings.messages_per_second, settings.burst)
-        self._checked: dict[str, float] = {}  # recipient -> when their membership was checked
         self.token = TokenGuard(settings.token_recheck)
+        self.rooms = DirectRooms(
+            self.client, self._call, state, settings.user_id, settings.membership_ttl
+        )
 
     async def setup(self) -> None:
         """Check the access token. Neither a homeserver that is away (sends fail and are retried
@@ -92,7 +93,7 @@ class MatrixHandler(Handler):
         if is_token_refusal(response):
             self.token.refused(response)
             return
-        if _is_error(response):
+        if is_error(response):
             log.warning("Matrix homeserver error at start (%s); going on", response)
             return
         self.token.accepted()
@@ -132,20 +133,20 @@ class MatrixHandler(Handler):
         if user_id[:1] in "!#":
             await self._deliver_to_room(user_id, content, txn_seed)
             return
+        stale: str | None = None
         for fresh_room in (False, True):
-            room_id = await self._room_for(user_id, fresh=fresh_room)
-            # The same transaction id for the same notification: the homeserver drops a resend.
-            txn = hashlib.sha256(f"{room_id}\n{txn_seed}".encode()).hexdigest()[:32]
+            room_id = await self.rooms.room_for(user_id, stale)
             response = await self._call(
-                self.client.room_send, room_id, "m.room.message", content, txn
+                self.client.room_send, room_id, "m.room.message", content, txn_id(txn_seed)
             )
-            if not _is_error(response):
+            if not is_error(response):
                 return
             if response.status_code == "M_FORBIDDEN" and not fresh_room:
                 # We are no longer in that room: make a new one.
                 log.info("not in room %s any more; creating a new one for %s", room_id, user_id)
+                stale = room_id
                 continue
-            raise _failure("sending", response)
+            raise failure("sending", response)
 
     async def _deliver_to_room(self, room: str, content: dict[str, Any], txn_seed: str) -> None:
         """A team's room: the bot joins it only when invited there (never a room it merely
@@ -153,89 +154,31 @@ class MatrixHandler(Handler):
         room_id = room
         if room.startswith("#"):
             resolved = await self._call(self.client.room_resolve_alias, room)
-            if _is_error(resolved):
-                raise _failure(f"resolving {room}", resolved)
+            if is_error(resolved):
+                raise failure(f"resolving {room}", resolved)
             room_id = resolved.room_id
-        txn = hashlib.sha256(f"{room_id}\n{txn_seed}".encode()).hexdigest()[:32]
         for joined in (False, True):
             response = await self._call(
-                self.client.room_send, room_id, "m.room.message", content, txn
+                self.client.room_send, room_id, "m.room.message", content, txn_id(txn_seed)
             )
-            if not _is_error(response):
+            if not is_error(response):
                 return
             if response.status_code != "M_FORBIDDEN" or joined:
-                raise _failure(f"sending to {room}", response)
+                raise failure(f"sending to {room}", response)
             await self._join_if_invited(room, room_id)
 
     async def _join_if_invited(self, room: str, room_id: str) -> None:
         sync = await self._call(self.client.sync, timeout=0, sync_filter=_INVITES_ONLY)
-        if _is_error(sync):
-            raise _failure("reading invitations", sync)
+        if is_error(sync):
+            raise failure("reading invitations", sync)
         if room_id not in sync.rooms.invite:
             raise PermanentError(
                 f"{self.settings.user_id} is not in {room} and not invited: invite it first"
             )
         joined = await self._call(self.client.join, room_id)
-        if _is_error(joined):
-            raise _failure(f"joining {room}", joined)
+        if is_error(joined):
+            raise failure(f"joining {room}", joined)
         log.info("joined %s on invitation", room)
-
-    async def _room_for(self, user_id: str, fresh: bool) -> str:
-        if fresh:
-            return await self._create_room(user_id, "the bot is not in its room any more")
-        room_id = await self.state.get_value(_room_key(user_id))
-        if room_id is None:
-            return await self._create_room(user_id, "no room yet")
-        if (
-            time.monotonic() - self._checked.get(user_id, float("-inf"))
-            > self.settings.membership_ttl
-        ):
-            if not await self._ensure_invited(room_id, user_id):
-                return await self._create_room(user_id, f"{room_id} is no use any more")
-            self._checked[user_id] = time.monotonic()
-        return room_id
-
-    async def _create_room(self, user_id: str, why: str) -> str:
-        # Synapse creates the room even when the invitee does not exist: ask first.
-        profile = await self._call(self.client.get_profile, user_id)
-        if _is_error(profile) and _http_status(profile) == 404:
-            raise PermanentError(f"no such Matrix user: {user_id}")
-        response = await self._call(
-            self.client.room_create,
-            is_direct=True,
-            preset=nio.RoomPreset.trusted_private_chat,
-            invite=[user_id],
-            name="Fedora Notifications",
-        )
-        if _is_error(response):
-            raise _failure("creating a room", response)
-        await self.state.set_value(_room_key(user_id), response.room_id)
-        self._checked[user_id] = time.monotonic()
-        log.info("created room %s for %s (%s)", response.room_id, user_id, why)
-        return str(response.room_id)
-
-    async def _ensure_invited(self, room_id: str, user_id: str) -> bool:
-        """Invite the recipient again if they left; False if the room is no use any more."""
-        state = await self._call(
-            self.client.room_get_state_event, room_id, "m.room.member", user_id
-        )
-        if _is_error(state):
-            if state.status_code == "M_FORBIDDEN":  # we are not in the room
-                return False
-            if state.status_code != "M_NOT_FOUND":
-                raise _failure("reading the room membership", state)
-            membership = None
-        else:
-            membership = state.content.get("membership")
-        if membership in ("join", "invite"):
-            return True
-        if membership == "ban":
-            return False
-        invite = await self._call(self.client.room_invite, room_id, user_id)
-        if _is_error(invite):
-            raise _failure("inviting", invite)
-        log.info("invited %s again to %s", user_id, room_id)
-        return True
 
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         """One request within our rate limit; a 429 pauses all sending for as long as asked."""
@@ -250,7 +193,7 @@ class MatrixHandler(Handler):
                 if type(exc).__module__.startswith("aiohttp"):
                     raise TransientError(f"Matrix homeserver unreachable: {exc!r}") from exc
                 raise
-            if _is_error(response) and response.status_code == "M_LIMIT_EXCEEDED":
+            if is_error(response) and response.status_code == "M_LIMIT_EXCEEDED":
                 wait = (getattr(response, "retry_after_ms", None) or 5000) / 1000
                 log.info("Matrix rate limit hit; waiting %.1f s", wait)
                 self.limiter.pause(wait)
@@ -259,17 +202,3 @@ class MatrixHandler(Handler):
                 raise self.token.refused(response)
             self.token.accepted()
             return response
-
-
-def _failure(doing: str, response: Any) -> Exception:
-    code = getattr(response, "status_code", None) or "unknown"
-    message = f"Matrix error while {doing}: {code} {getattr(response, 'message', '')}".strip()
-    # Client errors (forbidden, unknown user, bad request) will not heal by waiting.
-    if code in ("M_FORBIDDEN", "M_NOT_FOUND", "M_UNKNOWN", "M_BAD_JSON", "M_INVALID_PARAM"):
-        return PermanentError(message)
-    return TransientError(message)
-
-
-def _http_status(response: Any) -> int | None:
-    transport = getattr(response, "transport_response", None)
-    return getattr(transport, "status", None)

@@ -244,6 +244,9 @@ class SenderState(abc.ABC):
     @abc.abstractmethod
     async def set_value(self, name: str, value: str) -> None: ...
 
+    @abc.abstractmethod
+    async def delete_value(self, name: str) -> None: ...
+
     async def close(self) -> None:
         return None
 
@@ -346,6 +349,9 @@ class RedisSenderState(SenderState):
     async def set_value(self, name: str, value: str) -> None:
         await self.client.set(f"{PREFIX}{name}", value)
 
+    async def delete_value(self, name: str) -> None:
+        await self.client.delete(f"{PREFIX}{name}")
+
 
 _LEASE = """
 local holder = redis.call('GET', KEYS[1])
@@ -437,6 +443,9 @@ class MemorySenderState(SenderState):
 
     async def set_value(self, name: str, value: str) -> None:
         self._values[name] = value
+
+    async def delete_value(self, name: str) -> None:
+        self._values.pop(name, None)
 
 
 def make_state(url: str, sent_ttl: int) -> SenderState:
