@@ -254,8 +254,20 @@ class Consumer:
         log.info("disabled the rules of users gone from the directory: %s", sorted(gone))
         self._disabled_owners |= gone
 
+    def _control_queue_back(self) -> None:
+        """The control queue, exclusive to this replica's connection, went with it: rule and
+        directory changes announced until it was declared again never reached it. The index is
+        rebuilt from the database now that the queue is back."""
+        log.warning("rule changes may have been missed while disconnected; rebuilding the index")
+        self._tasks.append(
+            asyncio.create_task(self._retrying("rebuild the rule index", self.rebuild))
+        )
+
     async def _handle_control(self) -> None:
-        async for delivery in self.bus.consume(self.control_queue, prefetch=1):
+        consuming = self.bus.consume(
+            self.control_queue, prefetch=1, on_resume=self._control_queue_back
+        )
+        async for delivery in consuming:
             try:
                 await self.apply_control(delivery)
             except TRANSIENT as exc:

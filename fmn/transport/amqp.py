@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -315,7 +315,11 @@ class AmqpBroker(Broker):
             raise first
 
     async def consume(  # type: ignore[override]
-        self, queue: str, prefetch: int = 10, acks_in_order: bool = False
+        self,
+        queue: str,
+        prefetch: int = 10,
+        acks_in_order: bool = False,
+        on_resume: Callable[[], None] | None = None,
     ) -> AsyncIterator[Delivery]:
         channel = await self._connection_or_fail().channel()
         await channel.set_qos(prefetch_count=prefetch)
@@ -340,10 +344,11 @@ class AmqpBroker(Broker):
                 self._ack_runs.append(acks)
             received.put_nowait(_AmqpDelivery(message, acks))
 
-        async def subscribe(*_: Any) -> None:
+        async def subscribe(*again: Any) -> None:
             # The consumer is aiormq's, not aio-pika's, so it is this channel's to restore:
             # after the robust channel has reopened and declared the queue again, or when the
             # broker cancelled it (the queue was deleted: declared again, as aio-pika would).
+            # `again` is empty only for the first subscription.
             try:
                 underlay = await channel.get_underlay_channel()
                 if cancelled not in underlay.on_consumer_cancel_callbacks:
@@ -352,6 +357,8 @@ class AmqpBroker(Broker):
             except Exception as exc:
                 log.error("could not consume from %s again: %r", q.name, exc)
                 raise
+            if again and on_resume is not None:
+                on_resume()
 
         def cancelled(frame: spec.Basic.Cancel) -> None:
             log.warning("the broker cancelled the consumer of %s; consuming again", q.name)
@@ -359,7 +366,7 @@ class AmqpBroker(Broker):
             async def again() -> None:
                 if queue_spec is not None:
                     await self._declare(channel, queue_spec, q.name)
-                await subscribe()
+                await subscribe(frame)
 
             subscriptions.append(asyncio.create_task(again()))
 

@@ -4,7 +4,7 @@ embedded default. Consumers, senders and the API publish and consume only throug
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,7 +84,11 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def consume(
-        self, queue: str, prefetch: int = 10, acks_in_order: bool = False
+        self,
+        queue: str,
+        prefetch: int = 10,
+        acks_in_order: bool = False,
+        on_resume: Callable[[], None] | None = None,
     ) -> AsyncIterator[Delivery]:
         """Deliveries from a queue, until the broker is closed.
 
@@ -92,6 +96,10 @@ class Broker(abc.ABC):
         settled too, and then settle them all at once (one AMQP frame for a run of acks): for a
         consumer that settles everything within moments, never for one that holds deliveries
         back for long (that would hold back the acks of all later ones).
+
+        `on_resume` is called each time consumption resumes after a lost connection, once the
+        queue is declared again: what was published meanwhile to a queue that went with the
+        connection (an exclusive one) never reached it.
         """
 
     @abc.abstractmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -186,7 +186,11 @@ class MemoryBroker(Broker):
                 raise PublishFailed(f"unroutable: {exchange!r} {out.routing_key!r}")
 
     async def consume(  # type: ignore[override]
-        self, queue: str, prefetch: int = 10, acks_in_order: bool = False
+        self,
+        queue: str,
+        prefetch: int = 10,
+        acks_in_order: bool = False,
+        on_resume: Callable[[], None] | None = None,  # never: no connection to lose
     ) -> AsyncIterator[Delivery]:
         q = self._queues[queue]
         event = asyncio.Event()

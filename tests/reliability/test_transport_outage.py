@@ -14,10 +14,18 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError
 from pamqp.header import ContentHeader
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.soak_proxy import Proxy
+from fmn.api.announce import to_outgoing
+from fmn.consumer.service import Consumer
+from fmn.core.settings import Settings
+from fmn.rule_messages import rule_message
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
 from fmn.transport.amqp import _AmqpDelivery
+from tests.consumer.conftest import SwitchableDirectory, add_rules, publish, rule, work_items
+from tests.consumer.test_consumer import TZDATA_EDIT
+from tests.senders.helpers import eventually
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -210,3 +218,51 @@ async def test_consumption_resumes_after_its_queue_is_deleted(
         await broker.close()
         await client_broker.channel.queue_delete(name)  # type: ignore[attr-defined]
         await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
+
+
+async def test_rule_changes_announced_while_disconnected_are_applied(
+    amqp_url: str,
+    amqp_proxy: Proxy,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A consumer's control queue is exclusive to its connection: a rule change announced while
+    that connection is lost (a broker restart, a network cut) is never queued for it. Found by
+    the test of fmn on Fedora's bus (finding 13, reliability.md): the change waited for the
+    hourly rebuild of the index. Now the index is rebuilt once the queue is back."""
+    consumer = Consumer(
+        consumer_settings,
+        directory=directory,  # type: ignore[arg-type]
+        sessionmaker=sessionmaker,
+        bus=make_broker(_through(amqp_url, amqp_proxy), "control gap test"),
+        send=make_broker(consumer_settings.send_queue.amqp_url, "control gap test"),
+        name="control gap test",
+    )
+    await consumer.start()
+    running = asyncio.create_task(consumer.run())
+
+    async def announced(rule_id: int, owner: str, tracking: dict[str, object]) -> None:
+        """A rule committed, then announced as the API does (fmn/api/announce.py)."""
+        await add_rules(sessionmaker, rule(rule_id, owner, tracking))
+        message = rule_message("create", rule_id, f"rule {rule_id}", owner)
+        await client_broker.publish(consumer_settings.bus.exchange, to_outgoing(message, ""))
+
+    try:
+        # A change announced while connected is applied: the control queue is consumed.
+        await announced(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
+        await eventually(lambda: len(consumer.index) == 1, timeout=30)
+        amqp_proxy.set_cut(True)
+        await announced(2, "bob", {"name": "users-followed", "params": ["ralph"]})
+        amqp_proxy.set_cut(False)
+        await eventually(lambda: len(consumer.index) == 2, timeout=60)
+        message_id = await publish(client_broker, TZDATA_EDIT)  # alice's package, by ralph
+        items = await work_items(client_broker, consumer_settings, "email", 2, timeout=30)
+        assert {(i.message.id, i.address) for i in items} == {
+            (message_id, "alice@example.org"),
+            (message_id, "bob@example.org"),
+        }
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(running, 30)
