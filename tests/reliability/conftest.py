@@ -1,10 +1,14 @@
-"""Fixtures of the reliability tests: the consumer tests' RabbitMQ client, and a TCP proxy to
-RabbitMQ that a test can cut. Every module here puts its tests in the xdist group
+"""Fixtures of the reliability tests: the consumer tests' RabbitMQ client, a TCP proxy to
+RabbitMQ that a test can cut, and Fedora's bus (a private TLS node,
+tests/reliability/tls_node.py). Every module here puts its tests in the xdist group
 "reliability", so that they run one after the other on one worker (`--dist loadgroup`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +23,7 @@ from tests.consumer.conftest import (  # noqa: F401 - fixtures
     sessionmaker,
     start_consumer,
 )
+from tests.reliability.tls_node import Authority, TLSBus, TLSNode
 
 
 @pytest.fixture
@@ -27,3 +32,23 @@ async def amqp_proxy() -> AsyncIterator[Proxy]:
     await proxy.start()
     yield proxy
     await proxy.close()
+
+
+@pytest.fixture(scope="session")
+def tls_bus() -> Iterator[TLSBus]:
+    """Fedora's bus, one node for the session (it takes a while to start); a test that stops
+    it starts it again."""
+    base = Path(tempfile.mkdtemp(prefix="fmn-tls-"))
+    base.chmod(0o755)
+    pki = base / "pki"
+    pki.mkdir()
+    pki.chmod(0o755)
+    ca = Authority(pki, "fedora-test")
+    node = TLSNode(base, ca)
+    try:
+        node.start()
+        node.set_up()
+        yield node, ca, pki
+    finally:
+        node.remove()
+        shutil.rmtree(base, ignore_errors=True)
