@@ -261,8 +261,8 @@ async def test_the_node_restarted_mid_queue(
         first = [await fmn.bus_message(bus, "alice") for _ in range(20)]
     wanted = {mail_id(m, "alice"): f"before the restart, #{n}" for n, m in enumerate(first)}
     await eventually(lambda: len(fmn.mails()) > len(before) + 2, timeout=60)
-    await asyncio.to_thread(node.stop)
     in_flight = len(wanted) - sum(1 for m in wanted if fmn.mails()[m])
+    await asyncio.to_thread(node.stop)
     await asyncio.to_thread(node.start)
     seen = fmn.rule_changes_seen()
     await add_rule(fmn.db_url, 3, "carol")
@@ -271,7 +271,7 @@ async def test_the_node_restarted_mid_queue(
         after = [await fmn.bus_message(bus, "alice") for _ in range(5)]
         await api.announcer.drain()
         # Applied on its announcement, or (announced before the consumer's control queue was
-        # back) by the rebuild that follows the reconnection: finding 13 in reliability.md.
+        # back) by the rebuild that follows the reconnection: finding 14 in reliability.md.
         await eventually(
             lambda: fmn.rule_changes_seen() > seen or fmn.index_built_with(3), timeout=120
         )
@@ -280,7 +280,7 @@ async def test_the_node_restarted_mid_queue(
     wanted[mail_id(carol, "carol")] = "carol's, announced after the restart"
     await fmn.delivered(wanted, timeout=180)
     await asyncio.sleep(2)  # a second copy would be here by now
-    assert in_flight > 0  # the restart came mid-queue
+    assert in_flight > 0  # the node stopped mid-queue
     assert api.announcer.failed == 0
     assert {m: n for m, n in fmn.mails().items() if n > 1} == {}
     fmn.alive()

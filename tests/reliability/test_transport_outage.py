@@ -230,7 +230,7 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
 ) -> None:
     """A consumer's control queue is exclusive to its connection: a rule change announced while
     that connection is lost (a broker restart, a network cut) is never queued for it. Found by
-    the test of fmn on Fedora's bus (finding 13, reliability.md): the change waited for the
+    the test of fmn on Fedora's bus (finding 14, reliability.md): the change waited for the
     hourly rebuild of the index. Now the index is rebuilt once the queue is back."""
     consumer = Consumer(
         consumer_settings,

@@ -424,7 +424,7 @@ async def test_sender_killed_mid_queue_then_restarted(
     assert process.returncode == 0
     # Each once, in one room: the restarted sender finds the room (Redis, else m.direct), and
     # a notification sent but not marked when the first was killed goes again with the same
-    # transaction id, which the homeserver drops (open finding 3, reliability.md).
+    # transaction id, which the homeserver drops (finding 13, reliability.md).
     tail = log.read_text()[-3000:]
     assert len({room for room, _ in person.messages}) == 1, tail
     assert arrivals(items, person.messages) == Counter({i.key: 1 for i in items}), tail
