@@ -14,7 +14,7 @@ from fmn.core.commands import signed_settings_or_fail
 @click.command()
 def consumer() -> None:
     """Consume the bus, match rules and publish work items for the senders."""
-    from fmn.consumer.service import Consumer
+    from fmn.consumer.service import Consumer, ConsumerFailed
     from fmn.core.metrics import serve_metrics
 
     settings = signed_settings_or_fail()
@@ -30,4 +30,7 @@ def consumer() -> None:
 
     # uvloop: the consumer's time is mostly in the event loop and socket writes (one per
     # AMQP frame); uvloop does both in C.
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except ConsumerFailed as exc:  # logged with its traceback; exit with an error status
+        raise click.ClickException(str(exc)) from exc

@@ -20,7 +20,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -52,7 +52,12 @@ log = logging.getLogger(__name__)
 # message (bench/consumer_stages.py). What lives for good is frozen after each index build.
 GC_THRESHOLDS = (20_000, 50, 100)
 
+
 # Failures that make a batch wait and try again, rather than lose anything.
+class ConsumerFailed(Exception):
+    """One of the consumer's tasks ended while it was not stopping."""
+
+
 TRANSIENT = (PublishFailed, SQLAlchemyError, DirectoryUnavailable, ConnectionError, OSError)
 
 
@@ -163,22 +168,36 @@ class Consumer:
     async def run(self) -> None:
         """Consume until stop() is called."""
         inbox: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._tasks = [
-            asyncio.create_task(self._receive(self.settings.bus.queue, inbox)),
-            asyncio.create_task(self._handle_batches(inbox)),
-            asyncio.create_task(self._archive_and_ack()),
-            asyncio.create_task(self._handle_control()),
-            asyncio.create_task(self._every(self.settings.consumer.counts_interval, self.flush)),
-            asyncio.create_task(self._every(self.settings.consumer.rebuild_interval, self.rebuild)),
-            asyncio.create_task(self._every(self.settings.archive.prune_interval, self.prune)),
-            asyncio.create_task(self._every(self.settings.consumer.unmute_interval, self.unmute)),
-        ]
+        consumer = self.settings.consumer
+        work: dict[str, Coroutine[Any, Any, None]] = {
+            "receive": self._receive(self.settings.bus.queue, inbox),
+            "handle batches": self._handle_batches(inbox),
+            "archive and ack": self._archive_and_ack(),
+            "handle control": self._handle_control(),
+            "flush counts": self._every(consumer.counts_interval, self.flush),
+            "rebuild": self._every(consumer.rebuild_interval, self.rebuild),
+            "prune": self._every(self.settings.archive.prune_interval, self.prune),
+            "unmute": self._every(consumer.unmute_interval, self.unmute),
+        }
+        self._tasks = [asyncio.create_task(coro, name=name) for name, coro in work.items()]
         stop = asyncio.create_task(self._stopping.wait())
         done, _ = await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stop and task.exception() is not None:
-                log.error("consumer task failed", exc_info=task.exception())
+        # A task that raised, or that ended while nobody asked the consumer to stop.
+        failed = [
+            task
+            for task in done
+            if task is not stop
+            and (task.cancelled() or task.exception() is not None or not self._stopping.is_set())
+        ]
+        for task in failed:
+            error = None if task.cancelled() else task.exception()
+            log.error("consumer task %r ended", task.get_name(), exc_info=error)
+        stop.cancel()
         await self._shutdown()
+        if failed:
+            # An error exit, so that a supervisor restarting on failure (systemd's
+            # Restart=on-failure) starts the replica again.
+            raise ConsumerFailed(f"the consumer task {failed[0].get_name()!r} ended")
 
     async def stop(self) -> None:
         self._stopping.set()

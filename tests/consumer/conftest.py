@@ -45,6 +45,7 @@ class SwitchableDirectory:
     def __init__(self, data: dict[str, Any]) -> None:
         self.local = LocalDirectory(DirectoryData.model_validate(data))
         self.failing = False
+        self.broken = False  # raise what no caller expects: a bug, not an outage
         self.calls = 0
 
     def replace(self, data: dict[str, Any]) -> None:
@@ -57,6 +58,8 @@ class SwitchableDirectory:
             self.calls += 1
             if self.failing:
                 raise DirectoryUnavailable(f"{name}: the directory is down")
+            if self.broken:
+                raise RuntimeError(f"{name}: a bug in the directory client")
             return await target(*args)
 
         return call

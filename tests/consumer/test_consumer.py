@@ -7,14 +7,16 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fmn.consumer.service import Consumer, ConsumerFailed
 from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.rules.incoming import parse_message
 from fmn.sendqueue.topology import send_queue
-from fmn.transport import Broker
+from fmn.transport import Broker, make_broker
 from tests.conftest import load_corpus
 from tests.consumer.conftest import (
     DIRECTORY,
@@ -334,3 +336,30 @@ async def test_rules_reaching_past_artifacts_on_real_messages(
             )
         )
         assert list(rows.scalars()) == ["pagure.io:pagure"]
+
+
+async def test_a_failed_consumer_task_ends_the_consumer_with_an_error(
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Not an outage (those are waited out) but a bug: the replica must end with an error status
+    # so that its supervisor starts it again (systemd's Restart=on-failure), not exit 0.
+    await add_rules(sessionmaker, rule(3, "bob", {"name": "artifacts-owned", "params": ["bob"]}))
+    settings = consumer_settings.model_copy(
+        update={"consumer": consumer_settings.consumer.model_copy(update={"rebuild_interval": 0.2})}
+    )
+    consumer = Consumer(
+        settings,
+        directory=directory,  # type: ignore[arg-type]
+        sessionmaker=sessionmaker,
+        bus=make_broker(settings.bus.amqp_url, "failing consumer"),
+        send=make_broker(settings.send_queue.amqp_url, "failing consumer"),
+    )
+    await consumer.start()
+    running = asyncio.create_task(consumer.run())
+    directory.broken = True  # the next periodic rebuild meets it
+    with pytest.raises(ConsumerFailed, match="rebuild"):
+        await asyncio.wait_for(running, 30)
+    assert "a bug in the directory client" in caplog.text
