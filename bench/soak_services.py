@@ -218,8 +218,16 @@ class PrivateRabbitMQCluster(PrivateService):
 
     def stop(self, crash: bool = False) -> None:
         # The first node last: the last one stopped is the one that can start alone again.
+        # Every node, whatever the others did (a node being started meanwhile by a fault's
+        # thread may not stop at once: the rest must still be stopped).
+        failures = []
         for node in reversed(self.nodes):
-            node.stop(crash=crash)
+            try:
+                node.stop(crash=crash)
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     @property
     def running(self) -> bool:

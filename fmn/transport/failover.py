@@ -4,7 +4,7 @@ the next URL of the list, so that a lost node's clients reconnect to another one
 aio-pika's RobustConnection reconnects to its one URL forever. Its reconnection loop clears the
 connection's transport before each attempt (`self.transport = None`, then `Connection.connect`,
 which reads `self.url`): that is where the next URL is put in. aio-pika is pinned in
-requirements/, and tests/transport/test_failover.py fails if this hook stops being called.
+requirements/, and tests/transport/test_cluster_settings.py fails if this hook stops being called.
 """
 
 from __future__ import annotations
