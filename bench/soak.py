@@ -41,7 +41,15 @@ from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.soak_faults import CRASH_NAMES, FAULT_NAMES, MATRIX_FAULTS, Context, Fault, make_fault
+from bench.soak_faults import (
+    CLUSTER_FAULTS,
+    CRASH_NAMES,
+    FAULT_NAMES,
+    MATRIX_FAULTS,
+    Context,
+    Fault,
+    make_fault,
+)
 from bench.soak_report import (
     DeadLetterInfo,
     DeliveryRows,
@@ -53,7 +61,7 @@ from bench.soak_report import (
     in_acceptance_window,
     latency_summary,
 )
-from bench.soak_system import BUS_QUEUE, EXCHANGE, SoakConfig, System
+from bench.soak_system import BUS_QUEUE, EXCHANGE, SoakConfig, System, connect_failover
 from bench.soak_world import (
     Message,
     World,
@@ -89,10 +97,11 @@ class Publisher:
         """Whether a message first tried before `moment` is still not confirmed."""
         return any(t <= moment for t in self.pending.values())
 
-    async def connect(self, url: str) -> None:
-        """To RabbitMQ at `url` (known once the system has started)."""
-        self.url = url
-        self._connection = await aio_pika.connect_robust(url)
+    async def connect(self, urls: list[str]) -> None:
+        """To RabbitMQ at `urls` (known once the system has started): a cluster's nodes, the
+        next one's after a lost connection, as fmn's processes."""
+        self.url = urls[0]
+        self._connection = await connect_failover(urls, "soak publisher")
         channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await channel.get_exchange("amq.topic")
 
@@ -229,7 +238,7 @@ async def _drain(tally: Tally, quiet: float, log: Log) -> None:
 
 
 async def _dead_letters(system: System, world: World) -> tuple[list[DeadLetterInfo], int]:
-    broker = make_broker(system.amqp_direct, "soak dead letters")
+    broker = make_broker(system.amqp_urls, "soak dead letters")
     await broker.connect()
     try:
         letters = await list_dead_letters(broker, EXCHANGE, limit=10_000_000)
@@ -295,7 +304,7 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
     try:
         await system.start(log)
         log(f"system ready in {time.time() - started:.0f} s ({config.mode} mode), in {system.dir}")
-        await publisher.connect(system.amqp_direct)
+        await publisher.connect(system.amqp_urls)
         ctx = Context(system, publisher.extra)
         faults = [
             make_fault(
@@ -388,6 +397,7 @@ async def run_soak(config: SoakConfig, log: Log = print) -> Report:
             "rate": config.rate,
             "fault_seconds": config.fault_seconds,
             "retry_delays": config.retry_delays,
+            "cluster": config.cluster,
         },
     )
 
@@ -398,8 +408,14 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=150.0, help="bus messages per second")
     parser.add_argument("--mode", choices=["restart", "proxy"], default="restart")
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a three-node RabbitMQ cluster, fmn's queues quorum queues (restart mode); the "
+        f"faults default to {','.join(CLUSTER_FAULTS)}",
+    )
+    parser.add_argument(
         "--faults",
-        default=",".join(FAULT_NAMES + CRASH_NAMES),
+        default=None,
         help="comma-separated, in order (default: all of "
         f"{', '.join(FAULT_NAMES + CRASH_NAMES)}; the -kill ones are a crash in restart mode)",
     )
@@ -418,7 +434,11 @@ def _arguments() -> argparse.Namespace:
 
 def main() -> int:
     args = _arguments()
-    faults = [f for f in args.faults.split(",") if f] * args.rounds
+    if args.cluster and args.mode != "restart":
+        raise SystemExit("soak: --cluster runs the soak's own nodes (--mode restart)")
+    default = CLUSTER_FAULTS if args.cluster else FAULT_NAMES + CRASH_NAMES
+    chosen = args.faults if args.faults is not None else ",".join(default)
+    faults = [f for f in chosen.split(",") if f] * args.rounds
     if args.no_matrix:
         faults = [f for f in faults if f not in MATRIX_FAULTS]
     config = SoakConfig(
@@ -432,6 +452,7 @@ def main() -> int:
         redis_db=args.redis_db,
         irc_lease=args.irc_lease,
         matrix=not args.no_matrix,
+        cluster=args.cluster,
     )
 
     # The harness's own broker connections say so at every broker restart: not news here.

@@ -8,12 +8,16 @@ RabbitMQ, PostgreSQL and Redis go down in one of two ways:
   and started again: cleanly (`rabbitmq`, `redis`, `postgresql`) or as a crash (`rabbitmq-kill`,
   `redis-kill`, `postgresql-kill`: kill -9 of the Erlang VM or of redis-server, PostgreSQL's
   immediate stop). The machine's shared services are never touched.
+
+With `--cluster`, RabbitMQ is three nodes: `rabbitmq-node<N>` stops node N cleanly and
+`rabbitmq-node<N>-kill` kills it -9, the other two going on.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -99,6 +103,30 @@ class RestartService(Fault):
             await asyncio.to_thread(instance.start)
 
 
+class ClusterNodeRestart(Fault):
+    """One node of the soak's RabbitMQ cluster (`--cluster`) stopped, cleanly or by kill -9 of
+    its Erlang VM, and started again when lifted (it rejoins the cluster by itself). fmn's
+    clients connected to it fail over to the next node; its quorum queues' leaders move."""
+
+    def __init__(self, number: int, crash: bool) -> None:
+        self.number = number
+        self.crash = crash
+        how = "killed (kill -9) and started again" if crash else "stopped and started again"
+        self.name = f"RabbitMQ node {number} of the cluster {how}"
+
+    def _node(self, ctx: Context) -> PrivateService:
+        assert ctx.system.private is not None and ctx.system.private.cluster, "needs --cluster"
+        return ctx.system.private.amqp_cluster.nodes[self.number - 1]
+
+    async def inject(self, ctx: Context) -> None:
+        await asyncio.to_thread(self._node(ctx).stop, self.crash)
+
+    async def lift(self, ctx: Context) -> None:
+        node = self._node(ctx)
+        if not node.running:
+            await asyncio.to_thread(node.start)
+
+
 class SmtpRefusing(Fault):
     name = "SMTP server refusing (451)"
 
@@ -162,10 +190,18 @@ MATRIX_FAULTS = ("kill-sender-matrix", "matrix")
 # A service crashed rather than stopped (restart mode; in proxy mode the same cut as above).
 CRASH_NAMES = ("rabbitmq-kill", "redis-kill", "postgresql-kill")
 _SERVICES = {"rabbitmq": "amqp", "redis": "redis", "postgresql": "pg"}
+# One node of the cluster (--cluster): rabbitmq-node<N> stops it cleanly, -kill kills it -9.
+CLUSTER_FAULT = re.compile(r"rabbitmq-node(?P<number>[1-3])(?P<kill>-kill)?")
+# The cluster soak's default: the first node (every client's first URL) killed, then the second
+# (where they failed over to) stopped cleanly.
+CLUSTER_FAULTS = ("rabbitmq-node1-kill", "rabbitmq-node2")
 
 
 def make_fault(name: str, mode: str, ownership_change: Callable[[], Message]) -> Fault:
     crash = name in CRASH_NAMES
+    node = CLUSTER_FAULT.fullmatch(name)
+    if node is not None:
+        return ClusterNodeRestart(int(node["number"]), crash=bool(node["kill"]))
     if name.removesuffix("-kill") in _SERVICES:
         service = _SERVICES[name.removesuffix("-kill")]
         return CutProxy(service) if mode == "proxy" else RestartService(service, crash)
@@ -177,5 +213,5 @@ def make_fault(name: str, mode: str, ownership_change: Callable[[], Message]) ->
         return DirectoryFailing(ownership_change)
     if name == "matrix":
         return HomeserverRestart()
-    known = ", ".join(FAULT_NAMES + CRASH_NAMES)
+    known = ", ".join(FAULT_NAMES + CRASH_NAMES) + ", rabbitmq-node<1-3>[-kill] (--cluster)"
     raise ValueError(f"unknown fault {name!r}; known: {known}")

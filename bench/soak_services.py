@@ -4,7 +4,8 @@ restarting them disturbs nobody else on the machine.
 
 - RabbitMQ: a node of its own (`fmnsoak-<tag>@localhost`), its own mnesia and log directories,
   configuration file and an empty plugin list (no management listener to clash with); it runs
-  as the `rabbitmq` user and shares the machine's epmd and Erlang cookie.
+  as the `rabbitmq` user and shares the machine's epmd and Erlang cookie. Or three such nodes
+  joined into a cluster (`--cluster`), which share that cookie.
 - PostgreSQL: a cluster of its own (`initdb`), run by `pg_ctl` as the `postgres` user, its
   socket in the work directory.
 - Redis: `redis-server` with `--appendonly yes` (production keeps its state in an AOF).
@@ -95,8 +96,8 @@ class PrivateService:
 class PrivateRabbitMQ(PrivateService):
     name = "RabbitMQ"
 
-    def __init__(self, base: Path, tag: str) -> None:
-        self.dir = _owned_dir(base / "rabbitmq", "rabbitmq")
+    def __init__(self, base: Path, tag: str, folder: str = "rabbitmq") -> None:
+        self.dir = _owned_dir(base / folder, "rabbitmq")
         self.node = f"fmnsoak-{tag}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
@@ -132,10 +133,18 @@ class PrivateRabbitMQ(PrivateService):
         self.process: subprocess.Popen[bytes] | None = None
 
     def ctl(self, *args: str, timeout: float = 120) -> None:
+        self.ctl_output(*args, timeout=timeout)
+
+    def ctl_output(self, *args: str, timeout: float = 120) -> str:
         command = [*_as("rabbitmq"), str(RABBITMQ_BIN / "rabbitmqctl"), "-q", "-n", self.node]
-        subprocess.run(
-            [*command, *args], env=self.env, check=True, capture_output=True, timeout=timeout
-        )
+        try:
+            done = subprocess.run(
+                [*command, *args], env=self.env, check=True, capture_output=True, timeout=timeout
+            )
+        except subprocess.CalledProcessError as exc:
+            said = (exc.stderr or b"").decode(errors="replace").strip()
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.node}: {said}") from exc
+        return done.stdout.decode(errors="replace")
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -176,6 +185,60 @@ class PrivateRabbitMQ(PrivateService):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         wait_port(self.port, up=False, timeout=60)
+
+
+class PrivateRabbitMQCluster(PrivateService):
+    """Three (`size`) private RabbitMQ nodes joined into one cluster (`rabbitmqctl stop_app`,
+    `join_cluster`, `start_app` on each node after the first), each with its own ports, node
+    name and data folder (`rabbitmq-1`...). `start` and `stop` concern the whole cluster; the
+    soak's node faults stop and start single nodes, which rejoin by themselves."""
+
+    name = "RabbitMQ cluster"
+
+    def __init__(self, base: Path, tag: str, size: int = 3) -> None:
+        self.nodes = [
+            PrivateRabbitMQ(base, f"{tag}-{n}", folder=f"rabbitmq-{n}") for n in range(1, size + 1)
+        ]
+        self.port = self.nodes[0].port
+        self.urls = [node.url for node in self.nodes]
+        self.url = self.urls[0]
+        self._joined = False
+
+    def start(self) -> None:
+        first = self.nodes[0]
+        for node in self.nodes:
+            if not node.running:
+                node.start()
+            if node is not first and not self._joined:
+                node.ctl("stop_app")
+                node.ctl("join_cluster", first.node)
+                node.ctl("start_app")
+                node.ctl("await_startup", timeout=180)
+        self._joined = True
+
+    def stop(self, crash: bool = False) -> None:
+        # The first node last: the last one stopped is the one that can start alone again.
+        # Every node, whatever the others did (a node being started meanwhile by a fault's
+        # thread may not stop at once: the rest must still be stopped).
+        failures = []
+        for node in reversed(self.nodes):
+            try:
+                node.stop(crash=crash)
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    @property
+    def running(self) -> bool:
+        return all(node.running for node in self.nodes)
+
+    def members(self) -> str:
+        """What the first node that answers says of the cluster (diagnostics)."""
+        for node in self.nodes:
+            with contextlib.suppress(Exception):
+                return node.ctl_output("cluster_status")
+        return "no node answers"
 
 
 class PrivatePostgreSQL(PrivateService):
@@ -278,7 +341,8 @@ class PrivateServices:
     "redis" as the soak names them. `remove` stops all three (as a crash: nothing to keep) and
     deletes their files; it runs whatever happened."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, cluster: bool = False) -> None:
+        self.cluster = cluster
         self.base = base / "services"
         if self.base.exists():  # an earlier run's: start clean
             shutil.rmtree(self.base)
@@ -293,7 +357,10 @@ class PrivateServices:
         self.services["redis"].start()
         self.services["pg"] = PrivatePostgreSQL(self.base)
         self.services["pg"].start()
-        self.services["amqp"] = PrivateRabbitMQ(self.base, self.tag)
+        if self.cluster:
+            self.services["amqp"] = PrivateRabbitMQCluster(self.base, self.tag)
+        else:
+            self.services["amqp"] = PrivateRabbitMQ(self.base, self.tag)
         self.services["amqp"].start()
 
     @property
@@ -301,6 +368,19 @@ class PrivateServices:
         service = self.services["amqp"]
         assert isinstance(service, PrivateRabbitMQ)
         return service
+
+    @property
+    def amqp_cluster(self) -> PrivateRabbitMQCluster:
+        service = self.services["amqp"]
+        assert isinstance(service, PrivateRabbitMQCluster)
+        return service
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The node's URL, or the cluster's nodes' URLs."""
+        service = self.services["amqp"]
+        assert isinstance(service, PrivateRabbitMQ | PrivateRabbitMQCluster)
+        return [service.url] if isinstance(service, PrivateRabbitMQ) else service.urls
 
     @property
     def pg(self) -> PrivatePostgreSQL:
@@ -321,5 +401,6 @@ class PrivateServices:
             shutil.rmtree(self.base, ignore_errors=True)
             return
         # The logs stay for whoever reads the run; the data goes.
-        for data in ("rabbitmq/mnesia", "postgresql/data", "redis/appendonlydir"):
-            shutil.rmtree(self.base / data, ignore_errors=True)
+        for data in ("rabbitmq*/mnesia", "postgresql/data", "redis/appendonlydir"):
+            for path in self.base.glob(data):
+                shutil.rmtree(path, ignore_errors=True)

@@ -43,6 +43,7 @@ from bench.soak_world import (
 from fmn.db import migrations
 from fmn.rules import schema, transfer
 from fmn.sendqueue.topology import send_queue
+from fmn.transport.failover import FailoverConnection
 from tests.harness import directory_server, services
 from tests.harness.ports import free_port
 
@@ -73,6 +74,9 @@ class SoakConfig:
     irc_lease: float = 30.0
     # A homeserver (Synapse, tests/harness/matrix_server.py) and `fmn sender matrix`.
     matrix: bool = True
+    # Restart mode: a three-node RabbitMQ cluster instead of one node, fmn's processes given
+    # every node's URL (bus.amqp_urls) and their queues declared as quorum queues.
+    cluster: bool = False
 
 
 def _host_port(url: str, default: int) -> tuple[str, int]:
@@ -121,6 +125,8 @@ class System:
         self.processes: dict[str, FmnProcess] = {}
         self._irc_seen: dict[str, int] = {}
         self.amqp_direct = f"{services.AMQP_HOST}/{self.vhost}"
+        # Every node's URL, the first one's first (amqp_direct alone without a cluster).
+        self.amqp_urls = [self.amqp_direct]
         self._monitor: aio_pika.abc.AbstractRobustConnection | None = None
         self._cleanups: list[Callable[[], Any]] = []
 
@@ -161,7 +167,7 @@ class System:
         for name in roles:
             if name != "directory":
                 self.processes[name].start()
-        self._monitor = await aio_pika.connect_robust(self.amqp_direct)
+        self._monitor = await connect_failover(self.amqp_urls, "soak monitor")
         await self.wait_ready()
         log(f"fmn processes ready in {time.time() - started:.1f} s")
 
@@ -183,11 +189,12 @@ class System:
     async def _private_services(self) -> None:
         """RabbitMQ, PostgreSQL and Redis of the soak's own, for restart mode: fresh, so the
         default vhost, a new database and Redis database 0 are the soak's alone."""
-        self.private = private = PrivateServices(self.dir)
+        self.private = private = PrivateServices(self.dir, cluster=self.config.cluster)
         # Before starting: a half-started service is removed too.
         self._cleanups.append(private.remove)
         await asyncio.to_thread(private.start)
-        self.amqp_direct = private.amqp.url
+        self.amqp_urls = private.amqp_urls
+        self.amqp_direct = self.amqp_urls[0]
         conn = await asyncpg.connect(private.pg.admin_dsn)
         try:
             await conn.execute(f'CREATE DATABASE "{self.db_name}"')
@@ -271,14 +278,19 @@ class System:
             }
         }
 
+    def _broker_settings(self, url: str) -> dict[str, Any]:
+        if not self.config.cluster:
+            return {"amqp_url": url}
+        return {"amqp_urls": self.amqp_urls, "queue_type": "quorum"}
+
     def _settings(self, urls: dict[str, str]) -> dict[str, Any]:
         return {
             "public_url": PUBLIC_URL,
             "database": {"url": urls["pg"], "pool_size": 5},
             "cache": {"url": urls["redis"]},
-            "bus": {"amqp_url": urls["amqp"], "queue": BUS_QUEUE},
+            "bus": {**self._broker_settings(urls["amqp"]), "queue": BUS_QUEUE},
             "send_queue": {
-                "amqp_url": urls["amqp"],
+                **self._broker_settings(urls["amqp"]),
                 "exchange": EXCHANGE,
                 "retry_delays": self.config.retry_delays,
             },
@@ -429,6 +441,13 @@ class System:
                 await asyncio.to_thread(cleanup)
             except Exception as exc:  # keep going: every other part must still be stopped
                 print(f"soak: cleanup {cleanup} failed: {exc!r}")
+
+
+async def connect_failover(urls: list[str], name: str) -> aio_pika.abc.AbstractRobustConnection:
+    """A robust connection that goes to the next node when its node is lost (as fmn's own)."""
+    connection = FailoverConnection(urls, name)
+    await connection.connect()
+    return connection
 
 
 async def _forget_redis_keys(url: str) -> None:

@@ -30,7 +30,7 @@ from fmn.core.settings import DatabaseSettings, Settings
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.directory.base import Directory
 from fmn.inbox.events import InboxEvents, make_events
-from fmn.transport import make_broker
+from fmn.transport import bus_broker
 from fmn.transport.base import Broker
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,8 @@ class Services:
             if self.send_broker is None:
                 from fmn.sendqueue.deadletters import open_broker
 
-                url = self.settings.send_queue.amqp_url
                 self.send_broker = await open_broker(self.settings.send_queue)
-                self.owns_send_broker = not url.startswith("memory://")
+                self.owns_send_broker = not self.settings.send_queue.in_process
             return self.send_broker
 
 
@@ -151,11 +150,9 @@ async def start_services(settings: Settings, overrides: Overrides) -> Services:
 
         directory = make_directory(settings)
     cache = make_cache(settings.cache.url)
-    bus = overrides.bus or make_broker(
-        settings.bus.amqp_url, "fmn api", settings.bus.client_properties
-    )
+    bus = overrides.bus or bus_broker(settings.bus, "fmn api")
     # In-process brokers are shared with the other parts of an embedded run: never close those.
-    owns_bus = overrides.bus is None and not settings.bus.amqp_url.startswith("memory://")
+    owns_bus = overrides.bus is None and not settings.bus.in_process
     announcer = Announcer(
         bus, settings.bus.exchange, settings.bus.topic_prefix, settings.api.announce_retry_delays
     )

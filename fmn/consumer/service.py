@@ -42,7 +42,7 @@ from fmn.rules.incoming import BadMessage, ParsedMessage, parse_message
 from fmn.rules.index import RuleIndex
 from fmn.sendqueue.topology import declare_send_topology
 from fmn.sendqueue.workitem import WorkItem, pack
-from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, make_broker
+from fmn.transport import Broker, Delivery, PublishFailed, QueueSpec, bus_broker, send_broker
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ class Consumer:
     ) -> None:
         self.settings = settings
         self.directory = directory or make_directory(settings)
-        self.bus = bus or make_broker(settings.bus.amqp_url, name, settings.bus.client_properties)
-        self.send = send or make_broker(settings.send_queue.amqp_url, f"{name} (send)")
+        self.bus = bus or bus_broker(settings.bus, name)
+        self.send = send or send_broker(settings.send_queue, f"{name} (send)")
         self._engine = None
         if sessionmaker is None:
             self._engine = make_engine(settings.database)

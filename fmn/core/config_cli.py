@@ -19,18 +19,24 @@ from fmn.transport.fedora_messaging import (
 
 
 def _comments(model: type[BaseModel]) -> dict[str, list[str]]:
-    """The `#` comment lines written just above each field in the class's source."""
+    """The `#` comment lines written just above each field in the source of the class or of
+    the settings class it extends (fmn.core.settings.BrokerSection)."""
     found: dict[str, list[str]] = {}
-    pending: list[str] = []
-    for line in inspect.getsource(model).splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            pending.append(stripped)
+    for cls in reversed(model.__mro__):
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls.__module__ != (
+            model.__module__
+        ):
             continue
-        name = stripped.split(":", 1)[0]
-        if name in model.model_fields:
-            found[name] = pending
-        pending = []
+        pending: list[str] = []
+        for line in inspect.getsource(cls).splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                pending.append(stripped)
+                continue
+            name = stripped.split(":", 1)[0]
+            if name in model.model_fields:
+                found[name] = pending
+            pending = []
     return found
 
 

@@ -40,11 +40,39 @@ class CacheSettings(Section):
     directory_ttl: int = 3600
 
 
-class BusSettings(Section):
+class BrokerSection(Section):
+    """Where a RabbitMQ is, and how fmn declares its queues there."""
+
+    # "memory://" selects the in-process broker of the embedded default.
+    amqp_url: str = "memory://"
+    # The nodes of a RabbitMQ cluster, tried in this order; when given, they replace amqp_url.
+    # A process connects to the first that answers, and after a lost connection to the next.
+    amqp_urls: list[str] = Field(default_factory=list)
+    # "default": no x-queue-type, the vhost's default type decides; "quorum": replicated queues
+    # that survive the loss of a cluster node (docs/reliability.md, "A broker cluster");
+    # "classic". A queue that exists with another type is refused at start with what to do.
+    queue_type: Literal["default", "quorum", "classic"] = "default"
+
+    @field_validator("amqp_urls")
+    @classmethod
+    def _cluster_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("amqp://", "amqps://")):
+                raise ValueError(f"{url!r}: the nodes of a RabbitMQ cluster are amqp(s):// URLs")
+        return value
+
+    @property
+    def broker_urls(self) -> list[str]:
+        return list(self.amqp_urls) or [self.amqp_url]
+
+    @property
+    def in_process(self) -> bool:
+        return self.broker_urls[0].startswith("memory://")
+
+
+class BusSettings(BrokerSection):
     """The public bus the consumer reads and the API publishes rule changes on."""
 
-    # "memory://" selects the in-process bus of the embedded default.
-    amqp_url: str = "memory://"
     exchange: str = "amq.topic"
     queue: str = "fmn"
     routing_keys: list[str] = Field(default_factory=lambda: ["#"])
@@ -59,6 +87,8 @@ class BusSettings(Section):
 
     @model_validator(mode="after")
     def _read_fedora_messaging(self) -> BusSettings:
+        if self.fedora_messaging_config and self.amqp_urls:
+            raise ValueError("give either fedora_messaging_config or amqp_urls, not both")
         if self.fedora_messaging_config:
             from fmn.transport.fedora_messaging import read_fedora_messaging_config
 
@@ -68,10 +98,9 @@ class BusSettings(Section):
         return self
 
 
-class SendQueueSettings(Section):
+class SendQueueSettings(BrokerSection):
     """The private exchange between the consumer and the senders."""
 
-    amqp_url: str = "memory://"
     exchange: str = "fmn.send"
     # Seconds before each retry of a failed send; after the last, the item is dead-lettered.
     # Floats so tests can use sub-second delays.

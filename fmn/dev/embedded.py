@@ -57,7 +57,7 @@ class Embedded:
     def parts(self) -> list[str]:
         names = ("database", "directory", "oidc", "email", "irc", "matrix")
         found = [name for name in names if getattr(self, name)]
-        if self.settings.bus.amqp_url.startswith("memory://"):
+        if self.settings.bus.in_process:
             found.append("bus")
         if self.settings.cache.url.startswith("mem://"):
             found.append("cache")

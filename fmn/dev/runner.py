@@ -36,7 +36,7 @@ from fmn.dev.routes import DevInfo, DevLogin, make_dev_router
 from fmn.directory.local import DirectoryData
 from fmn.senders.service import run_sender
 from fmn.sendqueue.workitem import PROTOCOLS
-from fmn.transport import make_broker
+from fmn.transport import bus_broker
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class Runner:
             f"renders), one every {dev.feed_interval:g} s"
         )
         return Feed(
-            make_broker(settings.bus.amqp_url, "fmn run (feed)"),
+            bus_broker(settings.bus, "fmn run (feed)"),
             settings.bus.exchange,
             messages,
             names,
@@ -303,7 +303,7 @@ class Runner:
         if self.consumer is not None:
             await self.consumer.stop()
         await self._finish(set(self._tasks))
-        if self.feed is not None and not self.embedded.settings.bus.amqp_url.startswith("memory"):
+        if self.feed is not None and not self.embedded.settings.bus.in_process:
             await self.feed.broker.close()  # an in-process broker is the consumer's too
         if self.sink is not None:
             await self.sink.stop()

@@ -105,12 +105,12 @@ class QueueReader:
     """Queue depths through one connection. Asking for a queue that does not exist closes the
     AMQP channel, so after a failed read the connection is made anew."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
         self.broker: Broker | None = None
 
     async def open(self) -> None:
-        self.broker = make_broker(self.url, "fmn status")
+        self.broker = make_broker(self.urls, "fmn status")
         await self.broker.connect()
 
     async def close(self) -> None:
@@ -130,17 +130,18 @@ class QueueReader:
 
 
 async def _queue_checks(
-    name: str, url: str, read: Callable[[QueueReader], Awaitable[list[Check]]]
+    name: str, urls: list[str], read: Callable[[QueueReader], Awaitable[list[Check]]]
 ) -> list[Check]:
-    """`read`'s checks through a reader of the broker at `url`; `name` down when it fails."""
-    if url.startswith("memory://"):
+    """`read`'s checks through a reader of the broker at `urls`; `name` down when it fails."""
+    if urls[0].startswith("memory://"):
         return [Check(name, "skip", "in-process broker (embedded default)")]
-    reader = QueueReader(url)
+    reader = QueueReader(urls)
     try:
         await reader.open()
         return await read(reader)
     except Exception as exc:
-        return [Check(name, "down", f"{safe_url(url)}: {error_text(exc)}")]
+        where = ", ".join(safe_url(url) for url in urls)
+        return [Check(name, "down", f"{where}: {error_text(exc)}")]
     finally:
         await reader.close()
 
@@ -152,7 +153,7 @@ async def bus_check(bus: BusSettings) -> list[Check]:
         counts = f"{count_text(ready, 'waiting')}, {count_text(rejected, 'rejected')}"
         return [Check("bus", "warn" if rejected else "ok", f"queue {bus.queue}: {counts}")]
 
-    return await _queue_checks("bus", bus.amqp_url, read)
+    return await _queue_checks("bus", bus.broker_urls, read)
 
 
 async def send_checks(send: SendQueueSettings) -> list[Check]:
@@ -166,7 +167,7 @@ async def send_checks(send: SendQueueSettings) -> list[Check]:
             for c in checks
         ]
 
-    return await _queue_checks("send", send.amqp_url, read)
+    return await _queue_checks("send", send.broker_urls, read)
 
 
 # ---- directory and API ------------------------------------------------------------------------

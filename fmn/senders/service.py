@@ -18,7 +18,7 @@ from fmn.db.session import make_engine, make_sessionmaker
 from fmn.senders.handler import Handler
 from fmn.senders.loop import LoopConfig, SenderLoop
 from fmn.senders.state import DeliveryLog, PreferenceReader, SenderState, make_state
-from fmn.transport import make_broker
+from fmn.transport import send_broker
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,7 @@ async def _serve(
     sessionmaker = make_sessionmaker(engine)
     delivery_log = DeliveryLog(sessionmaker, senders.log_flush_interval)
     preferences = PreferenceReader(sessionmaker, senders.user_settings_ttl)
-    url = settings.send_queue.amqp_url
-    broker = make_broker(url, connection_name=f"fmn sender {protocol}")
+    broker = send_broker(settings.send_queue, f"fmn sender {protocol}")
     handler = handler or make_handler(protocol, settings, state, sessionmaker)
     await broker.connect()
     try:
@@ -206,7 +205,7 @@ async def _serve(
     finally:
         # Unacked work items return to the queue when the connection closes. An in-process
         # broker is shared with the rest of the process (`fmn run`): it stays open.
-        if not url.startswith("memory://"):
+        if not settings.send_queue.in_process:
             await broker.close()
         await handler.stop()
         await delivery_log.close()

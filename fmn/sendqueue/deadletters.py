@@ -29,7 +29,7 @@ from fmn.sendqueue.workitem import (
     routing_key,
     unpack,
 )
-from fmn.transport import make_broker
+from fmn.transport import send_broker
 from fmn.transport.base import Broker, Delivery, Outgoing
 
 
@@ -206,7 +206,7 @@ async def discard_dead_letters(
 async def open_broker(settings: SendQueueSettings) -> Broker:
     """A connected broker with the queues dead letters go to and come back to declared, for
     callers outside a sender. Retry queues are left alone: their delays are the senders'."""
-    broker = make_broker(settings.amqp_url, connection_name="fmn dead letters")
+    broker = send_broker(settings, "fmn dead letters")
     await broker.connect()
     await declare_send_topology(broker, settings.exchange, retry_delays=())
     return broker

@@ -14,7 +14,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq
@@ -24,7 +24,13 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError, PublishError
+from aio_pika.exceptions import (
+    AMQPError,
+    ChannelInvalidStateError,
+    ChannelPreconditionFailed,
+    DeliveryError,
+    PublishError,
+)
 from aiormq import spec
 
 from fmn.transport.base import (
@@ -35,6 +41,8 @@ from fmn.transport.base import (
     PublishFailed,
     QueueSpec,
 )
+from fmn.transport.failover import FailoverConnection, printable
+from fmn.transport.queue_types import QueueMismatch, QueueType, declared_arguments
 
 log = logging.getLogger(__name__)
 
@@ -188,15 +196,6 @@ def connect_failure(exc: BaseException, url: str = "") -> str:
     return f"TLS: {detail}"
 
 
-def _printable(url: str) -> str:
-    """The URL without its password and query (which names the key files)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc, query=""))
-
-
 def _short_string(value: str | None) -> str | None:
     """An AMQP short string (at most 255 bytes): a longer value, such as the idempotency key of
     a bus message with a long id, is replaced by its SHA-256, rather than failing the publish."""
@@ -206,15 +205,23 @@ def _short_string(value: str | None) -> str | None:
 
 
 class AmqpBroker(Broker):
+    """One robust connection to RabbitMQ; with several URLs (a cluster's nodes), to the first
+    that answers, and after a lost connection to the next one (fmn.transport.failover)."""
+
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         connection_name: str = "fmn",
         client_properties: Mapping[str, Any] | None = None,
+        queue_type: QueueType = "default",
     ) -> None:
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("no broker URL")
+        self.url = self.urls[0]
         self.connection_name = connection_name
         self.client_properties = dict(client_properties or {})
+        self.queue_type: QueueType = queue_type
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         # What each declared queue is, so a consuming channel can declare it again itself.
@@ -222,19 +229,34 @@ class AmqpBroker(Broker):
         self._ack_runs: list[_InOrderAcks] = []
 
     async def connect(self) -> None:
-        try:
-            self._connection = await aio_pika.connect_robust(
-                self.url,
+        failures = []
+        for first in range(len(self.urls)):
+            # Each node in turn first: the robust connection fails fast on its first attempt.
+            order = self.urls[first:] + self.urls[:first]
+            connection = FailoverConnection(
+                order,
+                self.connection_name,
                 client_properties={
                     **self.client_properties,
                     "connection_name": self.connection_name,
                 },
             )
-        except (AMQPError, OSError) as exc:  # ssl.SSLError is an OSError
-            # One line that says why, instead of a chained traceback from the AMQP library.
-            where, why = _printable(self.url), connect_failure(exc, self.url)
-            log.error("cannot connect to %s: %s", where, why)
-            raise BrokerUnreachable(f"{where}: {why}") from exc
+            try:
+                await connection.connect()
+            except (AMQPError, OSError) as exc:  # ssl.SSLError is an OSError
+                # One line that says why, instead of a chained traceback from the AMQP library.
+                where, why = printable(order[0]), connect_failure(exc, order[0])
+                if first + 1 < len(self.urls):
+                    log.warning("cannot connect to %s: %s; trying the next node", where, why)
+                else:
+                    log.error("cannot connect to %s: %s", where, why)
+                failures.append((f"{where}: {why}", exc))
+                await connection.close()
+                continue
+            self._connection = connection
+            break
+        else:
+            raise BrokerUnreachable("; ".join(text for text, _ in failures)) from failures[-1][1]
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
@@ -264,19 +286,23 @@ class AmqpBroker(Broker):
         self._specs[queue.name] = spec
         return queue.name
 
-    @staticmethod
     async def _declare(
-        channel: AbstractChannel, spec: QueueSpec, name: str | None = None
+        self, channel: AbstractChannel, spec: QueueSpec, name: str | None = None
     ) -> AbstractQueue:
         # A robust channel declares its queues again, with their bindings and consumers, after
         # a reconnection. An unnamed queue gets a client-chosen name that can be declared again.
-        queue = await channel.declare_queue(
-            name or spec.name or None,
-            durable=spec.durable,
-            exclusive=spec.exclusive,
-            auto_delete=spec.auto_delete,
-            arguments=dict(spec.arguments) or None,
-        )
+        arguments = declared_arguments(spec, self.queue_type)
+        try:
+            queue = await channel.declare_queue(
+                name or spec.name or None,
+                durable=spec.durable,
+                exclusive=spec.exclusive,
+                auto_delete=spec.auto_delete,
+                arguments=arguments or None,
+            )
+        except ChannelPreconditionFailed as exc:
+            vhost = unquote(urlsplit(self.url).path[1:]) or "/"
+            raise QueueMismatch.of(name or spec.name, self.queue_type, vhost, exc) from None
         for exchange, key in spec.bindings:
             await queue.bind(exchange, routing_key=key)
         return queue
