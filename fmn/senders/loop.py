@@ -178,8 +178,10 @@ class SenderLoop:
             return True
         address = item.address
         backlog = len(self._queues.get(address, ())) + self._in_flight.get(address, 0)
-        limit = self.handler.backlog_limit(address, self.config.digest_threshold)
-        if address in self._collapsing or backlog >= limit:
+        # Thresholds are at least 1 (settings), so an idle destination need not ask for its own.
+        if address in self._collapsing or (
+            backlog and backlog >= self.handler.backlog_limit(address, self.config.digest_threshold)
+        ):
             self._collapsing.add(address)
             due = self.clock().timestamp() + self.config.backlog_digest_delay
             await self._hold(delivery, item, "backlog", due)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import json
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,24 @@ async def test_a_team_list_gets_its_code_then_the_group_rules_mail_without_unsub
     assert '"Python builds": https://notifications.example.org/rules/7' in text
     assert "your rule" not in text and "your rule" not in html
     assert "because of the rule(s) of the group python-sig:" in html
+
+
+async def test_a_team_item_queued_before_the_team_field_still_mails_as_the_groups(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    """An item the consumer packed before work items carried `team` (only the owner's name,
+    group:<name>) is still framed as the group's: no unsubscribe link, the group's footer."""
+    address = "python-devel@lists.example.org"
+    item = make_item(
+        "email", address, user="group:python-sig", rules=[RuleRef(id=7, name="Python builds")]
+    )
+    written = json.loads(item.to_bytes())
+    assert written.pop("team") == "python-sig"
+    async with running("email", email_settings):
+        await publish(broker, exchange, json.dumps(written).encode(), protocol="email")
+        await eventually(lambda: smtp.received)
+    mail = smtp.received[0].message
+    assert mail["List-Unsubscribe"] is None
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "because of the rule(s) of the group python-sig:" in text
+    assert "your rule" not in text
