@@ -340,6 +340,11 @@ class WebSettings(Section):
     push_timeout: float = Field(10.0, gt=0)
     # Push subscriptions' endpoints must be https:// URLs; http:// only for a test push service.
     push_allow_http: bool = False
+    # Push subscriptions' endpoints must be on public addresses: the API refuses a private,
+    # loopback, link-local or reserved one (or a name resolving only to such), and the web sender
+    # connects to none (fmn.inbox.public_hosts). True only for development and tests, with a
+    # push-service stand-in on this machine: it lets users make the server call its own network.
+    push_allow_private_hosts: bool = False
 
     @field_validator("vapid_private_key")
     @classmethod
