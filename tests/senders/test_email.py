@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import email.utils
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,22 @@ async def test_a_redelivered_item_is_sent_once(
         await eventually(lambda: len(smtp.received) == 2)
     subjects = [r.message["Subject"] for r in smtp.received]
     assert subjects == [item.email.subject, other.email.subject]  # type: ignore[union-attr]
+
+
+async def test_a_sender_stopped_mid_queue_sends_nothing_twice_after(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    """Stopped while mails are in flight: each mail the server took is marked and acked before
+    the sender ends (the worker is cancelled, its mark is not), so the next sender sends each
+    of the others once and none of those again."""
+    addresses = [f"user{n}@example.org" for n in range(60)]
+    async with running("email", email_settings):
+        await publish(broker, exchange, *(make_item("email", a) for a in addresses))
+        await eventually(lambda: len(smtp.received) >= 10)
+    async with running("email", email_settings):
+        await eventually(lambda: len(smtp.received) >= len(addresses))
+        await asyncio.sleep(0.5)  # a second copy would show up by now
+    assert Counter(r.rcpt_tos[0] for r in smtp.received) == Counter(addresses)
 
 
 async def test_header_injection_is_impossible(
