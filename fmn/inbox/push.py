@@ -124,17 +124,16 @@ class WebPusher:
                     )
                 return
             log.warning("push to subscription %s failed: %s", subscription.id, status or exc)
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, RefusedHost):
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            refused = getattr(exc, "os_error", None)  # PublicOnlyConnector's, if it refused
+            if isinstance(refused, RefusedHost):
                 # Kept: a push service's name pointing inward is a misconfiguration or an
                 # attack, and the log says which subscription.
                 log.warning(
-                    "push to subscription %s refused, not sent: %s", subscription.id, exc.os_error
+                    "push to subscription %s refused, not sent: %s", subscription.id, refused
                 )
             else:
                 log.warning("push to subscription %s failed: %r", subscription.id, exc)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("push to subscription %s failed: %r", subscription.id, exc)
 
     async def close(self) -> None:
         if self._http is not None:
