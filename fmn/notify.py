@@ -296,6 +296,7 @@ def build_work_items(message: ParsedMessage, matches: Sequence[Match]) -> list[W
                 protocol=match.protocol,
                 address=match.address,
                 user=match.user,
+                team=match.rules[0].team,  # the first rule's, as the user is its owner
                 rules=[RuleRef(id=rule.id, name=rule.name) for rule in match.rules],
                 message=content.info,
                 email=email,

@@ -58,6 +58,7 @@ def verification_item(
         protocol=protocol,
         address=address,
         user=team_owner(group),
+        team=group,
         rules=[],
         message=MessageInfo(
             id=message_id, topic=TOPIC, sent_at=now, app_name="fmn", summary=summary

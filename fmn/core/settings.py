@@ -195,10 +195,10 @@ class IRCSenderSettings(Section):
     burst: int = 5
     # A team's channel (team rules) limits on its own too: one line every
     # `channel_line_interval` seconds after `channel_burst`; past `channel_digest_threshold`
-    # lines waiting for it, the rest folds into one digest line.
+    # lines waiting for it, the rest folds into one digest line (at least 1).
     channel_line_interval: float = 4.0
     channel_burst: int = 3
-    channel_digest_threshold: int = 5
+    channel_digest_threshold: int = Field(5, ge=1)
     # Seconds to wait for the server to answer a PING after a notification, which confirms the
     # PRIVMSG was accepted (or tells that the nick does not exist).
     confirm_timeout: float = 10.0
@@ -230,8 +230,9 @@ class SenderSettings(Section):
     email: EmailSenderSettings = Field(default_factory=EmailSenderSettings)
     irc: IRCSenderSettings = Field(default_factory=IRCSenderSettings)
     matrix: MatrixSenderSettings = Field(default_factory=MatrixSenderSettings)
-    # Past this many waiting items for one destination, the rest collapses into one digest.
-    digest_threshold: int = 20
+    # Past this many waiting items for one destination, the rest collapses into one digest
+    # (at least 1: a destination with nothing waiting sends at once).
+    digest_threshold: int = Field(20, ge=1)
     # A collapsed burst is sent this many seconds after it started, so the burst's tail joins it.
     backlog_digest_delay: float = 60.0
     # Daily digests go out at this hour of the user's local time.
@@ -368,6 +369,11 @@ class WebSettings(Section):
     push_timeout: float = Field(10.0, gt=0)
     # Push subscriptions' endpoints must be https:// URLs; http:// only for a test push service.
     push_allow_http: bool = False
+    # Push subscriptions' endpoints must be on public addresses: the API refuses a private,
+    # loopback, link-local or reserved one (or a name resolving only to such), and the web sender
+    # connects to none (fmn.inbox.public_hosts). True only for development and tests, with a
+    # push-service stand-in on this machine: it lets users make the server call its own network.
+    push_allow_private_hosts: bool = False
 
     @field_validator("vapid_private_key")
     @classmethod

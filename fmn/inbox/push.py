@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import ResolveResult
 from py_vapid import Vapid02
 from pywebpush import WebPushException, webpush_async
 from sqlalchemy import delete, select
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import Settings
 from fmn.db.models import PushSubscription
+from fmn.inbox.public_hosts import RefusedHost, is_public
 from fmn.inbox.vapid import load_key
 from fmn.notify import cut
 from fmn.sendqueue.workitem import WorkItem
@@ -38,6 +41,24 @@ def payload(entry_id: int, item: WorkItem, inbox_url: str) -> str:
             "id": entry_id,
         }
     )
+
+
+class PublicOnlyConnector(aiohttp.TCPConnector):
+    """A connector that connects to public addresses only: each host (an endpoint's, or a
+    redirect's) is resolved, and its addresses that are not public are left out before any
+    connection is made, so no later lookup can swap them in."""
+
+    async def _resolve_host(
+        self, host: str, port: int, traces: Sequence[Any] | None = None
+    ) -> list[ResolveResult]:
+        # aiohttp's own step (IP literals included), then the filter: the connection is made to
+        # what this returns.
+        found = await super()._resolve_host(host, port, traces=traces)
+        public = [result for result in found if is_public(result["host"])]
+        if not public:
+            addresses = sorted({result["host"] for result in found})
+            raise RefusedHost(f"{host} has no public address (only {addresses})")
+        return public
 
 
 class WebPusher:
@@ -74,7 +95,10 @@ class WebPusher:
 
     async def _push_one(self, subscription: PushSubscription, data: str) -> None:
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            allowed = self.web.push_allow_private_hosts
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector() if allowed else PublicOnlyConnector()
+            )
         info: dict[str, Any] = {
             "endpoint": subscription.endpoint,
             "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
@@ -101,7 +125,15 @@ class WebPusher:
                 return
             log.warning("push to subscription %s failed: %s", subscription.id, status or exc)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("push to subscription %s failed: %r", subscription.id, exc)
+            refused = getattr(exc, "os_error", None)  # PublicOnlyConnector's, if it refused
+            if isinstance(refused, RefusedHost):
+                # Kept: a push service's name pointing inward is a misconfiguration or an
+                # attack, and the log says which subscription.
+                log.warning(
+                    "push to subscription %s refused, not sent: %s", subscription.id, refused
+                )
+            else:
+                log.warning("push to subscription %s failed: %r", subscription.id, exc)
 
     async def close(self) -> None:
         if self._http is not None:

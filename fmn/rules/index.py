@@ -136,6 +136,7 @@ class CompiledRule:
     id: int
     name: str | None
     owner: str
+    team: str | None  # the group when the owner is one (fmn.core.owners), for the work items
     tracking: str
     # artifacts-owned: usernames; artifacts-group-owned: groups; users-followed: agents;
     # artifacts-followed: dist-git paths ("rpms/foo"); related-events: nothing;
@@ -162,6 +163,7 @@ def compile_rule(rule: Rule) -> CompiledRule:
         id=rule.id,
         name=rule.name,
         owner=rule.user.name,
+        team=team_of(rule.user.name),
         tracking=tracking.name,
         params=params,
         generation_rules=tuple(

@@ -26,6 +26,11 @@ class Digest:
     reasons: frozenset[str]
 
     @property
+    def team(self) -> str | None:
+        # The first item's, as `user` is (fmn.senders.loop).
+        return self.items[0].team
+
+    @property
     def title(self) -> str:
         n = len(self.items)
         return f"{n} notification{'s' if n != 1 else ''}"

@@ -36,7 +36,6 @@ from email.header import Header
 
 import aiosmtplib
 
-from fmn.core.owners import is_team, team_of
 from fmn.core.settings import EmailSenderSettings
 from fmn.core.signing import Unsubscribe, unsubscribe_url
 from fmn.notify import (
@@ -163,20 +162,19 @@ def rule_url(public_url: str, rule: RuleRef) -> str:
     return f"{public_url.rstrip('/')}/rules/{rule.id}"
 
 
-def _whose(user: str) -> str:
-    group = team_of(user)
-    return f"the rule(s) of the group {group}" if group else "your rule(s)"
+def _whose(team: str | None) -> str:
+    return f"the rule(s) of the group {team}" if team else "your rule(s)"
 
 
-def _footer_text(cfg: MailSettings, user: str, rules: list[RuleRef]) -> str:
+def _footer_text(cfg: MailSettings, team: str | None, rules: list[RuleRef]) -> str:
     if not rules:
         return "Sent by Fedora Notifications."
-    lines = [f"Sent by Fedora Notifications because of {_whose(user)}:"]
+    lines = [f"Sent by Fedora Notifications because of {_whose(team)}:"]
     lines += [f"  {rule_label(r)}: {rule_url(cfg.public_url, r)}" for r in rules]
     return "\n".join(lines)
 
 
-def _footer_html(cfg: MailSettings, user: str, rules: list[RuleRef]) -> str:
+def _footer_html(cfg: MailSettings, team: str | None, rules: list[RuleRef]) -> str:
     if not rules:
         return '<hr><p style="font-size:small;color:#666">Sent by Fedora Notifications.</p>'
     links = ", ".join(
@@ -185,7 +183,7 @@ def _footer_html(cfg: MailSettings, user: str, rules: list[RuleRef]) -> str:
     )
     return (
         '<hr><p style="font-size:small;color:#666">'
-        f"Sent by Fedora Notifications because of {html.escape(_whose(user))}: {links}</p>"
+        f"Sent by Fedora Notifications because of {html.escape(_whose(team))}: {links}</p>"
     )
 
 
@@ -204,12 +202,14 @@ def _common_headers(cfg: MailSettings, to: str, subject: str, date: dt.datetime)
     ]
 
 
-def _unsubscribe_headers(cfg: MailSettings, user: str, rules: list[int], address: str) -> Headers:
+def _unsubscribe_headers(
+    cfg: MailSettings, user: str, team: str | None, rules: list[int], address: str
+) -> Headers:
     """One-click unsubscribe from this address of this rule; none when the mail is about
     several rules, since stopping one of them would not stop such a mail (the footer links
     to each rule instead), and none for a team's list address: a team rule is its sponsors' to
     stop, not any reader's of the list."""
-    if len(rules) != 1 or is_team(user):
+    if len(rules) != 1 or team is not None:
         return []
     wanted = Unsubscribe(user, rules[0], "email", address)
     return [
@@ -238,9 +238,10 @@ def build_notification(item: WorkItem, cfg: MailSettings) -> bytes:
         clean_name = _HEADER_NAME.sub("", name)[:60]
         if clean_name:
             headers.append((METADATA_PREFIX + clean_name, one_line(value, METADATA_LIMIT)))
-    headers += _unsubscribe_headers(cfg, item.user, [r.id for r in item.rules], item.address)
-    text = f"{content.text.rstrip()}\n\n-- \n{_footer_text(cfg, item.user, item.rules)}\n"
-    html_body = f"{mail_html(content.html)}\n{_footer_html(cfg, item.user, item.rules)}"
+    rule_ids = [r.id for r in item.rules]
+    headers += _unsubscribe_headers(cfg, item.user, item.team, rule_ids, item.address)
+    text = f"{content.text.rstrip()}\n\n-- \n{_footer_text(cfg, item.team, item.rules)}\n"
+    html_body = f"{mail_html(content.html)}\n{_footer_html(cfg, item.team, item.rules)}"
     return alternative(headers, text, html_body)
 
 
@@ -251,17 +252,18 @@ def build_digest(digest: Digest, cfg: MailSettings, now: dt.datetime) -> bytes:
     )
     headers.append((METADATA_PREFIX + "Digest", str(len(digest.items))))
     rules = digest.rules
-    headers += _unsubscribe_headers(cfg, digest.user, [r.id for r in rules], digest.address)
+    rule_ids = [r.id for r in rules]
+    headers += _unsubscribe_headers(cfg, digest.user, digest.team, rule_ids, digest.address)
     lines = [f"{digest.title} ({digest.why}):", ""]
     items_html = []
     for item in digest.items:
         sent = _aware(item.message.sent_at).strftime("%Y-%m-%d %H:%M UTC")
         lines.append(f"- {one_line(line(item.message))}  ({sent})")
         items_html.append(f"<li>{line_html(item.message)} <small>({sent})</small></li>")
-    text = "\n".join(lines) + f"\n\n-- \n{_footer_text(cfg, digest.user, rules)}\n"
+    text = "\n".join(lines) + f"\n\n-- \n{_footer_text(cfg, digest.team, rules)}\n"
     html_body = (
         f"<p>{html.escape(digest.title)} ({html.escape(digest.why)}):</p>"
-        f"<ul>{''.join(items_html)}</ul>{_footer_html(cfg, digest.user, rules)}"
+        f"<ul>{''.join(items_html)}</ul>{_footer_html(cfg, digest.team, rules)}"
     )
     return alternative(headers, text, mail_html(html_body))
 

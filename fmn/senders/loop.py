@@ -105,7 +105,7 @@ class SenderLoop:
         # first is in flight is not sent; `_memory` has those sent and passed on lately.
         self._sending: set[str] = set()
         self._memory = Memory()
-        # Marking sent and acking happen off the send path, in order, in these tasks.
+        # The items being sent, each in a task its worker awaits: a stop lets them end.
         self._finishing: set[asyncio.Task[None]] = set()
 
     @property
@@ -137,7 +137,7 @@ class SenderLoop:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            # Let the sends that went out be marked and acked.
+            # Let the items in hand be sent, marked and acked.
             await asyncio.gather(*self._finishing, return_exceptions=True)
 
     # ---- intake -------------------------------------------------------------------------
@@ -178,8 +178,10 @@ class SenderLoop:
             return True
         address = item.address
         backlog = len(self._queues.get(address, ())) + self._in_flight.get(address, 0)
-        limit = self.handler.backlog_limit(address, self.config.digest_threshold)
-        if address in self._collapsing or backlog >= limit:
+        # Thresholds are at least 1 (settings), so an idle destination need not ask for its own.
+        if address in self._collapsing or (
+            backlog and backlog >= self.handler.backlog_limit(address, self.config.digest_threshold)
+        ):
             self._collapsing.add(address)
             due = self.clock().timestamp() + self.config.backlog_digest_delay
             await self._hold(delivery, item, "backlog", due)
@@ -220,8 +222,14 @@ class SenderLoop:
             pending = await self._next()
             address = pending.item.address
             self._in_flight[address] += 1
+            # The send in a task of its own, shielded: stopping cancels the worker but lets the
+            # item it has in hand be sent, marked and acked (run() waits for it); a send cut
+            # short could be a mail the server took, which the next sender would send again.
+            sending = asyncio.create_task(self._send(pending))
+            self._finishing.add(sending)
+            sending.add_done_callback(self._finishing.discard)
             try:
-                await self._send(pending)
+                await asyncio.shield(sending)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -259,9 +267,10 @@ class SenderLoop:
         else:
             self._memory.sent(key)
             self.log.record(item, DeliveryStatus.SENT, attempt=attempt + 1)
-            task = asyncio.create_task(self._mark_and_ack(key, delivery))
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+            # Marked before this worker takes another item: a kill -9 then finds at most one
+            # mail per worker taken by the server and not yet marked (reliability.md, open
+            # finding 1).
+            await self._mark_and_ack(key, delivery)
         finally:
             self._sending.discard(key)
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fmn.core.owners import TEAM_PREFIX, team_of
 from fmn.transport.base import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,24 @@ class WorkItem(_Model):
     protocol: Protocol
     address: str
     user: str  # the rules' owner
+    # The group when the owner is one (a team rule): no unsubscribe link, the group's footer.
+    team: str | None = None
     rules: list[RuleRef]
     message: MessageInfo
     email: EmailContent | None = None
     chat: ChatContent | None = None
     web: WebContent | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _team_of_earlier_items(cls, data: Any) -> Any:
+        # An item queued or held for a digest before the `team` field has only its owner's
+        # name; a group's is `group:<name>` (fmn.core.owners).
+        if isinstance(data, dict) and "team" not in data:
+            user = data.get("user")
+            if isinstance(user, str) and user.startswith(TEAM_PREFIX):
+                return {**data, "team": team_of(user)}
+        return data
 
     def to_bytes(self) -> bytes:
         # Fields left at None are left out: every one defaults to None, so nothing changes on

@@ -105,3 +105,56 @@ async def test_malformed_subscriptions_are_422_naming_the_field(
         assert response.status_code == 422, body
         assert response.json()["detail"][0]["loc"] == where, response.text
     assert (await client.get(SUBSCRIPTIONS, headers=auth("alice"))).json() == []
+
+
+PRIVATE_ENDPOINTS = [
+    "https://127.0.0.1/push/x",
+    "https://10.1.2.3/push/x",
+    "https://192.168.0.1:8443/push/x",
+    "https://100.64.0.1/push/x",  # shared address space (carrier-grade NAT)
+    "https://169.254.169.254/latest/meta-data",  # a cloud's metadata service
+    "https://0.0.0.0/push/x",
+    "https://240.0.0.1/push/x",  # reserved
+    "https://[::1]/push/x",
+    "https://[fd00::1]/push/x",
+    "https://[fe80::1]/push/x",
+    "https://[::ffff:127.0.0.1]/push/x",
+    "https://localhost:8443/push/x",  # a name that resolves only to loopback addresses
+    "https://2130706433/push/x",  # 127.0.0.1 written as a number, which resolvers accept
+]
+
+
+@pytest.mark.parametrize("endpoint", PRIVATE_ENDPOINTS)
+async def test_an_endpoint_on_a_private_host_is_refused(
+    client: httpx.AsyncClient, auth: Any, alice: None, endpoint: str
+) -> None:
+    """The web sender would POST there: a user could make the server call its own network."""
+    response = await client.post(SUBSCRIPTIONS, json=browser(endpoint), headers=auth("alice"))
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "endpoint"]
+    assert error["msg"].startswith("the endpoint must be on a public host: ")
+    assert (await client.get(SUBSCRIPTIONS, headers=auth("alice"))).json() == []
+
+
+async def test_an_endpoint_on_a_public_address_is_kept(
+    client: httpx.AsyncClient, auth: Any, alice: None
+) -> None:
+    endpoint = "https://93.184.215.14/push/abc"
+    response = await client.post(SUBSCRIPTIONS, json=browser(endpoint), headers=auth("alice"))
+    assert response.status_code == 201, response.text
+
+
+async def test_private_hosts_are_kept_when_the_setting_allows_them(
+    make_app: Any, api_settings: Settings, auth: Any, alice: None
+) -> None:
+    """web.push_allow_private_hosts: for a push-service stand-in on a development machine."""
+    web = api_settings.web.model_copy(update={"push_allow_private_hosts": True})
+    app = await make_app(api_settings.model_copy(update={"web": web}))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        for n, endpoint in enumerate(PRIVATE_ENDPOINTS):
+            body = browser(endpoint, device=f"device {n}")
+            response = await http.post(SUBSCRIPTIONS, json=body, headers=auth("alice"))
+            assert response.status_code == 201, (endpoint, response.text)

@@ -70,6 +70,7 @@ async def test_a_team_rule_notifies_only_its_verified_destinations(
     [item] = await work_items(client_broker, consumer_settings, "email", 1)
     assert item.address == LIST
     assert item.user == "group:python-sig"
+    assert item.team == "python-sig"  # what the email sender frames the mail by
     assert item.key == f"{message_id}/email/{LIST}"
     irc = send_queue(consumer_settings.send_queue.exchange, "irc")
     assert await client_broker.queue_size(irc) == 0

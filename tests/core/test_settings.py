@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,24 @@ def test_a_vapid_key_that_is_none_is_refused_and_empty_means_unset() -> None:
     assert load_settings(web={"vapid_private_key": ""}).web.vapid_private_key is None
     key = new_private_key()
     assert load_settings(web={"vapid_private_key": key}).web.vapid_private_key == key
+
+
+@pytest.mark.parametrize(
+    ("key", "senders"),
+    [
+        ("senders.digest_threshold", lambda n: {"digest_threshold": n}),
+        (
+            "senders.irc.channel_digest_threshold",
+            lambda n: {"irc": {"channel_digest_threshold": n}},
+        ),
+    ],
+)
+def test_a_digest_threshold_below_1_is_refused(
+    key: str, senders: Callable[[int], dict[str, object]]
+) -> None:
+    """0 never meant "always digest": a destination with nothing waiting sends at once."""
+    for value in (0, -1):
+        with pytest.raises(ConfigError) as info:
+            load_settings(senders=senders(value))
+        assert f"'{key}': Input should be greater than or equal to 1" in str(info.value)
+    assert load_settings(senders=senders(1)) != load_settings()

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -122,30 +122,45 @@ async def person(synapse: Synapse) -> AsyncIterator[MatrixReader]:
     await reader.close()
 
 
-def matrix_settings(
+MatrixSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def matrix_settings_for(
     amqp_url: str,
     redis_url: str,
     pg_url: str,
     exchange: str,
     synapse: Synapse,
     bot: Account,
-    senders: dict[str, Any] | None = None,
-    retry_delays: list[float] = RETRY_DELAYS,
-    **m: Any,
-) -> Settings:
-    return sender_settings(
-        amqp_url,
-        redis_url,
-        pg_url,
-        exchange,
-        retry_delays,
-        **(senders or {}),
-        matrix={
-            "homeserver": synapse.url,
-            "user_id": bot.user_id,
-            "access_token": bot.access_token,
-            "messages_per_second": 100,
-            "burst": 100,
-            **m,
-        },
-    )
+    redis_client: aioredis.Redis,  # flushed: no room or sent key of another test
+) -> MatrixSettings:
+    """The Matrix sender's settings on this test's queues, Redis, database and homeserver: a
+    test gives only what it changes (another account or exchange, sender or Matrix settings)."""
+
+    def make(
+        *,
+        account: Account = bot,
+        exchange: str = exchange,
+        senders: dict[str, Any] | None = None,
+        retry_delays: list[float] = RETRY_DELAYS,
+        **matrix: Any,
+    ) -> Settings:
+        return sender_settings(
+            amqp_url,
+            redis_url,
+            pg_url,
+            exchange,
+            retry_delays,
+            **(senders or {}),
+            matrix={
+                "homeserver": synapse.url,
+                "user_id": account.user_id,
+                "access_token": account.access_token,
+                "messages_per_second": 100,
+                "burst": 100,
+                **matrix,
+            },
+        )
+
+    return make

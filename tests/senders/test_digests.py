@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,8 @@ from fmn.db.models import DeliveryStatus, DigestMode, User, UserSettings
 from fmn.db.session import make_sessionmaker
 from fmn.senders.loop import SenderLoop
 from fmn.senders.service import loop_config, make_handler
-from fmn.senders.state import DeliveryLog, PreferenceReader, RedisSenderState
+from fmn.senders.state import DeliveryLog, HeldItem, PreferenceReader, RedisSenderState
+from fmn.sendqueue.workitem import RuleRef
 from fmn.transport import Broker
 from tests.harness.smtp_server import Sink, SMTPServer
 from tests.senders.conftest import running, sender_settings
@@ -190,3 +192,36 @@ async def test_a_burst_collapses_into_one_digest(
     assert all(i.message.summary in text for i in rest)
     order = [r.rcpt_tos for r in smtp.received]
     assert order.index(["erin@example.org"]) < len(singles)
+
+
+async def test_a_teams_items_held_before_the_team_field_make_the_groups_digest(
+    email_settings: Settings, smtp: SMTPServer, redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    """Items held for a digest by a sender of before work items carried `team` (only the
+    owner's name, group:<name>) are still framed as the group's: no unsubscribe link, the
+    group's footer."""
+    address = "python-devel@lists.example.org"
+    items = [
+        make_item("email", address, user="group:python-sig", rules=[RuleRef(id=7, name="Builds")])
+        for _ in range(2)
+    ]
+    state = RedisSenderState.from_url(redis_url, 3600)
+    now = dt.datetime.now(dt.UTC).timestamp()
+    try:
+        for item in items:
+            await state.hold("email", HeldItem(item, "quiet-hours", now), now)
+    finally:
+        await state.close()
+    # As the earlier sender wrote them: the items without the field.
+    [held_key] = await redis_client.keys("*held*python-devel*")
+    for key, value in (await redis_client.hgetall(held_key)).items():
+        written = json.loads(value)
+        assert written["item"].pop("team") == "python-sig"
+        await redis_client.hset(held_key, key, json.dumps(written))
+    async with running("email", email_settings):
+        await eventually(lambda: smtp.received)
+    [mail] = smtp.received
+    assert mail.message["List-Unsubscribe"] is None
+    text = mail.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "2 notifications" in text
+    assert "because of the rule(s) of the group python-sig:" in text

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import email.utils
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -114,6 +117,22 @@ async def test_a_redelivered_item_is_sent_once(
         await eventually(lambda: len(smtp.received) == 2)
     subjects = [r.message["Subject"] for r in smtp.received]
     assert subjects == [item.email.subject, other.email.subject]  # type: ignore[union-attr]
+
+
+async def test_a_sender_stopped_mid_queue_sends_nothing_twice_after(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    """Stopped while mails are in flight: each mail the server took is marked and acked before
+    the sender ends (the worker is cancelled, its mark is not), so the next sender sends each
+    of the others once and none of those again."""
+    addresses = [f"user{n}@example.org" for n in range(60)]
+    async with running("email", email_settings):
+        await publish(broker, exchange, *(make_item("email", a) for a in addresses))
+        await eventually(lambda: len(smtp.received) >= 10)
+    async with running("email", email_settings):
+        await eventually(lambda: len(smtp.received) >= len(addresses))
+        await asyncio.sleep(0.5)  # a second copy would show up by now
+    assert Counter(r.rcpt_tos[0] for r in smtp.received) == Counter(addresses)
 
 
 async def test_header_injection_is_impossible(
@@ -277,3 +296,24 @@ async def test_a_team_list_gets_its_code_then_the_group_rules_mail_without_unsub
     assert '"Python builds": https://notifications.example.org/rules/7' in text
     assert "your rule" not in text and "your rule" not in html
     assert "because of the rule(s) of the group python-sig:" in html
+
+
+async def test_a_team_item_queued_before_the_team_field_still_mails_as_the_groups(
+    email_settings: Settings, broker: Broker, smtp: SMTPServer, exchange: str
+) -> None:
+    """An item the consumer packed before work items carried `team` (only the owner's name,
+    group:<name>) is still framed as the group's: no unsubscribe link, the group's footer."""
+    address = "python-devel@lists.example.org"
+    item = make_item(
+        "email", address, user="group:python-sig", rules=[RuleRef(id=7, name="Python builds")]
+    )
+    written = json.loads(item.to_bytes())
+    assert written.pop("team") == "python-sig"
+    async with running("email", email_settings):
+        await publish(broker, exchange, json.dumps(written).encode(), protocol="email")
+        await eventually(lambda: smtp.received)
+    mail = smtp.received[0].message
+    assert mail["List-Unsubscribe"] is None
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "because of the rule(s) of the group python-sig:" in text
+    assert "your rule" not in text

@@ -20,7 +20,7 @@ from fmn.sendqueue.topology import dead_letter_queue
 from fmn.sendqueue.workitem import ChatContent
 from fmn.transport import Broker
 from tests.harness.matrix_server import Account, MatrixReader, Synapse
-from tests.senders.conftest import _people, matrix_settings, running
+from tests.senders.conftest import MatrixSettings, _people, running
 from tests.senders.helpers import SENT_AT, eventually, make_item, publish, queue_has
 
 # One homeserver per module (conftest): keep these tests on one worker.
@@ -28,16 +28,8 @@ pytestmark = pytest.mark.xdist_group("matrix")
 
 
 @pytest.fixture
-def settings(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
-    exchange: str,
-    synapse: Synapse,
-    bot: Account,
-    redis_client: aioredis.Redis,
-) -> Settings:
-    return matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, bot)
+def settings(matrix_settings_for: MatrixSettings) -> Settings:
+    return matrix_settings_for()
 
 
 def chat_item(address: str, text: str, markup: str) -> Any:
@@ -90,20 +82,10 @@ async def test_bidi_controls_reach_no_matrix_message(
 
 
 async def test_room_remembered_across_restarts_and_reinvite_after_leaving(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
-    exchange: str,
-    synapse: Synapse,
-    bot: Account,
-    broker: Broker,
-    person: MatrixReader,
-    redis_client: aioredis.Redis,
+    matrix_settings_for: MatrixSettings, broker: Broker, exchange: str, person: MatrixReader
 ) -> None:
     user_id = person.client.user_id
-    settings = matrix_settings(
-        amqp_url, redis_url, pg_url, exchange, synapse, bot, membership_ttl=0
-    )
+    settings = matrix_settings_for(membership_ttl=0)
     async with running("matrix", settings):
         await publish(broker, exchange, make_item("matrix", user_id))
         [(room_id, _)] = await person.wait_for(1)

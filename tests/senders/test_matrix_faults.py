@@ -29,7 +29,7 @@ from fmn.sendqueue.topology import dead_letter_queue, declare_send_topology
 from fmn.sendqueue.workitem import WorkItem
 from fmn.transport import Broker
 from tests.harness.matrix_server import Account, MatrixReader, Synapse
-from tests.senders.conftest import matrix_settings, running
+from tests.senders.conftest import MatrixSettings, running
 from tests.senders.helpers import eventually, make_item, publish, queue_has
 from tests.senders.test_restart import write_config
 
@@ -61,17 +61,14 @@ def arrivals(items: list[WorkItem], messages: list[tuple[str, dict[str, str]]]) 
 
 
 async def test_a_revoked_token_dead_letters_with_the_reason_and_raises_the_alert(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
     synapse: Synapse,
     broker: Broker,
     person: MatrixReader,
-    redis_client: aioredis.Redis,
 ) -> None:
     account = synapse.register(f"revoked-bot{next(_bots)}")
-    settings = matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, account)
+    settings = matrix_settings_for(account=account)
     first, *rest = [make_item("matrix", person.client.user_id) for _ in range(6)]
     before = len(refused_requests(synapse))
     async with running("matrix", settings) as task:
@@ -99,21 +96,17 @@ async def test_a_revoked_token_dead_letters_with_the_reason_and_raises_the_alert
 
 
 async def test_an_expired_token_at_start_does_not_stop_the_sender(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
     synapse: Synapse,
     bot: Account,
     broker: Broker,
     person: MatrixReader,
-    redis_client: aioredis.Redis,
 ) -> None:
     account = synapse.register(f"expired-bot{next(_bots)}")
     token = synapse.login_as(bot, account.user_id, valid_for=0.5)
     await asyncio.sleep(1.0)
-    expired = Account(account.user_id, token)
-    settings = matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, expired)
+    settings = matrix_settings_for(account=Account(account.user_id, token))
     items = [make_item("matrix", person.client.user_id) for _ in range(4)]
     before = len(refused_requests(synapse))
     async with running("matrix", settings) as task:
@@ -133,9 +126,7 @@ async def test_an_expired_token_at_start_does_not_stop_the_sender(
 
 
 async def test_the_bot_out_of_the_room_makes_a_new_one(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
     synapse: Synapse,
     bot: Account,
@@ -144,7 +135,7 @@ async def test_the_bot_out_of_the_room_makes_a_new_one(
     redis_client: aioredis.Redis,
 ) -> None:
     user_id = person.client.user_id
-    settings = matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, bot)
+    settings = matrix_settings_for()
     items = [make_item("matrix", user_id) for _ in range(3)]
     async with running("matrix", settings):
         await publish(broker, exchange, items[0])
@@ -279,12 +270,8 @@ async def test_two_sends_to_a_new_recipient_at_once_make_one_room(
 
 
 async def test_what_was_sent_while_the_recipient_was_away_is_there_when_invited_back(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
-    synapse: Synapse,
-    bot: Account,
     broker: Broker,
     person: MatrixReader,
     redis_client: aioredis.Redis,
@@ -294,9 +281,7 @@ async def test_what_was_sent_while_the_recipient_was_away_is_there_when_invited_
     both are there when they join (a direct room's history is shared with its members)."""
     ttl = 3.0
     user_id = person.client.user_id
-    settings = matrix_settings(
-        amqp_url, redis_url, pg_url, exchange, synapse, bot, membership_ttl=ttl
-    )
+    settings = matrix_settings_for(membership_ttl=ttl)
     first, away, back = [make_item("matrix", user_id) for _ in range(3)]
     async with running("matrix", settings):
         await publish(broker, exchange, first)
@@ -315,25 +300,17 @@ async def test_what_was_sent_while_the_recipient_was_away_is_there_when_invited_
 
 
 async def test_homeserver_stopped_and_started_again_mid_queue(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
     synapse: Synapse,
-    bot: Account,
     broker: Broker,
     person: MatrixReader,
     redis_client: aioredis.Redis,
 ) -> None:
     slow = f"{exchange}.slow"
     await declare_send_topology(broker, slow, SLOW_RETRIES)
-    settings = matrix_settings(
-        amqp_url,
-        redis_url,
-        pg_url,
-        slow,
-        synapse,
-        bot,
+    settings = matrix_settings_for(
+        exchange=slow,
         retry_delays=SLOW_RETRIES,
         senders={"digest_threshold": 1000},  # each one alone, to count them
         messages_per_second=5,
@@ -431,23 +408,12 @@ async def test_sender_killed_mid_queue_then_restarted(
 
 
 async def test_a_burst_to_one_user_folds_into_a_digest(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
-    synapse: Synapse,
-    bot: Account,
     broker: Broker,
     person: MatrixReader,
-    redis_client: aioredis.Redis,
 ) -> None:
-    settings = matrix_settings(
-        amqp_url,
-        redis_url,
-        pg_url,
-        exchange,
-        synapse,
-        bot,
+    settings = matrix_settings_for(
         senders={"digest_threshold": 3},
         messages_per_second=2,  # a slow homeserver: the backlog builds up
         burst=1,

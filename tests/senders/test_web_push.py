@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -15,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from fmn.core.settings import Settings
-from fmn.db.models import PushSubscription
+from fmn.db.models import DeliveryStatus, PushSubscription
 from fmn.db.session import make_sessionmaker
 from fmn.inbox import store
 from fmn.inbox.vapid import load_key, new_private_key, public_key
 from fmn.transport import Broker
 from tests.harness.push_service import PushService
 from tests.senders.conftest import running, sender_settings
-from tests.senders.helpers import eventually, make_item, publish
+from tests.senders.helpers import delivery_log, eventually, make_item, publish
 from tests.senders.test_web import new_user
 
 VAPID_KEY = new_private_key()
@@ -42,7 +43,12 @@ def web_settings(
 ) -> Settings:
     settings = sender_settings(amqp_url, redis_url, pg_url, exchange)
     web = settings.web.model_copy(
-        update={"vapid_private_key": VAPID_KEY, "vapid_subject": "mailto:ops@example.org"}
+        update={
+            "vapid_private_key": VAPID_KEY,
+            "vapid_subject": "mailto:ops@example.org",
+            # The stand-in listens on 127.0.0.1, which production refuses.
+            "push_allow_private_hosts": True,
+        }
     )
     return settings.model_copy(update={"web": web})
 
@@ -59,7 +65,10 @@ async def subscribe(
     service: PushService,
     user_id: int,
     *devices: str,
+    host: str = "127.0.0.1",
 ) -> None:
+    """Subscriptions stored as the API would have kept them, their endpoints on `host` (the
+    stand-in's address, or a name for it)."""
     async with sessionmaker() as session, session.begin():
         for device in devices:
             service.subscribe(device)
@@ -67,7 +76,7 @@ async def subscribe(
             session.add(
                 PushSubscription(
                     user_id=user_id,
-                    endpoint=browser["endpoint"],
+                    endpoint=browser["endpoint"].replace("127.0.0.1", host),
                     p256dh=browser["keys"]["p256dh"],
                     auth=browser["keys"]["auth"],
                     device=device,
@@ -150,6 +159,39 @@ async def _devices_are(
     sessionmaker: async_sessionmaker[AsyncSession], user_id: int, expected: list[str]
 ) -> bool:
     return await endpoints(sessionmaker, user_id) == expected
+
+
+async def test_no_push_goes_to_a_private_host_unless_allowed(
+    pushing: Pushing, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Subscriptions kept while their hosts were public, now an IP literal and a name that
+    resolve only to a loopback address (as after a DNS change): with web.push_allow_private_hosts
+    off (the default), the web sender connects to neither, logs why, and the entry is stored."""
+    settings, broker = pushing.settings, pushing.broker
+    sessionmaker, push_service = pushing.sessionmaker, pushing.service
+    web = settings.web.model_copy(update={"push_allow_private_hosts": False})
+    settings = settings.model_copy(update={"web": web})
+    name, user_id, _ = await new_user(sessionmaker)
+    await subscribe(sessionmaker, push_service, user_id, f"{name}-literal")
+    await subscribe(sessionmaker, push_service, user_id, f"{name}-named", host="localhost")
+    item = make_item("web", name, user=name)
+    caplog.set_level(logging.WARNING, logger="fmn.inbox.push")
+    async with running("web", settings):
+        await publish(broker, settings.send_queue.exchange, item)
+
+        async def delivered() -> bool:
+            return [row.status for row in await delivery_log(pg_url, idempotency_key=item.key)] == [
+                DeliveryStatus.SENT
+            ]
+
+        await eventually(delivered)  # logged once the push was tried
+    assert push_service.received == []
+    refusals = [r.getMessage() for r in caplog.records if "refused, not sent" in r.getMessage()]
+    assert len(refusals) == 2, refusals
+    assert any("127.0.0.1 has no public address" in r for r in refusals)
+    assert any("localhost has no public address" in r for r in refusals)
+    async with sessionmaker() as session:
+        assert await store.count(session, user_id) == 1
 
 
 async def test_without_a_vapid_key_there_is_no_push_and_the_inbox_fills(

@@ -18,6 +18,7 @@ from fmn.api.deps import MAX_ID, Owner, ReadSessionDep, SessionDep, SettingsDep,
 from fmn.api.routes.inbox import user_id_or_404
 from fmn.db import models
 from fmn.inbox import store
+from fmn.inbox.public_hosts import RefusedHost, check_host
 from fmn.inbox.vapid import b64url_decode, load_key, public_key
 
 router = APIRouter(tags=["push"])
@@ -134,6 +135,13 @@ async def subscribe(
     schemes = ("https", "http") if settings.web.push_allow_http else ("https",)
     if url.scheme not in schemes or not url.hostname:
         raise _invalid_endpoint(body.endpoint, schemes)
+    if not settings.web.push_allow_private_hosts:
+        try:
+            await check_host(url.hostname, url.port or (443 if url.scheme == "https" else 80))
+        except RefusedHost as exc:
+            raise _endpoint_error(
+                body.endpoint, "url_host", f"the endpoint must be on a public host: {exc}"
+            ) from None
     user_id = await user_id_or_404(session, username)
     row = await session.scalar(
         select(models.PushSubscription).where(models.PushSubscription.endpoint == body.endpoint)
@@ -159,15 +167,14 @@ async def subscribe(
 
 
 def _invalid_endpoint(endpoint: str, schemes: tuple[str, ...]) -> RequestValidationError:
+    return _endpoint_error(
+        endpoint, "url_scheme", f"the endpoint must be an {' or '.join(schemes)} URL"
+    )
+
+
+def _endpoint_error(endpoint: str, kind: str, message: str) -> RequestValidationError:
     return RequestValidationError(
-        [
-            {
-                "type": "url_scheme",
-                "loc": ("body", "endpoint"),
-                "msg": f"the endpoint must be an {' or '.join(schemes)} URL",
-                "input": endpoint,
-            }
-        ]
+        [{"type": kind, "loc": ("body", "endpoint"), "msg": message, "input": endpoint}]
     )
 
 
