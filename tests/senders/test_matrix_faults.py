@@ -171,9 +171,7 @@ async def direct_rooms(synapse: Synapse, bot: Account) -> dict[str, list[str]]:
 
 
 async def test_the_room_forgotten_by_redis_is_found_again(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
     synapse: Synapse,
     bot: Account,
@@ -184,7 +182,7 @@ async def test_the_room_forgotten_by_redis_is_found_again(
     """Redis loses the room (a FLUSHDB, a Redis crash within its last second of AOF): the next
     notification goes to the same room, found in the bot's m.direct, not to a new one."""
     user_id = person.client.user_id
-    settings = matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, bot)
+    settings = matrix_settings_for()
     items = [make_item("matrix", user_id) for _ in range(3)]
     async with running("matrix", settings):
         await publish(broker, exchange, items[0])
@@ -200,9 +198,7 @@ async def test_the_room_forgotten_by_redis_is_found_again(
 
 
 async def test_a_room_made_by_a_create_room_without_answer_is_taken(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
+    matrix_settings_for: MatrixSettings,
     exchange: str,
     synapse: Synapse,
     bot: Account,
@@ -230,7 +226,7 @@ async def test_a_room_made_by_a_create_room_without_answer_is_taken(
         await as_bot.close()
     assert isinstance(orphan, nio.RoomCreateResponse) and isinstance(team, nio.RoomCreateResponse)
     await redis_client.set(f"fmn:senders:matrix:creating:{user_id}", "1")
-    settings = matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, bot)
+    settings = matrix_settings_for()
     items = [make_item("matrix", user_id) for _ in range(2)]
     async with running("matrix", settings):
         await publish(broker, exchange, *items)
@@ -242,19 +238,14 @@ async def test_a_room_made_by_a_create_room_without_answer_is_taken(
 
 
 async def test_two_sends_to_a_new_recipient_at_once_make_one_room(
-    amqp_url: str,
-    redis_url: str,
-    pg_url: str,
-    exchange: str,
-    synapse: Synapse,
-    bot: Account,
+    matrix_settings_for: MatrixSettings,
     person: MatrixReader,
     redis_client: aioredis.Redis,
 ) -> None:
     """A notification and a digest (the sender loop's worker and its digest flusher) for a
     recipient who has no room yet: one room is made, and both go there."""
     user_id = person.client.user_id
-    settings = matrix_settings(amqp_url, redis_url, pg_url, exchange, synapse, bot)
+    settings = matrix_settings_for()
     handler = MatrixHandler(settings.senders.matrix, RedisSenderState(redis_client, 60))
     await handler.setup()
     first, *held = [make_item("matrix", user_id) for _ in range(3)]
