@@ -323,8 +323,9 @@ class RuleIndex:
                 rules = st.projects.get(project)
                 if rules:
                     found |= rules
-        if st.topics:
-            found |= st.topics.find(message.topic)
+        topics = st.topics.find(message.topic)
+        if topics:
+            found |= topics
         return found
 
     def match(self, message: ParsedMessage) -> list[Match]:
