@@ -3,8 +3,9 @@ alternating rounds so that both see the same load:
 
     .venv/bin/python bench/ab_matching.py --other-tree /path/to/main [--new-kinds 1]
         another tree's fmn/rules/index.py (loaded from its file, the rest of fmn from this
-        tree) against this tree's, on the same rules: a before/after of a change to the index
-        alone (the other index runs on this tree's other modules);
+        tree) against this tree's, on the same rules (or, with --other-new-kinds 0, the other
+        tree on rules without fmn's own kinds): a before/after of a change to the index alone
+        (the other index runs on this tree's other modules);
     .venv/bin/python bench/ab_matching.py --new-kinds 1
         this tree's index on rules without fmn's own kinds against rules with them
         (bench_matching's mix scaled by --new-kinds).
@@ -59,7 +60,7 @@ async def compare(args: argparse.Namespace) -> None:
     if args.other_tree:
         other = other_index_module(args.other_tree).RuleIndex
         indexes = {
-            "other tree": await index_of(other, args.new_kinds),
+            "other tree": await index_of(other, args.other_new_kinds),
             "this tree": await index_of(RuleIndex, args.new_kinds),
         }
     else:
@@ -99,7 +100,12 @@ def main() -> None:
     parser.add_argument("--new-kinds", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument(
+        "--other-new-kinds", type=float, help="the other tree's rules' scale (default: the same)"
+    )
     args = parser.parse_args()
+    if args.other_new_kinds is None:
+        args.other_new_kinds = args.new_kinds
     logging.disable(logging.WARNING)
     asyncio.run(compare(args))
 
