@@ -8,8 +8,10 @@ and 20,000 packages (the corpus messages' packages among them, each with a few o
 of every tracking rule and filter kind spread over those users, fmn's own kinds (applications,
 topics, projects-followed) at a share scaled by --new-kinds (0: FMN 3's kinds only); real corpus
 messages (those with a schema, cycled), on the topics production gives them. Measured per
-rule count: index build, matching rate on parsed messages, parse+match rate, memory held by the
-index, and the time to replace one user's rules.
+rule count: index build, matching rate on parsed messages, parse+match rate, candidates and
+notifications per message, matching's CPU time per notification, memory held by the index, and
+the time to replace one user's rules; then, per tracking rule kind, its candidates and the
+notifications its rules alone asked for.
 """
 
 from __future__ import annotations
