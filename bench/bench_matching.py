@@ -8,8 +8,10 @@ and 20,000 packages (the corpus messages' packages among them, each with a few o
 of every tracking rule and filter kind spread over those users, fmn's own kinds (applications,
 topics, projects-followed) at a share scaled by --new-kinds (0: FMN 3's kinds only); real corpus
 messages (those with a schema, cycled), on the topics production gives them. Measured per
-rule count: index build, matching rate on parsed messages, parse+match rate, memory held by the
-index, and the time to replace one user's rules.
+rule count: index build, matching rate on parsed messages, parse+match rate, candidates and
+notifications per message, matching's CPU time per notification, memory held by the index, and
+the time to replace one user's rules; then, per tracking rule kind, its candidates and the
+notifications its rules alone asked for.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import random
 import statistics
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,26 +81,42 @@ def synthetic_directory(rng: random.Random, parsed: list[ParsedMessage]) -> Dire
 # has about two of each, as people have (e.g. their packages' builds by mail, updates on IRC).
 KINDS = ("owned-self", "related", "followed", "users", "group-owned", "owned-colleague")
 # fmn's own kinds, per rule (times --new-kinds): few want every message of an application (an
-# infrastructure or release engineer), or of a topic pattern; more follow a forge project or two.
+# infrastructure or release engineer), or of a topic; more follow a forge project or two.
 # 1.3% of the rules in all: at 100k rules, each application has ~3 such followers.
+# (docs/performance.md, "fmn's own tracking rules", says why these shares.)
 NEW_KIND_SHARES = (("applications", 0.001), ("topics", 0.002), ("projects-followed", 0.01))
-# One topics rule in 10 writes one of these common patterns, the others a pattern of their own.
-COMMON_TOPIC_SHARE = 0.1
-# Topic patterns people write, from the anchored to the unanchored.
-TOPIC_PATTERNS = [
-    "org.fedoraproject.prod.bodhi.*",
-    "org.fedoraproject.prod.bodhi.update.request.*",
-    "org.fedoraproject.prod.bodhi.compose.*",
-    "org.fedoraproject.prod.buildsys.build.state.change",
-    "org.fedoraproject.prod.ansible.playbook.*",
-    "org.fedoraproject.*.wiki.*",
-    "*.ansible.playbook.complete",
-    "*.fedocal.calendar.*",
-    "io.pagure.prod.pagure.issue.*",
-    "io.pagure.prod.pagure.pull-request.*",
-    "*bodhi.update.comment*",
-]
+# A topics rule names one topic an installed schema publishes, as a user picks it from the
+# topics the web page counts: the topic itself ("org.fedoraproject.prod.bodhi.update.comment"),
+# its family ("io.pagure.prod.pagure.pull-request.*") or the topic in any environment
+# ("*.bodhi.update.comment"), at these shares (the rest: the topic itself).
+TOPIC_FAMILY_SHARE = 0.3
+TOPIC_ANY_ENV_SHARE = 0.1
 FORGE_PROJECTS = 500  # pagure.io projects followed (the corpus' own among them)
+
+
+def schema_topics() -> list[str]:
+    """The topics the installed schemas publish, as production prefixes them."""
+    from importlib.metadata import entry_points
+
+    topics = set()
+    for ep in entry_points(group="fedora.messages"):
+        try:
+            topic = getattr(ep.load(), "topic", None)
+        except Exception:  # a schema that cannot load publishes nothing here
+            continue
+        if isinstance(topic, str) and topic:
+            topics.add(production_topic(topic))
+    return sorted(topics)
+
+
+def topic_pattern(rng: random.Random, topic: str) -> str:
+    """What a user who wants this topic writes: the topic, its family or any environment's."""
+    draw = rng.random()
+    if draw < TOPIC_FAMILY_SHARE:
+        return topic.rsplit(".", 1)[0] + ".*"
+    if draw < TOPIC_FAMILY_SHARE + TOPIC_ANY_ENV_SHARE:
+        return "*." + topic.split(".", 3)[3]  # org.fedoraproject.prod.bodhi.x -> *.bodhi.x
+    return topic
 
 
 class RuleMaker:
@@ -116,10 +135,7 @@ class RuleMaker:
             from fmn.api.applications import application_names
 
             self.apps = application_names()
-        # The application words of production topics ("bodhi" in org.fedoraproject.prod.bodhi.*).
-        self.topic_words = sorted(
-            {m.topic.split(".")[3] for m in parsed if m.topic.startswith("org.fedoraproject.prod.")}
-        )
+        self.topics = schema_topics() if new_kinds else []
         real_projects = sorted(
             {key.split(":", 1)[1] for m in parsed for key in getattr(m, "forge_projects", ())}
         )
@@ -136,11 +152,7 @@ class RuleMaker:
                 if kind == "applications":
                     return {"name": kind, "params": [rng.choice(self.apps)]}
                 if kind == "topics":
-                    pattern = rng.choice(TOPIC_PATTERNS)
-                    if rng.random() >= COMMON_TOPIC_SHARE:
-                        word = rng.choice(self.topic_words)
-                        pattern = f"org.fedoraproject.prod.{word}.x{rule_id}.*"
-                    return {"name": kind, "params": [pattern]}
+                    return {"name": kind, "params": [topic_pattern(rng, rng.choice(self.topics))]}
                 names = rng.sample(self.projects, 2)
                 return {"name": kind, "params": [{"forge": "pagure.io", "name": n} for n in names]}
             draw -= share * self.new_kinds
@@ -205,6 +217,26 @@ class RuleMaker:
         )
 
 
+def fan_out_by_kind(
+    index: RuleIndex, parsed: list[ParsedMessage]
+) -> dict[str, tuple[float, float]]:
+    """Per tracking rule kind, per corpus message: candidate rules, and the notifications only
+    that kind's rules asked for (what the kind adds)."""
+    candidates: Counter[str] = Counter()
+    alone: Counter[str] = Counter()
+    for message in parsed:
+        for rule_id in index.candidates(message):
+            rule = index.rule(rule_id)
+            if rule is not None:
+                candidates[rule.tracking] += 1
+        for match in index.match(message):
+            kinds = {rule.tracking for rule in match.rules}
+            if len(kinds) == 1:
+                alone[kinds.pop()] += 1
+    n = len(parsed)
+    return {kind: (candidates[kind] / n, alone[kind] / n) for kind in sorted(candidates)}
+
+
 def best_rate(run: Callable[[], object], n: int, repeats: int = 3) -> float:
     """Items per second of CPU time, best of a few runs (the machine may be shared)."""
     best = float("inf")
@@ -224,7 +256,7 @@ def rss_mb() -> float:
 
 async def measure(
     count: int, n_messages: int, data: DirectoryData, raw: list[dict[str, Any]], new_kinds: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     parsed = [parse_message(m) for m in raw]
     maker = RuleMaker(data, parsed, new_kinds)
     directory = LocalDirectory(data)
@@ -254,6 +286,8 @@ async def measure(
 
     stream = [parsed[i % len(parsed)] for i in range(n_messages)]
     notifications = sum(len(index.match(m)) for m in stream)
+    candidates = sum(len(index.candidates(m)) for m in stream)
+    by_kind = fan_out_by_kind(index, parsed)
 
     def match_all() -> None:
         for message in stream:
@@ -297,6 +331,10 @@ async def measure(
         "match_msg_s": match_rate,
         "parse_match_msg_s": parse_match_rate,
         "notifications_per_msg": notifications / n_messages,
+        "candidates_per_msg": candidates / n_messages,
+        # Matching's CPU time spread over what it produced.
+        "match_us_per_notification": 1e6 / match_rate / (notifications / n_messages or 1),
+        "by_kind": by_kind,
         "render_us_per_item": render_per_item_us,
         "update_ms_median": statistics.median(durations) * 1000,
         "update_ms_max": max(durations) * 1000,
@@ -321,17 +359,29 @@ def main() -> None:
     )
     header = (
         f"{'rules':>7} {'build s':>8} {'index MB':>9} {'RSS MB (+index)':>16} {'match msg/s':>12} "
-        f"{'parse+match':>12} {'notif/msg':>9} {'render µs':>9} {'update ms':>15}"
+        f"{'parse+match':>12} {'cand/msg':>8} {'notif/msg':>9} {'µs/notif':>8} {'render µs':>9} "
+        f"{'update ms':>15}"
     )
     print(header)
+    results = []
     for count in (int(c) for c in args.rules.split(",")):
         r = asyncio.run(measure(count, args.messages, data, raw, args.new_kinds))
+        results.append(r)
         print(
             f"{r['rules']:>7} {r['build_s']:>8.2f} {r['index_mb']:>9.1f} "
             f"{r['rss_mb']:>8.0f} (+{r['rss_index_mb']:>4.0f}) "
             f"{r['match_msg_s']:>12,.0f} {r['parse_match_msg_s']:>12,.0f} "
-            f"{r['notifications_per_msg']:>9.2f} {r['render_us_per_item']:>9.0f} "
+            f"{r['candidates_per_msg']:>8.2f} {r['notifications_per_msg']:>9.2f} "
+            f"{r['match_us_per_notification']:>8.3f} {r['render_us_per_item']:>9.0f} "
             f"{r['update_ms_median']:>6.2f} (max {r['update_ms_max']:.2f})"
+        )
+    for r in results:
+        kinds = ", ".join(
+            f"{kind} {cand:.2f}/{alone:.2f}" for kind, (cand, alone) in r["by_kind"].items()
+        )
+        print(
+            f"{r['rules']} rules, per corpus message, by kind: candidates/notifications of "
+            f"that kind's rules alone: {kinds}"
         )
 
 

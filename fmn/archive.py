@@ -49,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fmn.db.models import ArchivedMessage, ArchivedMessageKey, Generated, Rule
 from fmn.db.session import prune_in_batches
 from fmn.rules.incoming import ParsedMessage
-from fmn.rules.schema import ARTIFACT_ATTRIBUTES, application_key
+from fmn.rules.schema import ARTIFACT_ATTRIBUTES
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def match_keys(message: ParsedMessage) -> list[tuple[str, str]]:
     ]
     if message.agent_name:
         keys.append((AGENT_KIND, message.agent_name))
-    if message.app_name:
-        keys.append((APP_KIND, application_key(message.app_name)))
+    if message.app_key:
+        keys.append((APP_KIND, message.app_key))
     keys.extend((PROJECT_KIND, project) for project in message.forge_projects)
     return keys
 

@@ -27,7 +27,7 @@ import pika
 from fedora_messaging import message as fm
 
 from fmn.rules.forges import project_keys
-from fmn.rules.schema import ARTIFACT_ATTRIBUTES
+from fmn.rules.schema import ARTIFACT_ATTRIBUTES, application_key
 
 # A message's severity by the names rules use for it (filters) and notifications show.
 SEVERITY_LEVELS = {"debug": fm.DEBUG, "info": fm.INFO, "warning": fm.WARNING, "error": fm.ERROR}
@@ -126,6 +126,7 @@ class ParsedMessage:
         "_url",
         "_validation_error",
         "agent_name",
+        "app_key",
         "app_name",
         "artifact_paths",
         "containers",
@@ -151,6 +152,8 @@ class ParsedMessage:
     sent_at: dt.datetime
     severity: int
     app_name: str | None
+    # app_name as the rules compare it (schema.application_key), read once per message.
+    app_key: str | None
     agent_name: str | None
     usernames: tuple[str, ...]
     groups: tuple[str, ...]
@@ -369,6 +372,7 @@ def _fill(
     )
     parsed.forge_projects = _forge_projects(message, problems) if known else ()
     parsed.app_name = _optional_name(message, "app_name", problems) if known else None
+    parsed.app_key = application_key(parsed.app_name) if parsed.app_name else None
     parsed.agent_name = _optional_name(message, "agent_name", problems) if known else None
     if problems:
         parsed._log_problem("; ".join(problems))

@@ -69,7 +69,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SEVERITIES = frozenset(SEVERITY_LEVELS[s] for s in ("info", "warning", "error"))
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: one shared object per distinct set of filters (compile_filters), hashed by
+# identity, as match() keys its verdicts by them.
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledFilters:
     applications: frozenset[str] | None
     excluded_applications: frozenset[str] | None
@@ -79,15 +81,14 @@ class CompiledFilters:
 
     def accepts(self, message: ParsedMessage) -> bool:
         """Every filter but my_actions, which depends on the rule's owner: the same answer for
-        all the rules sharing these filters, so the index asks once per message."""
+        all the rules sharing these filters. It reads only the message's severity, app_key and
+        topic: match() keeps the answers by these three."""
         if message.severity not in self.severities:
             return False
-        if self.applications is not None or self.excluded_applications is not None:
-            app = application_key(message.app_name) if message.app_name else None
-            if self.applications is not None and app not in self.applications:
-                return False
-            if self.excluded_applications is not None and app in self.excluded_applications:
-                return False
+        if self.applications is not None and message.app_key not in self.applications:
+            return False
+        if self.excluded_applications is not None and message.app_key in self.excluded_applications:
+            return False
         return self.topic is None or self.topic(message.topic) is not None
 
 
@@ -124,8 +125,9 @@ def _compile(
 Destination = tuple[workitem.Protocol, str]  # (protocol, address)
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledGenerationRule:
+class CompiledGenerationRule(NamedTuple):
+    """A tuple: match() unpacks it, the cheapest read of both fields."""
+
     filters: CompiledFilters
     destinations: tuple[Destination, ...]
 
@@ -190,6 +192,8 @@ _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 _NONE: frozenset[CompiledRule] = frozenset()
 _BY_ID = attrgetter("id")
+# Kinds of message whose filter verdicts are kept; past this, they are forgotten and found again.
+MAX_VERDICT_KINDS = 4_096
 
 
 class Match(NamedTuple):
@@ -258,6 +262,8 @@ class RuleIndex:
         self._concurrency = concurrency
         self._state = _State()
         self._lock = asyncio.Lock()
+        # (severity, application key, topic) -> each filters' verdict on such messages.
+        self._verdicts: dict[tuple[int, str | None, str], dict[CompiledFilters, bool]] = {}
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -310,8 +316,8 @@ class RuleIndex:
             rules = st.agents.get(message.agent_name)
             if rules:
                 found |= rules
-        if st.applications and message.app_name:
-            rules = st.applications.get(application_key(message.app_name))
+        if st.applications and message.app_key:
+            rules = st.applications.get(message.app_key)
             if rules:
                 found |= rules
         if st.projects:
@@ -319,8 +325,9 @@ class RuleIndex:
                 rules = st.projects.get(project)
                 if rules:
                     found |= rules
-        if st.topics:
-            found |= st.topics.find(message.topic)
+        topics = st.topics.find(message.topic)
+        if topics:
+            found |= topics
         return found
 
     def match(self, message: ParsedMessage) -> list[Match]:
@@ -333,27 +340,38 @@ class RuleIndex:
             return []
         gone = self._state.gone
         agent = message.agent_name
-        # Most rules share a few filter objects; each is asked once per message.
-        verdicts: dict[int, bool] = {}
-        by_destination: dict[Destination, list[CompiledRule]] = {}
+        # Most rules share a few filter objects; each is asked once per kind of message: the
+        # answer depends only on its severity, application and topic.
+        kind = (message.severity, message.app_key, message.topic)
+        verdicts = self._verdicts.get(kind)
+        if verdicts is None:
+            if len(self._verdicts) >= MAX_VERDICT_KINDS:
+                self._verdicts.clear()
+            verdicts = self._verdicts[kind] = {}
+        # A destination's rules: the rule itself while it is the only one (most are), a list
+        # from the second on.
+        by_destination: dict[Destination, CompiledRule | list[CompiledRule]] = {}
         for rule in found:
             if gone and rule.owner in gone:
                 continue
-            for generation_rule in rule.generation_rules:
-                filters = generation_rule.filters
-                if not filters.my_actions and agent == rule.owner:
+            own_action = agent == rule.owner
+            for filters, destinations in rule.generation_rules:
+                if own_action and not filters.my_actions:
                     continue
-                verdict = verdicts.get(id(filters))
+                verdict = verdicts.get(filters)
                 if verdict is None:
-                    verdict = verdicts[id(filters)] = filters.accepts(message)
+                    verdict = verdicts[filters] = filters.accepts(message)
                 if not verdict:
                     continue
-                for destination in generation_rule.destinations:
-                    rules = by_destination.get(destination)
-                    if rules is None:
-                        by_destination[destination] = [rule]
-                    elif rules[-1] is not rule:
-                        rules.append(rule)
+                for destination in destinations:
+                    held = by_destination.setdefault(destination, rule)
+                    if held is rule:
+                        continue  # new, or this rule's own earlier generation rule
+                    if isinstance(held, list):
+                        if held[-1] is not rule:
+                            held.append(rule)
+                    else:
+                        by_destination[destination] = [held, rule]
         if not by_destination:
             return []
         error = message.validation_error
@@ -361,10 +379,12 @@ class RuleIndex:
             log.warning("message %s fails its schema (%s): no notification", message.id, error)
             return []
         matches = []
-        for (protocol, address), rules in by_destination.items():
-            if len(rules) > 1:
-                rules.sort(key=_BY_ID)
-            matches.append(_new_match((protocol, address, rules[0].owner, tuple(rules))))
+        for (protocol, address), held in by_destination.items():
+            if isinstance(held, list):
+                held.sort(key=_BY_ID)
+                matches.append(_new_match((protocol, address, held[0].owner, tuple(held))))
+            else:
+                matches.append(_new_match((protocol, address, held.owner, (held,))))
         return matches
 
     # -- changing ------------------------------------------------------------------------------

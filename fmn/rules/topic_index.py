@@ -26,6 +26,7 @@ V = TypeVar("V", bound=Hashable)
 WILDCARDS = frozenset("*?[")
 # Topics whose answer is kept; past this, the answers are forgotten and found again.
 MAX_CACHED_TOPICS = 20_000
+_NOTHING: frozenset = frozenset()
 
 
 @lru_cache(maxsize=65536)
@@ -93,6 +94,8 @@ class TopicIndex(Generic[V]):
 
     def find(self, topic: str) -> frozenset[V]:
         """The values of every pattern matching the topic."""
+        if not self._values:
+            return _NOTHING
         found = self._cache.get(topic)
         if found is None:
             if len(self._cache) >= MAX_CACHED_TOPICS:

@@ -255,3 +255,41 @@ async def test_candidates_ignore_filters(build_index, corpus_message):
 
     assert index.candidates(parsed) == {1}
     assert index.match(parsed) == []
+
+
+def tzdata_on_the_same_topic(topic: str, severity: int | None = None) -> dict:
+    """A message about tzdata on a given topic, from a schema that is not installed (so no
+    application), at a given severity."""
+    headers: dict = {
+        "fedora_messaging_schema": "newapp.thing.v1",
+        "fedora_messaging_rpm_tzdata": True,
+    }
+    if severity is not None:
+        headers["fedora_messaging_severity"] = severity
+    return {"topic": topic, "headers": headers, "body": {}}
+
+
+async def test_messages_on_one_topic_are_each_filtered_by_their_own_severity_and_application(
+    build_index, corpus_message
+):
+    # The filters' verdicts are kept per kind of message: one that differs only in severity or
+    # application must still be judged on its own, whichever comes first.
+    tzdata = [{"name": "tzdata", "type": "rpms"}]
+    index = await build_index(
+        make_rule("alice", "artifacts-followed", tzdata, rule_id=1),
+        make_rule(
+            "bob", "artifacts-followed", tzdata, rule_id=2, filters={"applications": ["bodhi"]}
+        ),
+    )
+    bodhi_edit = corpus_message(*TZDATA_EDIT)
+    unknown_app = tzdata_on_the_same_topic(bodhi_edit["topic"])
+    debug = tzdata_on_the_same_topic(bodhi_edit["topic"], severity=10)
+
+    for _ in range(2):
+        assert notified(index, bodhi_edit) == {
+            "email:alice@example.org": [1],
+            "email:bob@example.org": [2],
+        }
+        assert notified(index, unknown_app) == {"email:alice@example.org": [1]}
+        assert notified(index, debug) == {}
+    assert notified(index, unknown_app) == {"email:alice@example.org": [1]}
