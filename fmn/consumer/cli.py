@@ -16,6 +16,7 @@ def consumer() -> None:
     """Consume the bus, match rules and publish work items for the senders."""
     from fmn.consumer.service import Consumer, ConsumerFailed
     from fmn.core.metrics import serve_metrics
+    from fmn.core.task_dump import dump_tasks_on_sigusr1
 
     settings = signed_settings_or_fail()
     serve_metrics(settings.consumer.metrics_port)
@@ -25,6 +26,7 @@ def consumer() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(service.stop()))
+        dump_tasks_on_sigusr1(loop)
         await service.start()
         await service.run()
 

@@ -214,6 +214,7 @@ async def _serve(
 
 def run_sender_process(protocol: str, settings: Settings) -> None:
     from fmn.core.metrics import serve_metrics
+    from fmn.core.task_dump import dump_tasks_on_sigusr1
 
     serve_metrics(settings.senders.metrics_port)
 
@@ -222,6 +223,7 @@ def run_sender_process(protocol: str, settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        dump_tasks_on_sigusr1(loop)
         log.info("fmn sender %s starting", protocol)
         await run_sender(protocol, settings, stop)
         log.info("fmn sender %s stopped", protocol)

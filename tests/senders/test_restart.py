@@ -140,3 +140,26 @@ async def test_killed_mid_queue_then_restarted(
     assert len(counts) == total, log.read_text()[-3000:]
     assert max(counts.values()) == 1
     assert process is not None and process.returncode == 0  # SIGTERM is a clean stop
+
+
+async def test_sigusr1_says_where_each_task_waits_and_the_sender_goes_on(
+    amqp_url: str, redis_url: str, pg_url: str, exchange: str, broker: Broker, tmp_path: Path
+) -> None:
+    # For a sender that does not stop or does not progress: look inside without stopping it.
+    smtp = SMTPServer(Sink())
+    smtp.start()
+    config = write_config(tmp_path / "fmn.toml", amqp_url, redis_url, pg_url, exchange, smtp.port)
+    log = tmp_path / "sender.log"
+    process = start_sender(config, log)
+    try:
+        await publish(broker, exchange, make_item("email", "alice@example.org"))
+        await eventually(lambda: len(smtp.received) == 1, timeout=60)  # running, past its set-up
+        process.send_signal(signal.SIGUSR1)
+        await eventually(lambda: "where each waits" in log.read_text(), timeout=30)
+        assert "Stack for <Task pending name='sender-email'" in log.read_text()
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        smtp.stop()
+    assert process.returncode == 0
