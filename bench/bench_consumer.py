@@ -548,6 +548,7 @@ async def main() -> None:
         )
         await connection.close()
     finally:
+        stopping = time.perf_counter()
         for process in consumers:
             process.terminate()
         for process in consumers:
@@ -556,6 +557,11 @@ async def main() -> None:
             except subprocess.TimeoutExpired:
                 print(f"consumer {process.pid} still running 60 s after SIGTERM: killed")
                 process.kill()
+            else:
+                print(
+                    f"consumer {process.pid} stopped {time.perf_counter() - stopping:.1f} s "
+                    "after SIGTERM"
+                )
         rabbitmqctl("delete_vhost", vhost)
         conn = await asyncpg.connect(f"{PG}/postgres")
         await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 # message (bench/consumer_stages.py). What lives for good is frozen after each index build.
 GC_THRESHOLDS = (20_000, 50, 100)
 
+# A stop waits this long for the tasks, the last counts and the connections to close.
+SHUTDOWN_SECONDS = 10
+
 # Failures that make a batch wait and try again, rather than lose anything.
 TRANSIENT = (PublishFailed, SQLAlchemyError, DirectoryUnavailable, ConnectionError, OSError)
 
@@ -186,11 +189,22 @@ class Consumer:
     async def _shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(*TRANSIENT):
-            await self.flush()
+        try:
+            async with asyncio.timeout(SHUTDOWN_SECONDS):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                with contextlib.suppress(*TRANSIENT):
+                    await self.flush()
+                await self._close()
+        except TimeoutError:
+            # Nothing is lost by leaving now: what is unacknowledged goes back to the queue
+            # when the connections drop, and the counts not flushed are statistics.
+            log.warning(
+                "shutdown took over %d s (broker or database not answering); leaving without "
+                "waiting for them",
+                SHUTDOWN_SECONDS,
+            )
+
+    async def _close(self) -> None:
         await self.bus.close()
         if self.send is not self.bus:
             await self.send.close()

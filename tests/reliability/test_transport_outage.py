@@ -16,8 +16,12 @@ from aiormq.exceptions import AMQPConnectionError
 from pamqp.header import ContentHeader
 
 from bench.soak_proxy import Proxy
+from fmn.consumer.service import SHUTDOWN_SECONDS
+from fmn.core.settings import Settings
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
 from fmn.transport.amqp import _AmqpDelivery
+from tests.consumer.conftest import SwitchableDirectory
+from tests.reliability.conftest import consumer_on
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -210,3 +214,39 @@ async def test_consumption_resumes_after_its_queue_is_deleted(
         await broker.close()
         await client_broker.channel.queue_delete(name)  # type: ignore[attr-defined]
         await client_broker.channel.exchange_delete(exchange)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("stalled", ["broker", "database"])
+async def test_a_consumer_stops_when_a_service_has_stopped_answering(
+    amqp_url: str,
+    consumer_db_url: str,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    stalled: str,
+) -> None:
+    """A stop (SIGTERM) while the broker or the database takes the connection but answers
+    nothing (starved, or blocking its clients) must not wait for it: writing the last counts
+    would wait for ever. The process leaves; the broker puts back what was unacknowledged."""
+    target = ("127.0.0.1", 5672) if stalled == "broker" else ("127.0.0.1", 5432)
+    proxy = Proxy(target)
+    await proxy.start()
+    bus_url = _through(amqp_url, proxy) if stalled == "broker" else amqp_url
+    db_url = consumer_db_url
+    if stalled == "database":
+        db_url = db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    consumer, engine = consumer_on(
+        consumer_settings, directory, bus_url, db_url, "stalled service test"
+    )
+    await consumer.start()
+    running = asyncio.create_task(consumer.run())
+    consumer.counts.add([1])  # counts to write at the stop
+    proxy.set_stalled(True)
+    try:
+        await consumer.stop()
+        # A bound, not a timing: without the consumer's own, writing the counts waited for
+        # asyncpg's connect timeout (60 s), and for ever on a connection already open.
+        await asyncio.wait_for(running, SHUTDOWN_SECONDS + 30)
+    finally:
+        proxy.set_stalled(False)
+        await proxy.close()
+        await engine.dispose()
