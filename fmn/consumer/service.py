@@ -20,6 +20,7 @@ import gc
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -389,17 +390,22 @@ class Consumer:
         started = time.perf_counter()
         good: list[tuple[Delivery, ParsedMessage, dict[str, Any]]] = []
         items: list[WorkItem] = []
+        matched = 0
         for delivery in batch:
             try:
                 data = decode(delivery, self.settings.consumer.max_body_bytes)
                 parsed = parse_message(data)
-                items.extend(self._notifications(parsed))
+                notifications = self._notifications(parsed)
+                if notifications:
+                    matched += 1
+                    items.extend(notifications)
             except Exception as exc:  # one bad message must not stop the others
                 log.warning("message %s refused: %s", delivery.message_id, exc)
                 metrics.MESSAGES.labels("rejected").inc()
                 await delivery.nack(requeue=False)
                 continue
             good.append((delivery, parsed, data))
+        metrics.MATCHED.inc(matched)  # once a batch: a labelled counter takes a lock each time
         # Publishing and archiving are tried again each on its own: a database outage while
         # archiving must not publish the batch's work items again and again (senders would drop
         # the copies, but every copy is still a message to carry and check).
@@ -433,7 +439,6 @@ class Consumer:
         matches = self.index.match(parsed)  # nothing for a deprecated message
         if not matches:
             return []
-        metrics.MATCHED.inc()
         for match in matches:
             self.counts.add(match.rule_ids)
         return build_work_items(parsed, matches)
@@ -447,8 +452,8 @@ class Consumer:
             pack(items, self.settings.consumer.items_per_message),
         )
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        for item in items:
-            metrics.NOTIFICATIONS.labels(item.protocol).inc()
+        for protocol, count in Counter(item.protocol for item in items).items():
+            metrics.NOTIFICATIONS.labels(protocol).inc(count)
 
     async def _archive(self, good: list[tuple[Delivery, ParsedMessage, dict[str, Any]]]) -> None:
         if good:
