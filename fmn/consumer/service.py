@@ -229,8 +229,12 @@ class Consumer:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _every(self, seconds: float, action: Callable[[], Awaitable[Any]]) -> None:
-        while not self._stopping.is_set():
+        while True:
             await self._sleep(seconds)
+            if self._stopping.is_set():
+                # The sleep ended for a stop: not a time to act. A rebuild of the index here
+                # held every SIGTERM for a rebuild's time, over a minute on a loaded machine.
+                return
             try:
                 await action()
             except TRANSIENT as exc:
