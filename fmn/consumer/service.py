@@ -409,7 +409,7 @@ class Consumer:
                 await delivery.nack(requeue=False)
                 continue
             good.append((delivery, parsed, data))
-        metrics.MATCHED.inc(matched)  # once a batch: a labelled counter takes a lock each time
+        metrics.MATCHED.inc(matched)  # once a batch: every inc of a counter takes a lock
         # Publishing and archiving are tried again each on its own: a database outage while
         # archiving must not publish the batch's work items again and again (senders would drop
         # the copies, but every copy is still a message to carry and check).
