@@ -179,8 +179,8 @@ _T = TypeVar("_T")
 
 
 class _once(Generic[_T]):
-    """functools.cached_property without the lock Python 3.11's takes on every first read
-    (the lock alone cost more than some of the parts it guarded)."""
+    """functools.cached_property without the lock Python 3.11's takes on every first read: a
+    message's notifications read five or six parts once each (docs/performance.md)."""
 
     def __init__(self, func: Callable[[Any], _T]) -> None:
         self.func = func
