@@ -481,12 +481,22 @@ async def main() -> None:
             f"{cpu / args.messages * 1e6:,.0f} µs per message ({args.messages / cpu:,.0f} msg/s "
             f"per core); load average {os.getloadavg()[0]:.1f}"
         )
-        if len(consumers) > 1:
-            print(
-                "  CPU of each replica: "
-                + ", ".join(f"{seconds:.1f} s" for seconds in each)
-                + f" (busiest {max(each) / elapsed:.0%} of a core)"
+        # Each process's CPU over the run, and the share of a core it had: a replica near 100%
+        # is bound by its core; replicas below it wait for the broker or the machine.
+        print(
+            "  CPU of each process over the run: "
+            + ", ".join(
+                f"consumer {i} {seconds:.1f} s ({seconds / elapsed:.0%} of a core)"
+                for i, seconds in enumerate(each, 1)
             )
+            + ", "
+            + ", ".join(
+                f"{name} {others[name] - others_before[name]:.1f} s "
+                f"({(others[name] - others_before[name]) / elapsed:.0%})"
+                for name in others
+            )
+            + f"; {os.cpu_count()} cores"
+        )
         print(
             "  CPU per message beside the consumer's: "
             + ", ".join(
@@ -548,6 +558,7 @@ async def main() -> None:
         )
         await connection.close()
     finally:
+        stopping = time.perf_counter()
         for process in consumers:
             process.terminate()
         for process in consumers:
@@ -556,6 +567,11 @@ async def main() -> None:
             except subprocess.TimeoutExpired:
                 print(f"consumer {process.pid} still running 60 s after SIGTERM: killed")
                 process.kill()
+            else:
+                print(
+                    f"consumer {process.pid} stopped {time.perf_counter() - stopping:.1f} s "
+                    "after SIGTERM"
+                )
         rabbitmqctl("delete_vhost", vhost)
         conn = await asyncpg.connect(f"{PG}/postgres")
         await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')

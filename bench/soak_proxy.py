@@ -30,6 +30,12 @@ class Proxy:
     connections: int = 0  # accepted since start, for tests
     _server: asyncio.Server | None = None
     _open: set[asyncio.StreamWriter] = field(default_factory=set)
+    # Cleared while stalled: connections stay open and nothing passes (a server that stopped
+    # answering, as a starved or blocked broker does).
+    _flowing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._flowing.set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = await asyncio.start_server(self._handle, host, port)
@@ -45,6 +51,12 @@ class Proxy:
         self.cut = cut
         if cut:
             self.reset_all()
+
+    def set_stalled(self, stalled: bool) -> None:
+        if stalled:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     def reset_all(self) -> None:
         for writer in list(self._open):
@@ -64,16 +76,21 @@ class Proxy:
         pair = {writer, up_writer}
         self._open |= pair
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(
+                _pipe(reader, up_writer, self._flowing), _pipe(up_reader, writer, self._flowing)
+            )
         finally:
             self._open -= pair
             for w in pair:
                 w.transport.abort()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     with contextlib.suppress(OSError, asyncio.IncompleteReadError):
         while data := await reader.read(_CHUNK):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     # One side ended: end the other too, so neither waits on a half-open connection.

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -264,8 +265,11 @@ async def archive_messages(session: AsyncSession, messages: Sequence[Archivable]
 
 
 # The messages and their keys in one statement of one round trip, whatever the batch size: each
-# column travels as one array, so the statement's text and plan never change (SQLAlchemy's
-# multi-row INSERTs cost the consumer more CPU than the rest of archiving).
+# message column travels as one array, so the statement's text and plan never change (SQLAlchemy's
+# multi-row INSERTs cost the consumer more CPU than the rest of archiving). The keys, several
+# short strings a message, travel as one JSON text: asyncpg checks every element of an array
+# parameter against collections.abc (two checks a string), which made the keys' arrays cost
+# more than serializing them in orjson's C; a key's send time is its message's.
 _ARCHIVE_POSTGRESQL = text(
     """
     WITH new AS (
@@ -276,14 +280,11 @@ _ARCHIVE_POSTGRESQL = text(
             CAST(:sent_ats AS timestamptz[]), CAST(:datas AS text[])
         ) AS m(message_id, topic, sent_at, data)
         ON CONFLICT (message_id) DO NOTHING
-        RETURNING id, message_id
+        RETURNING id, message_id, sent_at
     ), new_keys AS (
         INSERT INTO archived_message_keys (message_pk, kind, value, sent_at)
-        SELECT new.id, k.kind, k.value, k.sent_at
-        FROM unnest(
-            CAST(:key_message_ids AS text[]), CAST(:kinds AS text[]),
-            CAST(:key_values AS text[]), CAST(:key_sent_ats AS timestamptz[])
-        ) AS k(message_id, kind, value, sent_at)
+        SELECT new.id, k.kind, k.value, new.sent_at
+        FROM json_to_recordset(CAST(:keys AS json)) AS k(message_id text, kind text, value text)
         JOIN new ON new.message_id = k.message_id
     )
     SELECT count(*) FROM new
@@ -295,7 +296,7 @@ async def _archive_postgresql(
     session: AsyncSession, messages: Sequence[Archivable], rows: list[dict[str, Any]]
 ) -> int:
     keys = [
-        (row["message_id"], kind, storable_text(value), parsed.sent_at)
+        {"message_id": row["message_id"], "kind": kind, "value": storable_text(value)}
         for (parsed, _, _), row in zip(messages, rows, strict=True)
         for kind, value in match_keys(parsed)
     ]
@@ -307,10 +308,7 @@ async def _archive_postgresql(
             "topics": [row["topic"] for row in rows],
             "sent_ats": [row["sent_at"] for row in rows],
             "datas": [row["data_json"] for row in rows],
-            "key_message_ids": [key[0] for key in keys],
-            "kinds": [key[1] for key in keys],
-            "key_values": [key[2] for key in keys],
-            "key_sent_ats": [key[3] for key in keys],
+            "keys": orjson.dumps(keys).decode(),
         },
     )
     return int(new or 0)

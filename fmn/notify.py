@@ -26,11 +26,10 @@ changes nothing.
 
 from __future__ import annotations
 
-import functools
 import html
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 import nh3
@@ -176,6 +175,32 @@ def _cut_bytes(value: str, limit: int) -> str:
     return encoded[: limit - 3].decode(errors="ignore").rstrip() + "…"
 
 
+_T = TypeVar("_T")
+
+
+class _once(Generic[_T]):
+    """functools.cached_property without the lock Python 3.11's takes on every first read: a
+    message's notifications read five or six parts once each (docs/performance.md)."""
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.name = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _once[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
+    def __get__(self, instance: object | None, owner: type | None = None) -> _T | _once[_T]:
+        if instance is None:
+            return self
+        # Kept in the instance's __dict__, which Python reads before this descriptor from now on.
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
+
+
 class _Content:
     """The parts of a message's notifications that do not depend on the destination, each
     written once for all of them, and only when a notification needs it (an IRC line needs no
@@ -200,16 +225,16 @@ class _Content:
             packages=[one_line(p, FIELD_LIMIT) for p in message.packages[:LIST_LIMIT]],
         )
 
-    @functools.cached_property
+    @_once
     def text(self) -> str:
         return multi_line(self.message.text, EMAIL_TEXT_LIMIT)
 
-    @functools.cached_property
+    @_once
     def line(self) -> str:
         """ "[app] summary url" """
         return line(self.info)
 
-    @functools.cached_property
+    @_once
     def metadata(self) -> dict[str, str]:
         info, message = self.info, self.message
         # Made of one-line fields already, so only cut (the severity name is fmn's own).
@@ -231,17 +256,17 @@ class _Content:
             subject=self._subject, text=self._email_text, html=self._email_html, metadata=metadata
         )
 
-    @functools.cached_property
+    @_once
     def _subject(self) -> str:
         app = f"[{self.info.app_name}]" if self.info.app_name else ""
         subject = " ".join(part for part in (app, self.info.summary) if part)
         return cut(subject, SUBJECT_LIMIT)
 
-    @functools.cached_property
+    @_once
     def _email_text(self) -> str:
         return self.text + (f"\n{self.info.url}" if self.info.url else "") + "\n"
 
-    @functools.cached_property
+    @_once
     def _email_html(self) -> str:
         esc = html.escape
         parts = [
@@ -254,16 +279,16 @@ class _Content:
         parts.append("</body></html>")
         return "\n".join(parts)
 
-    @functools.cached_property
+    @_once
     def web(self) -> WebContent:
         # The page escapes both when it shows them; the link is the message's (safe_url).
         return WebContent(subject=self._subject, text=self.text)
 
-    @functools.cached_property
+    @_once
     def irc(self) -> ChatContent:
         return ChatContent(text=_cut_bytes(self.line, IRC_LINE_BYTES))
 
-    @functools.cached_property
+    @_once
     def matrix(self) -> ChatContent:
         esc = html.escape
         url = self.info.url

@@ -106,6 +106,24 @@ async def test_nothing_for_messages_no_rule_tracks(
     assert await client_broker.queue_size(queue) == 0
 
 
+async def test_a_stop_ends_the_periodic_tasks_without_acting(start_consumer: Any) -> None:
+    """A stop ends the periodic tasks' wait (index rebuild, counts, pruning, unmuting); acting
+    then held a SIGTERM for the action's time: a rebuild of the index, over a minute at 10k
+    rules on a loaded machine."""
+    consumer = await start_consumer()
+    acted: list[bool] = []
+
+    async def periodic_action() -> None:
+        acted.append(True)
+
+    periodic = asyncio.create_task(consumer._every(3600, periodic_action))
+    for _ in range(3):
+        await asyncio.sleep(0)  # into its wait
+    await consumer.stop()
+    await periodic
+    assert acted == []
+
+
 async def test_both_replicas_see_a_rule_change(
     start_consumer: Any,
     client_broker: Broker,

@@ -9,10 +9,17 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from bench.soak_proxy import Proxy
+from fmn.consumer.service import Consumer
+from fmn.core.settings import Settings
+from fmn.db.session import make_sessionmaker
+from fmn.transport import make_broker
 
 # The consumer tests' fixtures: a real consumer on RabbitMQ and PostgreSQL.
 from tests.consumer.conftest import (  # noqa: F401 - fixtures
@@ -52,3 +59,19 @@ def tls_bus() -> Iterator[TLSBus]:
     finally:
         node.remove()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def consumer_on(
+    settings: Settings, user_directory: Any, amqp_url: str, db_url: str, name: str
+) -> tuple[Consumer, AsyncEngine]:
+    """A consumer of `settings` reaching RabbitMQ and PostgreSQL at these URLs (a proxy's),
+    and its engine to dispose of."""
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    consumer = Consumer(
+        settings,
+        directory=user_directory,
+        sessionmaker=make_sessionmaker(engine),
+        bus=make_broker(amqp_url, name),
+        send=make_broker(amqp_url, f"{name} (send)"),
+    )
+    return consumer, engine

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.soak_proxy import Proxy
 from fmn.archive import (
@@ -24,14 +23,13 @@ from fmn.archive import (
     storable_message_json,
     storable_text,
 )
-from fmn.consumer.service import Consumer
 from fmn.core.settings import Settings
 from fmn.db import models
-from fmn.db.session import make_sessionmaker
 from fmn.rules.incoming import parse_message
 from fmn.sendqueue.topology import send_queue
-from fmn.transport import Broker, Outgoing, make_broker
+from fmn.transport import Broker, Outgoing
 from tests.consumer.conftest import SwitchableDirectory, add_rules, rule, work_items
+from tests.reliability.conftest import consumer_on
 
 pytestmark = pytest.mark.xdist_group("reliability")
 
@@ -147,16 +145,12 @@ async def test_a_database_outage_waits_without_publishing_again(
     await add_rules(sessionmaker, rule(1, "alice", FOLLOWS_FOO))
     proxy = Proxy(("127.0.0.1", 5432))
     await proxy.start()
-    engine = create_async_engine(
-        consumer_db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), poolclass=NullPool
-    )
-    amqp = consumer_settings.bus.amqp_url
-    consumer = Consumer(
+    consumer, engine = consumer_on(
         consumer_settings,
-        directory=directory,  # type: ignore[arg-type]
-        sessionmaker=make_sessionmaker(engine),
-        bus=make_broker(amqp, "outage consumer"),
-        send=make_broker(amqp, "outage consumer"),
+        directory,
+        consumer_settings.bus.amqp_url,
+        consumer_db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
+        "outage consumer",
     )
     await consumer.start()
     task = asyncio.create_task(consumer.run())

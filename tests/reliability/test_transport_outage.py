@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.soak_proxy import Proxy
 from fmn.api.announce import to_outgoing
-from fmn.consumer.service import Consumer
+from fmn.consumer.service import SHUTDOWN_SECONDS, Consumer
 from fmn.core.settings import Settings
 from fmn.rule_messages import rule_message
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
 from fmn.transport.amqp import _AmqpDelivery
 from tests.consumer.conftest import SwitchableDirectory, add_rules, publish, rule, work_items
 from tests.consumer.test_consumer import TZDATA_EDIT
+from tests.reliability.conftest import consumer_on
 from tests.senders.helpers import eventually
 
 pytestmark = pytest.mark.xdist_group("reliability")
@@ -266,3 +267,39 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
     finally:
         await consumer.stop()
         await asyncio.wait_for(running, 30)
+
+
+@pytest.mark.parametrize("stalled", ["broker", "database"])
+async def test_a_consumer_stops_when_a_service_has_stopped_answering(
+    amqp_url: str,
+    consumer_db_url: str,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    stalled: str,
+) -> None:
+    """A stop (SIGTERM) while the broker or the database takes the connection but answers
+    nothing (starved, or blocking its clients) must not wait for it: writing the last counts
+    would wait for ever. The process leaves; the broker puts back what was unacknowledged."""
+    target = ("127.0.0.1", 5672) if stalled == "broker" else ("127.0.0.1", 5432)
+    proxy = Proxy(target)
+    await proxy.start()
+    bus_url = _through(amqp_url, proxy) if stalled == "broker" else amqp_url
+    db_url = consumer_db_url
+    if stalled == "database":
+        db_url = db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    consumer, engine = consumer_on(
+        consumer_settings, directory, bus_url, db_url, "stalled service test"
+    )
+    await consumer.start()
+    running = asyncio.create_task(consumer.run())
+    consumer.counts.add([1])  # counts to write at the stop
+    proxy.set_stalled(True)
+    try:
+        await consumer.stop()
+        # A bound, not a timing: without the consumer's own, writing the counts waited for
+        # asyncpg's connect timeout (60 s), and for ever on a connection already open.
+        await asyncio.wait_for(running, SHUTDOWN_SECONDS + 30)
+    finally:
+        proxy.set_stalled(False)
+        await proxy.close()
+        await engine.dispose()
