@@ -147,9 +147,13 @@ async def single_instance(
             yield False
             return
 
+    leaving = asyncio.Event()
+
     async def renew() -> None:
-        while True:
+        while not leaving.is_set():
             await asyncio.sleep(ttl / 3)
+            if leaving.is_set():
+                return
             try:
                 held = await state.lease(name, owner, ttl)
             except Exception as exc:
@@ -167,9 +171,12 @@ async def single_instance(
     try:
         yield True
     finally:
+        leaving.set()
         renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
+        # Bounded, and the loop looks at `leaving`: a cancel swallowed inside a renewal's Redis
+        # call kept a stopped sender alive, renewing its lease, for over an hour (reliability.md,
+        # finding 16).
+        await asyncio.wait({renewer}, timeout=ttl)
         with contextlib.suppress(Exception):
             await state.release_lease(name, owner)
 
