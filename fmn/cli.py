@@ -14,6 +14,10 @@ from typing import Any
 import click
 
 from fmn.core.settings import ConfigError
+from fmn.transport.queue_types import QueueMismatch
+
+# Errors that say what is wrong with the configuration in one line: no traceback.
+ONE_LINE_ERRORS = (ConfigError, QueueMismatch)
 
 # name -> "module:attribute"
 COMMANDS = {
@@ -54,7 +58,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
+        except ONE_LINE_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
 
 

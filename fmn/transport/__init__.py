@@ -6,13 +6,28 @@ RabbitMQ URLs are the nodes of one cluster (fmn.transport.failover)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fmn.transport.base import Broker, Delivery, Outgoing, PublishFailed, QueueSpec
 from fmn.transport.queue_types import QueueType
 
-if TYPE_CHECKING:
-    from fmn.core.settings import BusSettings, SendQueueSettings
+
+class BrokerConfig(Protocol):
+    """What a settings section says of a broker ([send_queue]; fmn.core.settings.BrokerSection)."""
+
+    @property
+    def broker_urls(self) -> list[str]: ...
+
+    @property
+    def queue_type(self) -> QueueType: ...
+
+
+class BusConfig(BrokerConfig, Protocol):
+    """[bus]: a broker, and the client properties fmn shows it."""
+
+    @property
+    def client_properties(self) -> Mapping[str, Any]: ...
+
 
 __all__ = [
     "Broker",
@@ -49,11 +64,11 @@ def make_broker(
     raise ValueError(f"unsupported broker URL {url!r}: use amqp://, amqps:// or memory://")
 
 
-def bus_broker(bus: BusSettings, connection_name: str) -> Broker:
+def bus_broker(bus: BusConfig, connection_name: str) -> Broker:
     """The public bus as [bus] configures it (its nodes, client properties, queue type)."""
     return make_broker(bus.broker_urls, connection_name, bus.client_properties, bus.queue_type)
 
 
-def send_broker(send: SendQueueSettings, connection_name: str) -> Broker:
+def send_broker(send: BrokerConfig, connection_name: str) -> Broker:
     """The private send queue's broker as [send_queue] configures it."""
     return make_broker(send.broker_urls, connection_name, queue_type=send.queue_type)

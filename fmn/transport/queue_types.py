@@ -15,7 +15,6 @@ from __future__ import annotations
 import shlex
 from typing import Any, Literal
 
-from fmn.core.settings import ConfigError
 from fmn.transport.base import QueueSpec
 
 QueueType = Literal["default", "quorum", "classic"]
@@ -37,9 +36,11 @@ def declared_arguments(spec: QueueSpec, queue_type: QueueType) -> dict[str, Any]
     return arguments
 
 
-class QueueMismatch(ConfigError):
+class QueueMismatch(Exception):
     """A queue exists on the broker with other arguments than fmn declares (another type, other
-    retry delays): RabbitMQ refuses the declaration (PRECONDITION_FAILED)."""
+    retry delays): RabbitMQ refuses the declaration (PRECONDITION_FAILED). A configuration
+    problem in one line, as `fmn` prints it (fmn.cli.ONE_LINE_ERRORS); not a ConfigError, which
+    would make the transport import fmn.core."""
 
     @classmethod
     def of(cls, queue: str, queue_type: QueueType, vhost: str, exc: BaseException) -> QueueMismatch:

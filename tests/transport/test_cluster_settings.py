@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.soak_proxy import Proxy
-from fmn.core.settings import ConfigError, Settings
+from fmn.cli import ONE_LINE_ERRORS
+from fmn.core.settings import Settings
 from fmn.sendqueue.topology import declare_send_topology, retry_queue, send_queue
 from fmn.transport import Broker, Delivery, Outgoing, QueueSpec, make_broker, send_broker
 from fmn.transport.amqp import BrokerUnreachable
@@ -168,6 +169,6 @@ async def test_a_queue_of_another_type_is_refused_with_what_to_do(amqp_url: str)
     finally:
         await quorum.close()
     message = str(refused.value)
-    assert isinstance(refused.value, ConfigError)  # `fmn` prints it as one line
+    assert isinstance(refused.value, ONE_LINE_ERRORS)  # `fmn` prints it as one line
     assert repr(name) in message and "'quorum'" in message and "x-queue-type" in message
     assert f"rabbitmqctl delete_queue -p {_vhost(amqp_url)} {name}" in message
