@@ -23,10 +23,9 @@ from fmn.directory.base import Directory
 from fmn.rules import schema
 from fmn.rules.forges import project_key
 from fmn.rules.incoming import ParsedMessage
-from fmn.rules.index import RuleIndex
+from fmn.rules.index import RuleIndex, literal_prefix
 from fmn.rules.match import match_one
 from fmn.rules.schema import application_key
-from fmn.rules.topic_index import literal_prefix
 
 # Messages per data fetch.
 FETCH_BATCH = 200

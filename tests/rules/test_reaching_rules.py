@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from fmn.rules.incoming import parse_message
+from fmn.rules.index import TopicIndex
 from fmn.rules.schema import Rule
-from fmn.rules.topic_index import TopicIndex
 from tests.rules.conftest import BODHI, KOJI, PAGURE, make_rule, notified
 
 ANSIBLE = "schema-tests-fedorainfra-ansible-messages.jsonl"

@@ -15,8 +15,8 @@ from fmn import archive
 from fmn.api.deps import RateLimitedUser, ReadSessionDep, SettingsDep
 from fmn.api.schemas import TopicCount, TopicCounts
 from fmn.rules.forges import FORGES, project_key
+from fmn.rules.index import literal_prefix, topic_matcher
 from fmn.rules.schema import MAX_NAME_LENGTH, TopicPattern
-from fmn.rules.topic_index import literal_prefix, topic_matcher
 
 router = APIRouter(tags=["misc"])
 
