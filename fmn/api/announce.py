@@ -24,6 +24,7 @@ from tenacity import (
     wait_none,
 )
 
+from fmn.core.tasks import cancel_and_wait
 from fmn.rule_messages import RuleMessage, rule_message
 from fmn.transport.base import Broker, Outgoing
 
@@ -94,9 +95,7 @@ class Announcer:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), grace)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
         while not self._queue.empty():
             lost = self._queue.get_nowait()

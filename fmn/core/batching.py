@@ -9,9 +9,10 @@ every call it answers was made, so an answer is never older than its question.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from fmn.core.tasks import cancel_and_wait
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -36,11 +37,8 @@ class Coalescer(Generic[K, V]):
 
     async def aclose(self) -> None:
         """Stop: the round trip in flight is cancelled, and so are the calls still waiting."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for _, future in self._pending:
             future.cancel()
         self._pending = []

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from fmn.api.app import create_app
 from fmn.api.frontend import CHECKOUT_DIST, frontend_dir
 from fmn.consumer.service import Consumer
+from fmn.core.tasks import cancel_and_wait
 from fmn.db import migrations
 from fmn.dev.chat import LoggedChat, LoggedIRC, LoggedMatrix
 from fmn.dev.embedded import IDP_PATH, Embedded
@@ -129,9 +130,7 @@ class Runner:
         if task.done():
             task.result()
             return True
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         return False
 
     # -- start ---------------------------------------------------------------------------------

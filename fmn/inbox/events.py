@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
+from fmn.core.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "fmn:inbox:events"
@@ -188,11 +190,9 @@ class RedisInboxEvents(InboxEvents):
                 delay = min(delay * 2, 30.0)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        with contextlib.suppress(Exception):
+            await cancel_and_wait(self._task)
+        self._task = None
         await self.client.aclose()
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import itertools
 import logging
 import ssl
 from dataclasses import dataclass
 
+from fmn.core.tasks import cancel_and_wait
 from fmn.senders.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,8 @@ class IRCConnection:
             self._task = asyncio.create_task(self._run(), name="irc-connection")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._close()
 
     async def wait_ready(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import ConfigError, Settings
+from fmn.core.tasks import cancel_and_wait
 from fmn.db.session import make_engine, make_sessionmaker
 from fmn.senders.handler import Handler
 from fmn.senders.loop import LoopConfig, SenderLoop
@@ -204,9 +205,7 @@ async def _serve(
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for t in (task, stopper):
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            await cancel_and_wait(t)
         if task in done and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
     finally:

@@ -9,7 +9,6 @@ push come after the commit and never undo it: a failed push loses no inbox entry
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from typing import Protocol
@@ -18,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import WebSettings
+from fmn.core.tasks import cancel_and_wait
 from fmn.directory import names
 from fmn.inbox import store
 from fmn.inbox.events import Event, InboxEvents
@@ -59,10 +59,7 @@ class WebHandler(Handler):
         self._pruner = asyncio.create_task(self._prune_periodically(), name="web-inbox-prune")
 
     async def stop(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        await cancel_and_wait(self._pruner)
         if self.pusher is not None:
             await self.pusher.close()
 
