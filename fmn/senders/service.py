@@ -203,11 +203,9 @@ async def _serve(
         loop = SenderLoop(handler, broker, state, delivery_log, preferences, loop_config(settings))
         task = asyncio.create_task(loop.run(), name=f"sender-{protocol}")
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (task, stopper):
-            await cancel_and_wait(t)
-        if task in done and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await cancel_and_wait(stopper)
+        await cancel_and_wait(task)  # raises what the loop ended with, if it failed
     finally:
         # Unacked work items return to the queue when the connection closes. An in-process
         # broker is shared with the rest of the process (`fmn run`): it stays open.
