@@ -6,8 +6,10 @@ already and delivers it again)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 from aiormq import spec
@@ -22,7 +24,7 @@ from fmn.consumer.service import SHUTDOWN_SECONDS, Consumer
 from fmn.core.settings import Settings
 from fmn.rule_messages import rule_message
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
-from fmn.transport.amqp import _AmqpDelivery
+from fmn.transport.amqp import AmqpBroker, _AmqpDelivery
 from tests.consumer.conftest import SwitchableDirectory, add_rules, publish, rule, work_items
 from tests.consumer.test_consumer import TZDATA_EDIT
 from tests.reliability.conftest import consumer_on
@@ -243,30 +245,99 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
     )
     await consumer.start()
     running = asyncio.create_task(consumer.run())
-
-    async def announced(rule_id: int, owner: str, tracking: dict[str, object]) -> None:
-        """A rule committed, then announced as the API does (fmn/api/announce.py)."""
-        await add_rules(sessionmaker, rule(rule_id, owner, tracking))
-        message = rule_message("create", rule_id, f"rule {rule_id}", owner)
-        await client_broker.publish(consumer_settings.bus.exchange, to_outgoing(message, ""))
-
+    announce = functools.partial(_announced, sessionmaker, client_broker, consumer_settings)
     try:
         # A change announced while connected is applied: the control queue is consumed.
-        await announced(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
+        await announce(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
         await eventually(lambda: len(consumer.index) == 1, timeout=30)
         amqp_proxy.set_cut(True)
-        await announced(2, "bob", {"name": "users-followed", "params": ["ralph"]})
+        await announce(2, "bob", {"name": "users-followed", "params": ["ralph"]})
         amqp_proxy.set_cut(False)
-        await eventually(lambda: len(consumer.index) == 2, timeout=60)
-        message_id = await publish(client_broker, TZDATA_EDIT)  # alice's package, by ralph
-        items = await work_items(client_broker, consumer_settings, "email", 2, timeout=30)
-        assert {(i.message.id, i.address) for i in items} == {
-            (message_id, "alice@example.org"),
-            (message_id, "bob@example.org"),
-        }
+        await _alice_and_bob_notified(consumer, client_broker, consumer_settings)
     finally:
         await consumer.stop()
         await asyncio.wait_for(running, 30)
+
+
+async def _announced(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client_broker: Broker,
+    settings: Settings,
+    rule_id: int,
+    owner: str,
+    tracking: dict[str, object],
+) -> None:
+    """A rule committed, then announced as the API does (fmn/api/announce.py)."""
+    await add_rules(sessionmaker, rule(rule_id, owner, tracking))
+    message = rule_message("create", rule_id, f"rule {rule_id}", owner)
+    await client_broker.publish(settings.bus.exchange, to_outgoing(message, ""))
+
+
+async def _alice_and_bob_notified(
+    consumer: Consumer, client_broker: Broker, settings: Settings
+) -> None:
+    """Once the consumer has both rules (alice's owned packages, bob's following ralph), a
+    message about alice's package by ralph notifies both."""
+    await eventually(lambda: len(consumer.index) == 2, timeout=60)
+    message_id = await publish(client_broker, TZDATA_EDIT)
+    items = await work_items(client_broker, settings, "email", 2, timeout=30)
+    assert {(i.message.id, i.address) for i in items} == {
+        (message_id, "alice@example.org"),
+        (message_id, "bob@example.org"),
+    }
+
+
+def _connected(broker: Broker) -> bool:
+    connection = cast(AmqpBroker, broker)._connection
+    return connection is not None and connection.connected.is_set()
+
+
+@pytest.mark.parametrize("then", ["restored", "stopped"])
+async def test_a_consumer_cut_off_before_its_first_channel_waits_for_the_broker(
+    amqp_url: str,
+    amqp_proxy: Proxy,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    then: str,
+) -> None:
+    """The connection lost between `Consumer.start` and the opening of the consuming channels
+    (finding 3, reliability.md): opening them raised, and the replica ended. They wait for the
+    robust connection now, and a stop still ends the wait. A rule announced meanwhile reached
+    no control queue (it went with the connection), so it is read when consumption starts."""
+    await add_rules(
+        sessionmaker, rule(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
+    )
+    consumer, engine = consumer_on(
+        consumer_settings,
+        directory,
+        _through(amqp_url, amqp_proxy),
+        consumer_settings.database.url,
+        "first channel test",
+    )
+    await consumer.start()
+    amqp_proxy.set_cut(True)
+    await eventually(lambda: not _connected(consumer.bus), timeout=30)
+    running = asyncio.create_task(consumer.run())
+    try:
+        announce = functools.partial(_announced, sessionmaker, client_broker, consumer_settings)
+        await announce(2, "bob", {"name": "users-followed", "params": ["ralph"]})
+        await asyncio.sleep(1)  # the consuming channels are being opened, the broker cut off
+        assert not running.done(), running
+        if then == "stopped":
+            await consumer.stop()
+            # A bound, not a timing: the wait must end with the stop, not with the broker.
+            await asyncio.wait_for(running, SHUTDOWN_SECONDS + 30)
+            return
+        amqp_proxy.set_cut(False)
+        await _alice_and_bob_notified(consumer, client_broker, consumer_settings)
+    finally:
+        amqp_proxy.set_cut(False)
+        if not running.done():
+            await consumer.stop()
+            await asyncio.wait_for(running, 30)
+        await engine.dispose()
 
 
 @pytest.mark.parametrize("stalled", ["broker", "database"])
