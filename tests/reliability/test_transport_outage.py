@@ -6,12 +6,14 @@ already and delivers it again)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import uuid
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
+import redis.asyncio as aioredis
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError
@@ -22,11 +24,21 @@ from bench.soak_proxy import Proxy
 from fmn.api.announce import to_outgoing
 from fmn.consumer.service import SHUTDOWN_SECONDS, Consumer
 from fmn.core.settings import Settings
+from fmn.directory.cache import CachedDirectory, make_cache
 from fmn.rule_messages import rule_message
+from fmn.rules.incoming import parse_message
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
 from fmn.transport.amqp import AmqpBroker, _AmqpDelivery
-from tests.consumer.conftest import SwitchableDirectory, add_rules, publish, rule, work_items
-from tests.consumer.test_consumer import TZDATA_EDIT
+from tests.consumer.conftest import (
+    DIRECTORY,
+    SwitchableDirectory,
+    add_rules,
+    publish,
+    rule,
+    work_items,
+)
+from tests.consumer.test_consumer import TZDATA_EDIT, bob_becomes_a_committer_of_tzdata
+from tests.consumer.test_team_rules import LIST, team_rule, verify
 from tests.reliability.conftest import consumer_on
 from tests.senders.helpers import eventually
 
@@ -235,16 +247,9 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
     that connection is lost (a broker restart, a network cut) is never queued for it. Found by
     the test of fmn on Fedora's bus (finding 14, reliability.md): the change waited for the
     hourly rebuild of the index. Now the index is rebuilt once the queue is back."""
-    consumer = Consumer(
-        consumer_settings,
-        directory=directory,  # type: ignore[arg-type]
-        sessionmaker=sessionmaker,
-        bus=make_broker(_through(amqp_url, amqp_proxy), "control gap test"),
-        send=make_broker(consumer_settings.send_queue.amqp_url, "control gap test"),
-        name="control gap test",
+    consumer, running = await _running_through(
+        amqp_proxy, amqp_url, consumer_settings, directory, sessionmaker
     )
-    await consumer.start()
-    running = asyncio.create_task(consumer.run())
     announce = functools.partial(_announced, sessionmaker, client_broker, consumer_settings)
     try:
         # A change announced while connected is applied: the control queue is consumed.
@@ -257,6 +262,84 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
     finally:
         await consumer.stop()
         await asyncio.wait_for(running, 30)
+
+
+@pytest.mark.parametrize("change", ["membership", "ownership"])
+async def test_directory_changes_announced_while_disconnected_are_applied(
+    amqp_url: str,
+    amqp_proxy: Proxy,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    change: str,
+) -> None:
+    """A membership or ownership change announced while a consumer's control queue is gone
+    with its connection: the announcement would have made the consumer forget the directory's
+    cached answers (shared by every process, in Redis) and update its index. Missed, the
+    rebuild after the reconnection read the stale answers from the cache again, for up to
+    `directory_ttl` (an hour; finding 14, reliability.md). Now the resume forgets them first."""
+    cached = CachedDirectory(directory, make_cache(redis_url), ttl=3600)  # type: ignore[arg-type]
+    owned = {"name": "artifacts-owned", "params": ["alice"]}
+    if change == "membership":  # python-sig's team rule: the group loses its last member
+        await add_rules(sessionmaker, rule(1, "alice", owned), team_rule())
+        await verify(sessionmaker, "email", LIST)
+        before, after = {"alice@example.org", LIST}, {"alice@example.org"}
+    else:  # bob's owned packages: bob becomes a committer of tzdata
+        bobs = {"name": "artifacts-owned", "params": ["bob"]}
+        await add_rules(sessionmaker, rule(1, "alice", owned), rule(3, "bob", bobs))
+        before, after = {"alice@example.org"}, {"alice@example.org", "bob@example.org"}
+    consumer, running = await _running_through(
+        amqp_proxy, amqp_url, consumer_settings, cached, sessionmaker
+    )
+
+    def notified() -> set[str]:
+        return {match.address for match in consumer.index.match(parse_message(TZDATA_EDIT))}
+
+    try:
+        assert notified() == before
+        amqp_proxy.set_cut(True)
+        if change == "membership":
+            changed: dict[str, Any] = copy.deepcopy(DIRECTORY)
+            changed["groups"]["python-sig"]["members"] = []
+            directory.replace(changed)
+            body = {"msg": {"agent": "alice", "user": "bob", "group": "python-sig"}}
+            topic = "org.fedoraproject.prod.fas.group.member.removed"
+            await publish(client_broker, {"topic": topic, "body": body})
+        else:
+            await bob_becomes_a_committer_of_tzdata(directory, client_broker)
+        amqp_proxy.set_cut(False)
+        await eventually(lambda: notified() == after, timeout=60)
+        message_id = await publish(client_broker, TZDATA_EDIT)
+        items = await work_items(client_broker, consumer_settings, "email", len(after))
+        assert {(i.message.id, i.address) for i in items} == {(message_id, a) for a in after}
+    finally:
+        amqp_proxy.set_cut(False)
+        await consumer.stop()
+        await asyncio.wait_for(running, 30)
+        await cached.cache.close()
+
+
+async def _running_through(
+    proxy: Proxy,
+    amqp_url: str,
+    settings: Settings,
+    directory: SwitchableDirectory | CachedDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> tuple[Consumer, asyncio.Task[None]]:
+    """A consumer started and running, its bus connection through the proxy."""
+    consumer = Consumer(
+        settings,
+        directory=directory,  # type: ignore[arg-type]
+        sessionmaker=sessionmaker,
+        bus=make_broker(_through(amqp_url, proxy), "control gap test"),
+        send=make_broker(settings.send_queue.amqp_url, "control gap test"),
+        name="control gap test",
+    )
+    await consumer.start()
+    return consumer, asyncio.create_task(consumer.run())
 
 
 async def _announced(
