@@ -6,11 +6,10 @@ already and delivers it again)."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -30,7 +29,6 @@ from fmn.rules.incoming import parse_message
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
 from fmn.transport.amqp import AmqpBroker, _AmqpDelivery
 from tests.consumer.conftest import (
-    DIRECTORY,
     SwitchableDirectory,
     add_rules,
     publish,
@@ -38,7 +36,12 @@ from tests.consumer.conftest import (
     work_items,
 )
 from tests.consumer.test_consumer import TZDATA_EDIT, bob_becomes_a_committer_of_tzdata
-from tests.consumer.test_team_rules import LIST, team_rule, verify
+from tests.consumer.test_team_rules import (
+    LIST,
+    python_sig_loses_its_last_member,
+    team_rule,
+    verify,
+)
 from tests.reliability.conftest import consumer_on
 from tests.senders.helpers import eventually
 
@@ -302,12 +305,7 @@ async def test_directory_changes_announced_while_disconnected_are_applied(
         assert notified() == before
         amqp_proxy.set_cut(True)
         if change == "membership":
-            changed: dict[str, Any] = copy.deepcopy(DIRECTORY)
-            changed["groups"]["python-sig"]["members"] = []
-            directory.replace(changed)
-            body = {"msg": {"agent": "alice", "user": "bob", "group": "python-sig"}}
-            topic = "org.fedoraproject.prod.fas.group.member.removed"
-            await publish(client_broker, {"topic": topic, "body": body})
+            await python_sig_loses_its_last_member(directory, client_broker)
         else:
             await bob_becomes_a_committer_of_tzdata(directory, client_broker)
         amqp_proxy.set_cut(False)
