@@ -36,7 +36,13 @@ from fmn.core.owners import team_of
 from fmn.core.settings import Settings
 from fmn.db import models
 from fmn.db.session import make_engine, make_sessionmaker
-from fmn.directory import Directory, DirectoryUnavailable, invalidate_on_message, make_directory
+from fmn.directory import (
+    Directory,
+    DirectoryUnavailable,
+    invalidate_all,
+    invalidate_on_message,
+    make_directory,
+)
 from fmn.notify import build_work_items
 from fmn.rules import store, teams
 from fmn.rules.incoming import BadMessage, ParsedMessage, parse_message
@@ -294,12 +300,20 @@ class Consumer:
 
     def _control_queue_back(self) -> None:
         """The control queue, exclusive to this replica's connection, went with it: rule and
-        directory changes announced until it was declared again never reached it. The index is
-        rebuilt from the database now that the queue is back."""
-        log.warning("rule changes may have been missed while disconnected; rebuilding the index")
-        self._tasks.append(
-            asyncio.create_task(self._retrying("rebuild the rule index", self.rebuild))
+        directory changes announced until it was declared again never reached it, and the
+        cached directory answers they would have invalidated (shared by every process) are
+        still there. Now that the queue is back, those answers are forgotten and the index is
+        rebuilt from the database and the directory."""
+        log.warning(
+            "rule and directory changes may have been missed while disconnected; forgetting the "
+            "cached directory answers and rebuilding the index"
         )
+        self._tasks.append(asyncio.create_task(self._catch_up()))
+
+    async def _catch_up(self) -> None:
+        forget = functools.partial(invalidate_all, self.directory)
+        await self._retrying("forget the cached directory answers", forget)
+        await self._retrying("rebuild the rule index", self.rebuild)
 
     async def _handle_control(self) -> None:
         consuming = self.bus.consume(

@@ -4,7 +4,12 @@ invalidation, and a local directory read from a file into memory."""
 from fmn.directory.base import Directory, DirectoryUnavailable
 from fmn.directory.cache import CachedDirectory
 from fmn.directory.changes import DirectoryChange, directory_change
-from fmn.directory.factory import close_directory, invalidate_on_message, make_directory
+from fmn.directory.factory import (
+    close_directory,
+    invalidate_all,
+    invalidate_on_message,
+    make_directory,
+)
 
 __all__ = [
     "CachedDirectory",
@@ -13,6 +18,7 @@ __all__ = [
     "DirectoryUnavailable",
     "close_directory",
     "directory_change",
+    "invalidate_all",
     "invalidate_on_message",
     "make_directory",
 ]

@@ -152,6 +152,24 @@ class CachedDirectory:
             await self.cache.incr(self._search_generation_key)
         log.info("directory cache invalidated: %s", change)
 
+    async def invalidate_all(self) -> None:
+        """Forget every cached answer: for a process that may have missed changes (its
+        consumer's control queue went with a lost connection). One pass over the cache's keys."""
+        self._epoch += 1
+        self._inflight.clear()
+        generation = self._search_generation_key
+        keys: list[str] = []
+        async for key in self.cache.scan(f"{self.prefix}:*", batch_size=1000):
+            if key != generation:  # bumped instead: a search stored meanwhile is not reused
+                keys.append(key)
+            if len(keys) >= 1000:
+                await self.cache.delete_many(*keys)
+                keys.clear()
+        if keys:
+            await self.cache.delete_many(*keys)
+        await self.cache.incr(generation)
+        log.info("directory cache: every cached answer forgotten")
+
     async def invalidate_on_message(self, topic: str, body: dict[str, Any]) -> DirectoryChange:
         """Invalidate what a bus message changes, and say what that was."""
         change = directory_change(topic, body, distgit_url=self.distgit_url)

@@ -82,6 +82,13 @@ async def invalidate_on_message(
     return directory_change(topic, body, distgit_url=distgit_url)
 
 
+async def invalidate_all(directory: Directory) -> None:
+    """Forget every cached directory answer (if `directory` caches), after changes may have
+    been announced unheard."""
+    if isinstance(directory, CachedDirectory):
+        await directory.invalidate_all()
+
+
 async def close_directory(directory: Directory) -> None:
     close = getattr(directory, "aclose", None)
     if close is not None:

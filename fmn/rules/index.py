@@ -47,7 +47,7 @@ from functools import lru_cache, partial
 from operator import attrgetter
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from fmn.core.owners import team_of
+from fmn.core.owners import team_of, team_owner
 from fmn.directory.base import Directory
 from fmn.rules.forges import project_key
 from fmn.rules.incoming import SEVERITY_LEVELS, ParsedMessage
@@ -608,11 +608,19 @@ class RuleIndex:
                 _set_projects(st.user_projects, st.path_users, username, projects)
 
     async def refresh_group(self, group: str) -> None:
-        """Re-read what a group owns."""
+        """Re-read what a group owns, and whether its team (if it owns rules) still exists."""
         async with self._lock:
             st = self._state
+            team = team_owner(group)
+            exists = None
+            if team in st.by_owner:
+                exists = await self._owner_entry(team) is not None
+            projects = None
             if group in st.group_rules:
                 projects = await self._directory.get_group_projects(group)
+            if exists is not None:
+                _set_presence(st, team, exists)
+            if projects is not None:
                 _set_projects(st.group_projects, st.path_groups, group, projects)
 
     async def refresh_project(self, path: str) -> None:

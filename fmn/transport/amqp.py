@@ -8,6 +8,7 @@ channel's lock until its frame is on the socket, which serialises a batch's publ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -22,7 +23,9 @@ import aiormq.abc
 from aio_pika.abc import (
     AbstractChannel,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
+    UnderlayConnection,
 )
 from aio_pika.exceptions import (
     AMQPError,
@@ -48,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # What settling a delivery raises when its channel or connection is gone.
 _CHANNEL_GONE = (AMQPError, ChannelInvalidStateError, ConnectionError)
+
+# How often a consumer waiting for the robust connection looks whether it is back.
+_RECONNECT_POLL = 0.25
 
 _EXCHANGE_TYPES = {
     "topic": aio_pika.ExchangeType.TOPIC,
@@ -224,8 +230,11 @@ class AmqpBroker(Broker):
         self.queue_type: QueueType = queue_type
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
-        # What each declared queue is, so a consuming channel can declare it again itself.
+        # What each declared queue is, so a consuming channel can declare it again itself, and
+        # the connection it was declared on: an exclusive queue went with that connection.
         self._specs: dict[str, QueueSpec] = {}
+        self._declared_on: dict[str, UnderlayConnection | None] = {}
+        self._closing = asyncio.Event()
         self._ack_runs: list[_InOrderAcks] = []
 
     async def connect(self) -> None:
@@ -257,11 +266,13 @@ class AmqpBroker(Broker):
             break
         else:
             raise BrokerUnreachable("; ".join(text for text, _ in failures)) from failures[-1][1]
+        self._closing.clear()
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
 
     async def close(self) -> None:
+        self._closing.set()
         for acks in self._ack_runs:
             await acks.sent()
         self._ack_runs.clear()
@@ -284,6 +295,7 @@ class AmqpBroker(Broker):
     async def declare_queue(self, spec: QueueSpec) -> str:
         queue = await self._declare(self.channel, spec)
         self._specs[queue.name] = spec
+        self._declared_on[queue.name] = self._connection_or_fail().transport
         return queue.name
 
     async def _declare(
@@ -347,19 +359,16 @@ class AmqpBroker(Broker):
         acks_in_order: bool = False,
         on_resume: Callable[[], None] | None = None,
     ) -> AsyncIterator[Delivery]:
-        channel = await self._connection_or_fail().channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        # Declared on this channel (not only looked up), so that this channel restores the
-        # queue after a reconnection; an exclusive queue, gone with the old connection, is
+        connection = self._connection_or_fail()
+        # Declared on the consuming channel (not only looked up), so that this channel restores
+        # the queue after a reconnection; an exclusive queue, gone with the old connection, is
         # created again with its bindings.
         queue_spec = self._specs.get(queue)
-        if queue_spec is not None:
-            q = await self._declare(channel, queue_spec, queue)
-        else:
-            q = await channel.declare_queue(queue, passive=True)
         received: asyncio.Queue[Delivery] = asyncio.Queue()
         acks: _InOrderAcks | None = None
         subscriptions: list[asyncio.Task[None]] = []
+        channel: AbstractRobustChannel
+        q: AbstractQueue
 
         async def deliver(message: aiormq.abc.DeliveredMessage) -> None:
             nonlocal acks
@@ -381,7 +390,8 @@ class AmqpBroker(Broker):
                     underlay.on_consumer_cancel_callbacks.add(cancelled)
                 await underlay.basic_consume(q.name, deliver)
             except Exception as exc:
-                log.error("could not consume from %s again: %r", q.name, exc)
+                if again:
+                    log.error("could not consume from %s again: %r", q.name, exc)
                 raise
             if again and on_resume is not None:
                 on_resume()
@@ -396,7 +406,38 @@ class AmqpBroker(Broker):
 
             subscriptions.append(asyncio.create_task(again()))
 
-        await subscribe()
+        # The first channel: opened, set up and subscribed on a connection that is up. If that
+        # connection goes meanwhile (a cut right after the process connected), the channel is
+        # dropped and all of it done again once the robust connection is back, not failed.
+        transport: UnderlayConnection | None = None
+        while True:
+            transport = await self._connected(connection, transport)
+            if transport is None:
+                return  # the broker was closed while waiting
+            channel = connection.channel()
+            try:
+                await channel
+                await channel.set_qos(prefetch_count=prefetch)
+                if queue_spec is not None:
+                    q = await self._declare(channel, queue_spec, queue)
+                else:
+                    q = await channel.declare_queue(queue, passive=True)
+                await subscribe()
+                break
+            except Exception as exc:
+                if connection.connected.is_set() and not transport.connection.is_closed:
+                    raise  # the connection is up: something else is wrong
+                log.warning(
+                    "the connection was lost before consuming from %s (%r); waiting for it",
+                    queue,
+                    exc,
+                )
+                with contextlib.suppress(Exception):
+                    await channel.close()  # else the robust connection would reopen it
+        if on_resume is not None and self._declared_on.get(queue, transport) is not transport:
+            # Declared on a connection that is gone: what was routed in between never reached
+            # an exclusive queue, as after a reopened channel.
+            on_resume()
         channel.reopen_callbacks.add(subscribe)
         try:
             while True:
@@ -407,6 +448,24 @@ class AmqpBroker(Broker):
                 task.cancel()
             if not channel.is_closed:
                 await channel.close()
+
+    async def _connected(
+        self, connection: AbstractRobustConnection, lost: UnderlayConnection | None
+    ) -> UnderlayConnection | None:
+        """The robust connection's transport once it is up and is not `lost`; None once this
+        broker is closed. A stop cancels the wait."""
+        while not self._closing.is_set():
+            transport = connection.transport
+            if (
+                transport is not None
+                and transport is not lost
+                and connection.connected.is_set()
+                and not transport.connection.is_closed
+            ):
+                return transport
+            # aio-pika sets no event for "a new connection is made": look again in a moment.
+            await asyncio.sleep(_RECONNECT_POLL)
+        return None
 
     def _connection_or_fail(self) -> AbstractRobustConnection:
         if self._connection is None:

@@ -99,7 +99,9 @@ class Broker(abc.ABC):
 
         `on_resume` is called each time consumption resumes after a lost connection, once the
         queue is declared again: what was published meanwhile to a queue that went with the
-        connection (an exclusive one) never reached it.
+        connection (an exclusive one) never reached it. That includes a first consumption on
+        another connection than the queue's declaration. A connection lost before consumption
+        starts is waited for, not an error.
         """
 
     @abc.abstractmethod

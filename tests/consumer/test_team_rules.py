@@ -4,16 +4,24 @@ never one that is not verified, whatever the database says the rule names."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fmn.core.settings import Settings
 from fmn.db import models
+from fmn.rules.incoming import parse_message
 from fmn.sendqueue.topology import send_queue
 from fmn.transport import Broker
 from tests.conftest import load_corpus
-from tests.consumer.conftest import add_rules, publish, work_items
+from tests.consumer.conftest import (
+    DIRECTORY,
+    SwitchableDirectory,
+    add_rules,
+    publish,
+    work_items,
+)
 from tests.consumer.test_consumer import wait_until
 
 BODHI = load_corpus("schema-tests-bodhi-messages.jsonl")
@@ -93,3 +101,36 @@ async def test_a_team_rule_notifies_only_its_verified_destinations(
     await publish(client_broker, {**TZDATA_EDIT, "id": None})
     [to_channel] = await work_items(client_broker, consumer_settings, "irc", 1)
     assert to_channel.address == CHANNEL
+
+
+async def python_sig_loses_its_last_member(
+    directory: SwitchableDirectory, client_broker: Broker
+) -> None:
+    """The directory changes, and Noggin announces it on the bus."""
+    changed = json.loads(json.dumps(DIRECTORY))
+    changed["groups"]["python-sig"]["members"] = []
+    directory.replace(changed)
+    body = {"msg": {"agent": "alice", "user": "bob", "group": "python-sig"}}
+    topic = "org.fedoraproject.prod.fas.group.member.removed"
+    await publish(client_broker, {"topic": topic, "body": body})
+
+
+async def test_a_team_that_loses_its_last_member_is_no_longer_notified(
+    start_consumer: Any,
+    client_broker: Broker,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # A group without members owns nothing any more (its rules are disabled, as a gone user's),
+    # from the membership message on, not from the hourly rebuild of the index.
+    await add_rules(sessionmaker, team_rule())
+    await verify(sessionmaker, "email", LIST)
+    consumer = await start_consumer()
+    assert "group:python-sig" not in consumer.index.gone_users
+    await python_sig_loses_its_last_member(directory, client_broker)
+
+    async def gone() -> bool:
+        return "group:python-sig" in consumer.index.gone_users
+
+    await wait_until(gone)
+    assert consumer.index.match(parse_message(TZDATA_EDIT)) == []

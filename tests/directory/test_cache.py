@@ -181,6 +181,27 @@ async def test_a_sponsor_adding_a_member_invalidates_user_and_group(
     assert await cached.get_user_groups("erin") == ["python-sig"]
 
 
+async def test_forgetting_everything_asks_the_directory_again_and_leaves_other_keys(
+    make_cached: CachedFactory, directory_server: RunningServer, redis_client: aioredis.Redis
+) -> None:
+    # A consumer back from a lost connection may have missed any change (finding 14,
+    # reliability.md). The cache's Redis is shared: a sender's sent keys stay.
+    cached = make_cached()
+    assert await cached.get_group_members("python-sig") == ["bob", "frank"]
+    assert await cached.search_users("testu") == ["testuser"]
+    await redis_client.set("fmn:sent:some-notification", "1")
+    data = sample_data()
+    data["groups"]["python-sig"]["members"].append("erin")
+    data["users"]["testuser2"] = {"username": "testuser2"}
+    directory_server.load(data)
+
+    await cached.invalidate_all()
+
+    assert await cached.get_group_members("python-sig") == ["bob", "erin", "frank"]
+    assert await cached.search_users("testu") == ["testuser", "testuser2"]
+    assert await redis_client.get("fmn:sent:some-notification") == b"1"
+
+
 class Gated:
     """Holds get_project_groups until released, to interleave a load and an invalidation."""
 

@@ -6,10 +6,13 @@ already and delivers it again)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
+import redis.asyncio as aioredis
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError
@@ -20,11 +23,25 @@ from bench.soak_proxy import Proxy
 from fmn.api.announce import to_outgoing
 from fmn.consumer.service import SHUTDOWN_SECONDS, Consumer
 from fmn.core.settings import Settings
+from fmn.directory.cache import CachedDirectory, make_cache
 from fmn.rule_messages import rule_message
+from fmn.rules.incoming import parse_message
 from fmn.transport import Broker, Delivery, Outgoing, PublishFailed, QueueSpec, make_broker
-from fmn.transport.amqp import _AmqpDelivery
-from tests.consumer.conftest import SwitchableDirectory, add_rules, publish, rule, work_items
-from tests.consumer.test_consumer import TZDATA_EDIT
+from fmn.transport.amqp import AmqpBroker, _AmqpDelivery
+from tests.consumer.conftest import (
+    SwitchableDirectory,
+    add_rules,
+    publish,
+    rule,
+    work_items,
+)
+from tests.consumer.test_consumer import TZDATA_EDIT, bob_becomes_a_committer_of_tzdata
+from tests.consumer.test_team_rules import (
+    LIST,
+    python_sig_loses_its_last_member,
+    team_rule,
+    verify,
+)
 from tests.reliability.conftest import consumer_on
 from tests.senders.helpers import eventually
 
@@ -233,40 +250,175 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
     that connection is lost (a broker restart, a network cut) is never queued for it. Found by
     the test of fmn on Fedora's bus (finding 14, reliability.md): the change waited for the
     hourly rebuild of the index. Now the index is rebuilt once the queue is back."""
-    consumer = Consumer(
-        consumer_settings,
-        directory=directory,  # type: ignore[arg-type]
-        sessionmaker=sessionmaker,
-        bus=make_broker(_through(amqp_url, amqp_proxy), "control gap test"),
-        send=make_broker(consumer_settings.send_queue.amqp_url, "control gap test"),
-        name="control gap test",
+    consumer, running = await _running_through(
+        amqp_proxy, amqp_url, consumer_settings, directory, sessionmaker
     )
-    await consumer.start()
-    running = asyncio.create_task(consumer.run())
-
-    async def announced(rule_id: int, owner: str, tracking: dict[str, object]) -> None:
-        """A rule committed, then announced as the API does (fmn/api/announce.py)."""
-        await add_rules(sessionmaker, rule(rule_id, owner, tracking))
-        message = rule_message("create", rule_id, f"rule {rule_id}", owner)
-        await client_broker.publish(consumer_settings.bus.exchange, to_outgoing(message, ""))
-
+    announce = functools.partial(_announced, sessionmaker, client_broker, consumer_settings)
     try:
         # A change announced while connected is applied: the control queue is consumed.
-        await announced(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
+        await announce(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
         await eventually(lambda: len(consumer.index) == 1, timeout=30)
         amqp_proxy.set_cut(True)
-        await announced(2, "bob", {"name": "users-followed", "params": ["ralph"]})
+        await announce(2, "bob", {"name": "users-followed", "params": ["ralph"]})
         amqp_proxy.set_cut(False)
-        await eventually(lambda: len(consumer.index) == 2, timeout=60)
-        message_id = await publish(client_broker, TZDATA_EDIT)  # alice's package, by ralph
-        items = await work_items(client_broker, consumer_settings, "email", 2, timeout=30)
-        assert {(i.message.id, i.address) for i in items} == {
-            (message_id, "alice@example.org"),
-            (message_id, "bob@example.org"),
-        }
+        await _alice_and_bob_notified(consumer, client_broker, consumer_settings)
     finally:
         await consumer.stop()
         await asyncio.wait_for(running, 30)
+
+
+@pytest.mark.parametrize("change", ["membership", "ownership"])
+async def test_directory_changes_announced_while_disconnected_are_applied(
+    amqp_url: str,
+    amqp_proxy: Proxy,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    change: str,
+) -> None:
+    """A membership or ownership change announced while a consumer's control queue is gone
+    with its connection: the announcement would have made the consumer forget the directory's
+    cached answers (shared by every process, in Redis) and update its index. Missed, the
+    rebuild after the reconnection read the stale answers from the cache again, for up to
+    `directory_ttl` (an hour; finding 14, reliability.md). Now the resume forgets them first."""
+    cached = CachedDirectory(directory, make_cache(redis_url), ttl=3600)  # type: ignore[arg-type]
+    owned = {"name": "artifacts-owned", "params": ["alice"]}
+    if change == "membership":  # python-sig's team rule: the group loses its last member
+        await add_rules(sessionmaker, rule(1, "alice", owned), team_rule())
+        await verify(sessionmaker, "email", LIST)
+        before, after = {"alice@example.org", LIST}, {"alice@example.org"}
+    else:  # bob's owned packages: bob becomes a committer of tzdata
+        bobs = {"name": "artifacts-owned", "params": ["bob"]}
+        await add_rules(sessionmaker, rule(1, "alice", owned), rule(3, "bob", bobs))
+        before, after = {"alice@example.org"}, {"alice@example.org", "bob@example.org"}
+    consumer, running = await _running_through(
+        amqp_proxy, amqp_url, consumer_settings, cached, sessionmaker
+    )
+
+    def notified() -> set[str]:
+        return {match.address for match in consumer.index.match(parse_message(TZDATA_EDIT))}
+
+    try:
+        assert notified() == before
+        amqp_proxy.set_cut(True)
+        if change == "membership":
+            await python_sig_loses_its_last_member(directory, client_broker)
+        else:
+            await bob_becomes_a_committer_of_tzdata(directory, client_broker)
+        amqp_proxy.set_cut(False)
+        await eventually(lambda: notified() == after, timeout=60)
+        message_id = await publish(client_broker, TZDATA_EDIT)
+        items = await work_items(client_broker, consumer_settings, "email", len(after))
+        assert {(i.message.id, i.address) for i in items} == {(message_id, a) for a in after}
+    finally:
+        amqp_proxy.set_cut(False)
+        await consumer.stop()
+        await asyncio.wait_for(running, 30)
+        await cached.cache.close()
+
+
+async def _running_through(
+    proxy: Proxy,
+    amqp_url: str,
+    settings: Settings,
+    directory: SwitchableDirectory | CachedDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> tuple[Consumer, asyncio.Task[None]]:
+    """A consumer started and running, its bus connection through the proxy."""
+    consumer = Consumer(
+        settings,
+        directory=directory,  # type: ignore[arg-type]
+        sessionmaker=sessionmaker,
+        bus=make_broker(_through(amqp_url, proxy), "control gap test"),
+        send=make_broker(settings.send_queue.amqp_url, "control gap test"),
+        name="control gap test",
+    )
+    await consumer.start()
+    return consumer, asyncio.create_task(consumer.run())
+
+
+async def _announced(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client_broker: Broker,
+    settings: Settings,
+    rule_id: int,
+    owner: str,
+    tracking: dict[str, object],
+) -> None:
+    """A rule committed, then announced as the API does (fmn/api/announce.py)."""
+    await add_rules(sessionmaker, rule(rule_id, owner, tracking))
+    message = rule_message("create", rule_id, f"rule {rule_id}", owner)
+    await client_broker.publish(settings.bus.exchange, to_outgoing(message, ""))
+
+
+async def _alice_and_bob_notified(
+    consumer: Consumer, client_broker: Broker, settings: Settings
+) -> None:
+    """Once the consumer has both rules (alice's owned packages, bob's following ralph), a
+    message about alice's package by ralph notifies both."""
+    await eventually(lambda: len(consumer.index) == 2, timeout=60)
+    message_id = await publish(client_broker, TZDATA_EDIT)
+    items = await work_items(client_broker, settings, "email", 2, timeout=30)
+    assert {(i.message.id, i.address) for i in items} == {
+        (message_id, "alice@example.org"),
+        (message_id, "bob@example.org"),
+    }
+
+
+def _connected(broker: Broker) -> bool:
+    connection = cast(AmqpBroker, broker)._connection
+    return connection is not None and connection.connected.is_set()
+
+
+@pytest.mark.parametrize("then", ["restored", "stopped"])
+async def test_a_consumer_cut_off_before_its_first_channel_waits_for_the_broker(
+    amqp_url: str,
+    amqp_proxy: Proxy,
+    client_broker: Broker,
+    consumer_settings: Settings,
+    directory: SwitchableDirectory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    then: str,
+) -> None:
+    """The connection lost between `Consumer.start` and the opening of the consuming channels
+    (finding 3, reliability.md): opening them raised, and the replica ended. They wait for the
+    robust connection now, and a stop still ends the wait. A rule announced meanwhile reached
+    no control queue (it went with the connection), so it is read when consumption starts."""
+    await add_rules(
+        sessionmaker, rule(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
+    )
+    consumer, engine = consumer_on(
+        consumer_settings,
+        directory,
+        _through(amqp_url, amqp_proxy),
+        consumer_settings.database.url,
+        "first channel test",
+    )
+    await consumer.start()
+    amqp_proxy.set_cut(True)
+    await eventually(lambda: not _connected(consumer.bus), timeout=30)
+    running = asyncio.create_task(consumer.run())
+    try:
+        announce = functools.partial(_announced, sessionmaker, client_broker, consumer_settings)
+        await announce(2, "bob", {"name": "users-followed", "params": ["ralph"]})
+        await asyncio.sleep(1)  # the consuming channels are being opened, the broker cut off
+        assert not running.done(), running
+        if then == "stopped":
+            await consumer.stop()
+            # A bound, not a timing: the wait must end with the stop, not with the broker.
+            await asyncio.wait_for(running, SHUTDOWN_SECONDS + 30)
+            return
+        amqp_proxy.set_cut(False)
+        await _alice_and_bob_notified(consumer, client_broker, consumer_settings)
+    finally:
+        amqp_proxy.set_cut(False)
+        if not running.done():
+            await consumer.stop()
+            await asyncio.wait_for(running, 30)
+        await engine.dispose()
 
 
 @pytest.mark.parametrize("stalled", ["broker", "database"])
