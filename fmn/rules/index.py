@@ -310,15 +310,14 @@ class CompiledRule:
 
     def __post_init__(self) -> None:
         alone: dict[Destination, Match] = {}  # one per destination, whichever generation rules
-        for _, destinations in self.generation_rules:
-            for protocol, address in destinations:
-                alone.setdefault((protocol, address), Match(protocol, address, self.owner, (self,)))
-        notices = tuple(
-            (filters, destination, alone[destination])
-            for filters, destinations in self.generation_rules
-            for destination in destinations
-        )
-        object.__setattr__(self, "notices", notices)
+        notices = []
+        for filters, destinations in self.generation_rules:
+            for destination in destinations:
+                match = alone.get(destination)
+                if match is None:
+                    match = alone[destination] = Match(*destination, self.owner, (self,))
+                notices.append((filters, destination, match))
+        object.__setattr__(self, "notices", tuple(notices))
 
 
 def compile_rule(rule: Rule) -> CompiledRule:
