@@ -36,6 +36,9 @@ SEVERITY_NAMES = {level: name for name, level in SEVERITY_LEVELS.items()}
 log = logging.getLogger(__name__)
 
 _LIST_ATTRIBUTES = ("usernames", "groups", "packages", "containers", "modules", "flatpaks")
+# The namespaces of _LIST_ATTRIBUTES[2:], in their order (ARTIFACT_ATTRIBUTES).
+_ARTIFACT_NAMESPACES = tuple(ARTIFACT_ATTRIBUTES[a] for a in _LIST_ATTRIBUTES[2:])
+_PACKAGE_PATH = ARTIFACT_ATTRIBUTES["packages"] + "/"
 # The word fedora-messaging uses in its filter headers -> message attribute.
 _HEADER_WORD_TO_ATTRIBUTE = {
     "user": "usernames",
@@ -284,7 +287,7 @@ def parse_message(data: Mapping[str, Any] | fm.Message) -> ParsedMessage:
         problems.append(f"{cls.__name__}() raised {exc!r}; read as a schema-less message")
         cls = fm.Message
         message = fm.Message(body=body, topic=topic, properties=properties, severity=severity)
-    return _fill(message, cls, schema_name, problems, validated=False)
+    return _fill(message, cls, schema_name, headers, problems, validated=False)
 
 
 def _from_message(message: fm.Message, validated: bool) -> ParsedMessage:
@@ -294,7 +297,7 @@ def _from_message(message: fm.Message, validated: bool) -> ParsedMessage:
         schema_name = None
     if message.id is None:
         message.id = _message_id({"topic": message.topic, "body": message.body}, headers)
-    return _fill(message, type(message), schema_name, [], validated)
+    return _fill(message, type(message), schema_name, headers, [], validated)
 
 
 def _message_id(data: Mapping[str, Any], headers: Any) -> str:
@@ -318,6 +321,7 @@ def _fill(
     message: fm.Message,
     cls: type[fm.Message],
     schema_name: str | None,
+    headers: Mapping[str, Any],
     problems: list[str],
     validated: bool,
 ) -> ParsedMessage:
@@ -334,46 +338,51 @@ def _fill(
     # A known schema is any class but the base one, unless the base one was asked for by name.
     known = cls is not fm.Message or schema_name == "base.message"
     parsed.known_schema = known
-    headers = message._headers
     parsed.deprecated = getattr(cls, "deprecated", False) is True
     parsed.sent_at = _sent_at(headers, problems)
     parsed.severity = _severity(message, problems)
 
-    from_headers: dict[str, list[str]] | None = None
-    lists: dict[str, tuple[str, ...]] = {}
+    from_headers = None if known else _lists_from_headers(headers)
+    lists: list[tuple[str, ...]] = []
     for attribute in _LIST_ATTRIBUTES:
-        value: Any = None
-        if known:
+        if from_headers is None:
             try:
                 value = getattr(message, attribute)
             except Exception as exc:
                 problems.append(f"{attribute} raised {exc!r}; read the headers instead")
-                known_value = False
-            else:
-                known_value = True
+                value = _lists_from_headers(headers).get(attribute, ())
         else:
-            known_value = False
-        if not known_value:
-            if from_headers is None:
-                from_headers = _lists_from_headers(headers)
             value = from_headers.get(attribute, ())
-        lists[attribute] = _names(value, attribute, problems)
-    parsed.usernames = lists["usernames"]
-    parsed.groups = lists["groups"]
-    parsed.packages = lists["packages"]
-    parsed.containers = lists["containers"]
-    parsed.modules = lists["modules"]
-    parsed.flatpaks = lists["flatpaks"]
+        # What schemas return, a list of names (most often empty), is read the fast way; else
+        # made safe.
+        if not value:
+            lists.append(())
+        elif type(value) is list and all(type(item) is str and item for item in value):
+            lists.append(tuple(dict.fromkeys(value)))
+        else:
+            lists.append(_safe_names(value, attribute, problems))
+    parsed.usernames, parsed.groups, packages, containers, modules, flatpaks = lists
+    parsed.packages = packages
+    parsed.containers = containers
+    parsed.modules = modules
+    parsed.flatpaks = flatpaks
     # Dist-git paths ("rpms/foo"): the index's keys, and the directory's.
-    parsed.artifact_paths = tuple(
-        f"{namespace}/{name}"
-        for attribute, namespace in ARTIFACT_ATTRIBUTES.items()
-        for name in lists[attribute]
-    )
-    parsed.forge_projects = _forge_projects(message, problems) if known else ()
-    parsed.app_name = _optional_name(message, "app_name", problems) if known else None
-    parsed.app_key = application_key(parsed.app_name) if parsed.app_name else None
-    parsed.agent_name = _optional_name(message, "agent_name", problems) if known else None
+    if containers or modules or flatpaks:
+        parsed.artifact_paths = tuple(
+            f"{namespace}/{name}"
+            for names, namespace in zip(lists[2:], _ARTIFACT_NAMESPACES, strict=True)
+            for name in names
+        )
+    else:
+        parsed.artifact_paths = tuple([_PACKAGE_PATH + name for name in packages])
+    if known:
+        parsed.forge_projects = _forge_projects(message, problems)
+        app_name = parsed.app_name = _optional_name(message, "app_name", problems)
+        parsed.app_key = application_key(app_name) if app_name else None
+        parsed.agent_name = _optional_name(message, "agent_name", problems)
+    else:
+        parsed.forge_projects = ()
+        parsed.app_name = parsed.app_key = parsed.agent_name = None
     if problems:
         parsed._log_problem("; ".join(problems))
     return parsed
@@ -390,12 +399,8 @@ def _lists_from_headers(headers: Mapping[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def _names(value: Any, attribute: str, problems: list[str]) -> tuple[str, ...]:
+def _safe_names(value: Any, attribute: str, problems: list[str]) -> tuple[str, ...]:
     """A schema's list, made safe: strings only, no duplicates, order kept."""
-    if not value:
-        return ()
-    if type(value) is list and all(type(item) is str and item for item in value):
-        return tuple(dict.fromkeys(value))  # what schemas return: the fast way
     if isinstance(value, str):
         return (value,)
     if not isinstance(value, Iterable) or isinstance(value, Mapping):

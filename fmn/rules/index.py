@@ -43,7 +43,7 @@ import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -221,6 +221,8 @@ class TopicIndex(Generic[V]):
 # ---- filters ------------------------------------------------------------------------------
 
 DEFAULT_SEVERITIES = frozenset(SEVERITY_LEVELS[s] for s in ("info", "warning", "error"))
+# What the filters but my_actions read of a message: its severity, application key and topic.
+MessageKind = tuple[int, str | None, str]
 
 
 # eq=False: one shared object per distinct set of filters (compile_filters), hashed by
@@ -233,17 +235,18 @@ class CompiledFilters:
     topic: Callable[[str], re.Match[str] | None] | None
     my_actions: bool
 
-    def accepts(self, message: ParsedMessage) -> bool:
+    def accepts(self, kind: MessageKind) -> bool:
         """Every filter but my_actions, which depends on the rule's owner: the same answer for
-        all the rules sharing these filters. It reads only the message's severity, app_key and
-        topic: match() keeps the answers by these three."""
-        if message.severity not in self.severities:
+        all the rules sharing these filters and every message of this kind (match() keeps the
+        answers per kind)."""
+        severity, app_key, topic = kind
+        if severity not in self.severities:
             return False
-        if self.applications is not None and message.app_key not in self.applications:
+        if self.applications is not None and app_key not in self.applications:
             return False
-        if self.excluded_applications is not None and message.app_key in self.excluded_applications:
+        if self.excluded_applications is not None and app_key in self.excluded_applications:
             return False
-        return self.topic is None or self.topic(message.topic) is not None
+        return self.topic is None or self.topic(topic) is not None
 
 
 def compile_filters(filters: Filters) -> CompiledFilters:
@@ -280,7 +283,7 @@ Destination = tuple[workitem.Protocol, str]  # (protocol, address)
 
 
 class CompiledGenerationRule(NamedTuple):
-    """A tuple: match() unpacks it, the cheapest read of both fields."""
+    """One shared tuple per distinct filters and destinations (_generation_rule)."""
 
     filters: CompiledFilters
     destinations: tuple[Destination, ...]
@@ -300,6 +303,21 @@ class CompiledRule:
     # projects-followed: project keys ("pagure.io:fesco", fmn.rules.forges).
     params: tuple[str, ...]
     generation_rules: tuple[CompiledGenerationRule, ...]
+    # What match() reads, per destination of each generation rule: the filters, the destination
+    # and the Match it gives while this rule is the destination's only one (most are), built
+    # once here rather than per message.
+    notices: tuple[tuple[CompiledFilters, Destination, Match], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        alone: dict[Destination, Match] = {}  # one per destination, whichever generation rules
+        notices = []
+        for filters, destinations in self.generation_rules:
+            for destination in destinations:
+                match = alone.get(destination)
+                if match is None:
+                    match = alone[destination] = Match(*destination, self.owner, (self,))
+                notices.append((filters, destination, match))
+        object.__setattr__(self, "notices", tuple(notices))
 
 
 def compile_rule(rule: Rule) -> CompiledRule:
@@ -363,10 +381,6 @@ class Match(NamedTuple):
         return [rule.id for rule in self.rules]
 
 
-# Builds a Match from a tuple without NamedTuple's Python-level __new__ (the hot path makes many).
-_new_match = partial(tuple.__new__, Match)
-
-
 class DirectoryChangeLike(Protocol):
     """What fmn.directory.changes.DirectoryChange carries: who may own or belong elsewhere now."""
 
@@ -410,14 +424,32 @@ class _Plan:
     owners: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
+class _Verdicts(dict[CompiledFilters, bool]):
+    """Each filters' verdict on one kind of message, found when first asked; for the rules of
+    the message's agent (own=True), my_actions too."""
+
+    __slots__ = ("kind", "own")
+
+    def __init__(self, kind: MessageKind, own: bool) -> None:
+        super().__init__()
+        self.kind = kind
+        self.own = own
+
+    def __missing__(self, filters: CompiledFilters) -> bool:
+        verdict = self[filters] = (filters.my_actions or not self.own) and filters.accepts(
+            self.kind
+        )
+        return verdict
+
+
 class RuleIndex:
     def __init__(self, directory: Directory, *, concurrency: int = 16) -> None:
         self._directory = directory
         self._concurrency = concurrency
         self._state = _State()
         self._lock = asyncio.Lock()
-        # (severity, application key, topic) -> each filters' verdict on such messages.
-        self._verdicts: dict[tuple[int, str | None, str], dict[CompiledFilters, bool]] = {}
+        # A kind of message -> the filters' verdicts for others' rules and the agent's own.
+        self._verdicts: dict[MessageKind, tuple[_Verdicts, _Verdicts]] = {}
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -494,52 +526,39 @@ class RuleIndex:
             return []
         gone = self._state.gone
         agent = message.agent_name
-        # Most rules share a few filter objects; each is asked once per kind of message: the
-        # answer depends only on its severity, application and topic.
+        # Most rules share a few filter objects; each is asked once per kind of message.
         kind = (message.severity, message.app_key, message.topic)
         verdicts = self._verdicts.get(kind)
         if verdicts is None:
             if len(self._verdicts) >= MAX_VERDICT_KINDS:
                 self._verdicts.clear()
-            verdicts = self._verdicts[kind] = {}
-        # A destination's rules: the rule itself while it is the only one (most are), a list
-        # from the second on.
-        by_destination: dict[Destination, CompiledRule | list[CompiledRule]] = {}
+            verdicts = self._verdicts[kind] = (_Verdicts(kind, False), _Verdicts(kind, True))
+        others, own = verdicts
+        by_destination: dict[Destination, Match] = {}
+        setdefault = by_destination.setdefault
+        shared: dict[Destination, list[CompiledRule]] = {}  # destinations of several rules
         for rule in found:
-            if gone and rule.owner in gone:
+            owner = rule.owner
+            if gone and owner in gone:
                 continue
-            own_action = agent == rule.owner
-            for filters, destinations in rule.generation_rules:
-                if own_action and not filters.my_actions:
-                    continue
-                verdict = verdicts.get(filters)
-                if verdict is None:
-                    verdict = verdicts[filters] = filters.accepts(message)
-                if not verdict:
-                    continue
-                for destination in destinations:
-                    held = by_destination.setdefault(destination, rule)
-                    if held is rule:
-                        continue  # new, or this rule's own earlier generation rule
-                    if isinstance(held, list):
-                        if held[-1] is not rule:
-                            held.append(rule)
-                    else:
-                        by_destination[destination] = [held, rule]
+            accepted = own if owner == agent else others
+            for filters, destination, alone in rule.notices:
+                if accepted[filters]:
+                    held = setdefault(destination, alone)
+                    if held is not alone:  # another rule's: the same rule's again is `alone`
+                        rules = shared.setdefault(destination, [held.rules[0]])
+                        if rules[-1] is not rule:
+                            rules.append(rule)
         if not by_destination:
             return []
         error = message.validation_error
         if error is not None:
             log.warning("message %s fails its schema (%s): no notification", message.id, error)
             return []
-        matches = []
-        for (protocol, address), held in by_destination.items():
-            if isinstance(held, list):
-                held.sort(key=_BY_ID)
-                matches.append(_new_match((protocol, address, held[0].owner, tuple(held))))
-            else:
-                matches.append(_new_match((protocol, address, held.owner, (held,))))
-        return matches
+        for destination, rules in shared.items():
+            rules.sort(key=_BY_ID)
+            by_destination[destination] = Match(*destination, rules[0].owner, tuple(rules))
+        return list(by_destination.values())
 
     # -- changing ------------------------------------------------------------------------------
 

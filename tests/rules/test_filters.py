@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fmn.rules.incoming import parse_message
 from tests.rules.conftest import BODHI, KOJI, PAGURE, make_rule, notified
 
 TZDATA_EDIT = (BODHI, "bodhi.update.edit")  # app "bodhi", agent ralph, severity info
@@ -83,6 +84,27 @@ async def test_my_actions_false_drops_the_owners_own_actions(build_index, corpus
 
     assert notified(default, own_comment) == {}
     assert notified(mine_too, own_comment) == {"email:jjames@example.org": [4]}
+
+
+async def test_my_actions_counts_per_message_and_rule_owner_among_messages_of_one_kind(
+    build_index, corpus_message
+):
+    # The same filters for both rules, and two messages that differ only in their agent.
+    jjames_comments = parse_message(
+        corpus_message(PAGURE, "pagure.pull-request.comment.added", agent_name="jjames")
+    )
+    ralph_comments = parse_message(
+        corpus_message(PAGURE, "pagure.pull-request.comment.added", agent_name="jjames")
+    )
+    ralph_comments.agent_name = "ralph"
+    index = await build_index(
+        make_rule("jjames", "related-events", rule_id=1),
+        make_rule("ralph", "users-followed", ["jjames"], rule_id=2),
+    )
+
+    assert notified(index, jjames_comments) == {"email:ralph@example.org": [2]}
+    assert notified(index, ralph_comments) == {"email:jjames@example.org": [1]}
+    assert notified(index, jjames_comments) == {"email:ralph@example.org": [2]}
 
 
 @pytest.mark.parametrize(
