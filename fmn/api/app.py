@@ -40,6 +40,22 @@ from fmn.transport.base import Broker
 
 PREFIX = "/api/v1"
 
+# The API's routers, in the order their routes are matched.
+API_ROUTERS: tuple[APIRouter, ...] = (
+    users.router,
+    preview.router,  # before rules: /rules/preview is not a rule id
+    rules.router,
+    user_settings.router,
+    inbox.router,
+    push.router,
+    feeds.router,
+    admin.router,
+    misc.router,
+    pickers.router,
+    unsubscribe.router,
+    teams.router,
+)
+
 
 def create_app(
     settings: Settings,
@@ -98,20 +114,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    for router in (
-        users.router,
-        preview.router,  # before rules: /rules/preview is not a rule id
-        rules.router,
-        user_settings.router,
-        inbox.router,
-        push.router,
-        feeds.router,
-        admin.router,
-        misc.router,
-        pickers.router,
-        unsubscribe.router,
-        teams.router,
-    ):
+    for router in API_ROUTERS:
         add_routes(app, router, PREFIX)
     for extra in extra_routers:
         app.include_router(extra)
