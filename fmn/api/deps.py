@@ -30,24 +30,34 @@ async def get_services(request: Request) -> Services:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
+# The dependencies below take the services from the request, not as `ServicesDep`: FastAPI
+# solves a dependency's own dependencies on every request, even when their value is cached, so
+# each `ServicesDep` beneath another dependency is one more resolution per request
+# (docs/performance.md, "Fewer dependency resolutions").
 
-async def get_settings(services: ServicesDep) -> Settings:
-    return services.settings
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_settings(request: Request) -> Settings:
+    return _services(request).settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    async with services.sessionmaker() as session:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with _services(request).sessionmaker() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    async with services.read_sessionmaker() as session:
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with _services(request).read_sessionmaker() as session:
         yield session
 
 
@@ -55,8 +65,8 @@ async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 
-async def get_directory(services: ServicesDep) -> Directory:
-    return services.directory
+async def get_directory(request: Request) -> Directory:
+    return _services(request).directory
 
 
 DirectoryDep = Annotated[Directory, Depends(get_directory)]
@@ -72,8 +82,7 @@ class BearerIdentity(HTTPBearer):
         credentials = await super().__call__(request)
         if credentials is None:
             raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-        # The services straight from the app, not as a dependency: each costs a resolution.
-        services: Services = request.app.state.services
+        services = _services(request)
 
         async def first_login(identity: Identity) -> None:
             async with services.sessionmaker() as session:
@@ -141,10 +150,8 @@ OwnerOrAdmin = Annotated[Identity, Depends(owner_or_admin)]
 def _rate_limited(who: Callable[..., Any]) -> Callable[..., Awaitable[Identity]]:
     """A dependency: the user `who` gives, counted against their rate limit."""
 
-    async def dependency(
-        services: ServicesDep, identity: Annotated[Identity, Depends(who)]
-    ) -> Identity:
-        await services.limiter.hit(identity.name)
+    async def dependency(request: Request, identity: Annotated[Identity, Depends(who)]) -> Identity:
+        await _services(request).limiter.hit(identity.name)
         return identity
 
     return dependency

@@ -25,12 +25,11 @@ class Edge:
         *,
         max_body_size: int,
         security_headers: SecurityHeaders,
-        prefix: str = "",
     ) -> None:
         self.app = app
         self.max_body_size = max_body_size
         self.security_headers = security_headers
-        self.metrics = RequestMetrics(prefix)
+        self.metrics = RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

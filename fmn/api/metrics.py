@@ -54,8 +54,7 @@ PREVIEW_SCANNED = Counter(
 class RequestMetrics:
     """Records each answered request under its route template (`fmn.api.edge` calls it)."""
 
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
+    def __init__(self) -> None:
         # The labelled children, found once (labels() takes a lock and builds a key each time).
         self._latency: dict[tuple[str, str], Any] = {}
         self._requests: dict[tuple[str, str, int], Any] = {}
@@ -65,10 +64,6 @@ class RequestMetrics:
         path = getattr(scope.get("route"), "path", None)
         if not isinstance(path, str):
             return "unmatched"
-        # FastAPI hands out the included router's own route, without the include prefix.
-        if self.prefix and scope.get("path", "").startswith(self.prefix + "/"):
-            if not path.startswith(self.prefix + "/"):
-                path = self.prefix + path
         return path
 
     def record(self, scope: Scope, status: int, seconds: float) -> None:

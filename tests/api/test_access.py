@@ -83,6 +83,9 @@ CASES = [
     Case("GET", "/applications", LOGIN),
     Case("GET", "/artifacts?names=*foo*&users=alice", LOGIN),
     Case("GET", "/config", OPEN),
+    Case("GET", "/topics?pattern=org.fedoraproject.*", LOGIN),
+    Case("GET", "/forges", OPEN),
+    Case("GET", "/forges/pagure.io/projects?name=fmn", LOGIN),
     Case("GET", "/healthz/live", OPEN),
     Case("GET", "/healthz/ready", OPEN),
     Case("GET", "/unsubscribe/{token}", OPEN),
@@ -195,7 +198,8 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
             .replace("{feed_token}", "{feed}")
             .replace("{rule_id}", "{rule}")
             .replace("{group}", "python-sig")
-            .replace("{destination_id}", "{destination}"),
+            .replace("{destination_id}", "{destination}")
+            .replace("{forge}", "pagure.io"),
         )
         for m, p in normalized
     }
