@@ -6,6 +6,7 @@ already and delivers it again)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
 from collections.abc import AsyncIterator
@@ -250,11 +251,10 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
     that connection is lost (a broker restart, a network cut) is never queued for it. Found by
     the test of fmn on Fedora's bus (finding 14, reliability.md): the change waited for the
     hourly rebuild of the index. Now the index is rebuilt once the queue is back."""
-    consumer, running = await _running_through(
-        amqp_proxy, amqp_url, consumer_settings, directory, sessionmaker
-    )
     announce = functools.partial(_announced, sessionmaker, client_broker, consumer_settings)
-    try:
+    async with _running_through(
+        amqp_proxy, amqp_url, consumer_settings, directory, sessionmaker
+    ) as consumer:
         # A change announced while connected is applied: the control queue is consumed.
         await announce(1, "alice", {"name": "artifacts-owned", "params": ["alice"]})
         await eventually(lambda: len(consumer.index) == 1, timeout=30)
@@ -262,9 +262,6 @@ async def test_rule_changes_announced_while_disconnected_are_applied(
         await announce(2, "bob", {"name": "users-followed", "params": ["ralph"]})
         amqp_proxy.set_cut(False)
         await _alice_and_bob_notified(consumer, client_broker, consumer_settings)
-    finally:
-        await consumer.stop()
-        await asyncio.wait_for(running, 30)
 
 
 @pytest.mark.parametrize("change", ["membership", "ownership"])
@@ -294,40 +291,39 @@ async def test_directory_changes_announced_while_disconnected_are_applied(
         bobs = {"name": "artifacts-owned", "params": ["bob"]}
         await add_rules(sessionmaker, rule(1, "alice", owned), rule(3, "bob", bobs))
         before, after = {"alice@example.org"}, {"alice@example.org", "bob@example.org"}
-    consumer, running = await _running_through(
-        amqp_proxy, amqp_url, consumer_settings, cached, sessionmaker
-    )
-
-    def notified() -> set[str]:
-        return {match.address for match in consumer.index.match(parse_message(TZDATA_EDIT))}
-
     try:
-        assert notified() == before
-        amqp_proxy.set_cut(True)
-        if change == "membership":
-            await python_sig_loses_its_last_member(directory, client_broker)
-        else:
-            await bob_becomes_a_committer_of_tzdata(directory, client_broker)
-        amqp_proxy.set_cut(False)
-        await eventually(lambda: notified() == after, timeout=60)
-        message_id = await publish(client_broker, TZDATA_EDIT)
-        items = await work_items(client_broker, consumer_settings, "email", len(after))
-        assert {(i.message.id, i.address) for i in items} == {(message_id, a) for a in after}
+        async with _running_through(
+            amqp_proxy, amqp_url, consumer_settings, cached, sessionmaker
+        ) as consumer:
+
+            def notified() -> set[str]:
+                return {match.address for match in consumer.index.match(parse_message(TZDATA_EDIT))}
+
+            assert notified() == before
+            amqp_proxy.set_cut(True)
+            if change == "membership":
+                await python_sig_loses_its_last_member(directory, client_broker)
+            else:
+                await bob_becomes_a_committer_of_tzdata(directory, client_broker)
+            amqp_proxy.set_cut(False)
+            await eventually(lambda: notified() == after, timeout=60)
+            message_id = await publish(client_broker, TZDATA_EDIT)
+            items = await work_items(client_broker, consumer_settings, "email", len(after))
+            assert {(i.message.id, i.address) for i in items} == {(message_id, a) for a in after}
     finally:
         amqp_proxy.set_cut(False)
-        await consumer.stop()
-        await asyncio.wait_for(running, 30)
         await cached.cache.close()
 
 
+@contextlib.asynccontextmanager
 async def _running_through(
     proxy: Proxy,
     amqp_url: str,
     settings: Settings,
     directory: SwitchableDirectory | CachedDirectory,
     sessionmaker: async_sessionmaker[AsyncSession],
-) -> tuple[Consumer, asyncio.Task[None]]:
-    """A consumer started and running, its bus connection through the proxy."""
+) -> AsyncIterator[Consumer]:
+    """A consumer started and running, its bus connection through the proxy; stopped after."""
     consumer = Consumer(
         settings,
         directory=directory,  # type: ignore[arg-type]
@@ -337,7 +333,12 @@ async def _running_through(
         name="control gap test",
     )
     await consumer.start()
-    return consumer, asyncio.create_task(consumer.run())
+    running = asyncio.create_task(consumer.run())
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(running, 30)
 
 
 async def _announced(
