@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     """Cancel `task` (if any) and wait until it has ended; its cancellation is not raised here,
-    an error it ended with is, and so is a cancellation of the caller meanwhile."""
+    an error it ended with is."""
     if task is None:
         return
-    current = asyncio.current_task()
-    # A caller already being stopped (cleaning up) counts its stop from before: only a new one
-    # is its own to raise.
-    stops = current.cancelling() if current is not None else 0
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        if current is not None and current.cancelling() > stops:
-            raise

@@ -1,4 +1,4 @@
-"""Ending a component's own task: the component's stop must not swallow a stop of its own."""
+"""Ending a component's own task (fmn.core.tasks.cancel_and_wait)."""
 
 from __future__ import annotations
 
@@ -32,25 +32,6 @@ async def test_an_error_the_task_ended_with_is_raised() -> None:
     await asyncio.sleep(0)
     with pytest.raises(LookupError):
         await cancel_and_wait(task)
-
-
-async def test_a_caller_cancelled_while_it_waits_is_cancelled() -> None:
-    """A stop that arrives while a component waits for its task must stop the component,
-    not be taken for the task's own cancellation."""
-    went_on = asyncio.Event()
-
-    async def component() -> None:
-        task = asyncio.create_task(_slow_to_end())
-        await asyncio.sleep(0)  # the task runs until its sleep
-        await cancel_and_wait(task)
-        went_on.set()  # what a component does after its task ended: must not run
-
-    caller = asyncio.create_task(component())
-    await asyncio.sleep(0.05)
-    caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
-    assert not went_on.is_set()
 
 
 async def test_a_caller_cleaning_up_after_its_stop_ends_its_tasks_and_goes_on() -> None:
